@@ -1,0 +1,309 @@
+"""The experiment file: one YAML document that describes a whole search.
+
+Everything here is plain data (picklable, comparable, writable back to YAML) so that a trial
+can be rebuilt in another process, or on another machine, from the configuration alone.
+Validation happens here, before anything touches the tracking store.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from .errors import ConfigError
+from .space import PARAMETERS, OptimizationValue, SearchSpace, check_parameter_name, coerce_value
+
+TASKS = ("sequence_tagging", "text_classification")
+ALGORITHMS = ("tpe", "rand", "anneal", "atpe")
+CORPUS_FORMATS = ("column", "fasttext")
+
+#: Training arguments the search sets itself; a user who passes them would break the trial.
+RESERVED_TRAINING_ARGUMENTS = {
+    "base_path": "model files go to a temporary folder",
+    "max_epochs": "set max_epochs at the top level",
+    "plugins": "the search attaches its own plugins",
+    "train_with_dev": "a search needs the dev split to score trials",
+    "train_with_test": "the test split is never trained on",
+    "monitor_test": "set evaluate_test at the top level",
+    "save_final_model": "model files of trials are not kept",
+    "use_final_model_for_eval": "set by the search",
+    "create_file_logs": "set by the search",
+    "create_loss_file": "set by the search",
+    "epoch": "trials start from scratch",
+    "multi_gpu": "not supported in a search",
+}
+
+
+@dataclass
+class CorpusConfig:
+    """Where the data comes from: a Flair dataset by name, or a local folder."""
+
+    name: str | None = None
+    arguments: dict[str, Any] = field(default_factory=dict)
+    folder: str | None = None
+    format: str = "column"
+    column_format: dict[int, str] | None = None
+    train_file: str | None = None
+    dev_file: str | None = None
+    test_file: str | None = None
+
+    def describe(self) -> str:
+        return self.name if self.name else f"{self.format}:{self.folder}"
+
+
+@dataclass
+class ExperimentConfig:
+    """One search, as written in the experiment file (after command-line overrides)."""
+
+    task: str
+    corpus: CorpusConfig
+    label_type: str
+    search_space: dict[str, Any] = field(default_factory=dict)
+    fixed: dict[str, Any] = field(default_factory=dict)
+    multi_label: bool = False
+    downsample: float = 1.0
+    max_epochs: int = 10
+    training_runs: int = 1
+    max_evals: int = 10
+    optimization_value: str = "dev_score"
+    algorithm: str = "tpe"
+    seed: int | None = None
+    experiment: str | None = None
+    evaluate_test: bool = False
+
+    # -- reading and writing ------------------------------------------------------------------
+    @classmethod
+    def from_file(cls, path: str | Path, overrides: Mapping[str, Any] | None = None) -> "ExperimentConfig":
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError("config", f"experiment file '{path}' does not exist")
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark is not None else ""
+            raise ConfigError("config", f"'{path}' is not valid YAML{where}") from None
+        except UnicodeDecodeError:
+            raise ConfigError("config", f"'{path}' is not a UTF-8 text file") from None
+        if not isinstance(data, Mapping):
+            raise ConfigError("config", f"'{path}' must hold a mapping of settings, not {type(data).__name__}")
+        config = cls.from_dict(data, overrides)
+        # a relative corpus folder is relative to the experiment file, as a user reads it
+        if config.corpus.folder and not Path(config.corpus.folder).is_absolute():
+            candidate = (path.parent / config.corpus.folder).resolve()
+            if candidate.exists() or not Path(config.corpus.folder).exists():
+                config.corpus.folder = str(candidate)
+        return config
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> "ExperimentConfig":
+        data = dict(data)
+        for key, value in (overrides or {}).items():
+            if value is not None:
+                if key not in _TOP_LEVEL_OVERRIDES:
+                    raise ConfigError(key, "cannot be overridden from the command line")
+                data[key] = value
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(unknown[0], f"unknown setting; known settings: {', '.join(sorted(known))}")
+        for required in ("task", "corpus", "label_type"):
+            if data.get(required) in (None, ""):
+                raise ConfigError(required, "is required")
+        data["corpus"] = _corpus_from(data["corpus"])
+        config = cls(**data)
+        config.validate()
+        return config
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        corpus = {k: v for k, v in data["corpus"].items() if v not in (None, {}, "column") or k == "name"}
+        if self.corpus.format != "column":
+            corpus["format"] = self.corpus.format
+        data["corpus"] = {k: v for k, v in corpus.items() if v is not None}
+        return data
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    # -- validation ---------------------------------------------------------------------------
+    def validate(self) -> None:
+        """Check every setting that can be checked without loading data."""
+        if self.task not in TASKS:
+            raise ConfigError("task", f"must be one of {', '.join(TASKS)}, not {self.task!r}")
+        if not isinstance(self.label_type, str) or not self.label_type:
+            raise ConfigError("label_type", "must be a non-empty string")
+        self.multi_label = _typed("multi_label", self.multi_label, bool)
+        self.evaluate_test = _typed("evaluate_test", self.evaluate_test, bool)
+        self.max_epochs = _positive_int("max_epochs", self.max_epochs)
+        self.training_runs = _positive_int("training_runs", self.training_runs)
+        self.max_evals = _positive_int("max_evals", self.max_evals)
+        if self.seed is not None:
+            self.seed = _typed("seed", self.seed, int)
+        self.downsample = _typed("downsample", self.downsample, float)
+        if not 0.0 < self.downsample <= 1.0:
+            raise ConfigError("downsample", f"must be a fraction in (0, 1], not {self.downsample}")
+        self.optimization_value = OptimizationValue.parse(self.optimization_value).config_name
+        self.algorithm = str(self.algorithm).lower()
+        if self.algorithm not in ALGORITHMS:
+            raise ConfigError("algorithm", f"must be one of {', '.join(ALGORITHMS)}, not {self.algorithm!r}")
+        if self.experiment is not None and not str(self.experiment).strip():
+            raise ConfigError("experiment", "must not be empty")
+        if self.task == "sequence_tagging" and self.multi_label:
+            raise ConfigError("multi_label", "only applies to text_classification")
+        _validate_corpus(self.corpus)
+
+        if not isinstance(self.search_space, Mapping):
+            raise ConfigError("search_space", "must be a mapping from parameter name to expression")
+        if not isinstance(self.fixed, Mapping):
+            raise ConfigError("fixed", "must be a mapping from parameter name to value")
+        if not self.search_space:
+            raise ConfigError("search_space", "is empty: name at least one parameter to search")
+        SearchSpace.from_config(self.search_space, self.task)  # raises on bad names or expressions
+        both = sorted(set(self.search_space) & set(self.fixed))
+        if both:
+            raise ConfigError(f"fixed.{both[0]}", "is also in search_space; keep it in one place")
+        self.fixed = {name: _check_fixed(name, value, self.task) for name, value in self.fixed.items()}
+        if self.task == "sequence_tagging" and "embeddings" not in self.parameter_names:
+            raise ConfigError("search_space", "sequence_tagging needs 'embeddings' in search_space or fixed")
+        if self.task == "text_classification" and not (
+            {"transformer_model", "document_embeddings", "embeddings"} & set(self.parameter_names)
+        ):
+            raise ConfigError(
+                "search_space",
+                "text_classification needs 'transformer_model', 'document_embeddings' or 'embeddings'",
+            )
+
+    @property
+    def parameter_names(self) -> list[str]:
+        """Every parameter a trial logs: the searched ones, then the fixed ones."""
+        return list(self.search_space) + [n for n in self.fixed if n not in self.search_space]
+
+    def build_space(self) -> SearchSpace:
+        return SearchSpace.from_config(self.search_space, self.task)
+
+    @property
+    def objective(self) -> OptimizationValue:
+        return OptimizationValue.parse(self.optimization_value)
+
+
+_TOP_LEVEL_OVERRIDES = {
+    "max_epochs",
+    "training_runs",
+    "max_evals",
+    "optimization_value",
+    "algorithm",
+    "seed",
+    "experiment",
+    "downsample",
+    "evaluate_test",
+    "label_type",
+}
+
+
+def _typed(name: str, value: Any, kind: type) -> Any:
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        raise ConfigError(name, f"must be true or false, not {value!r}")
+    if kind is int:
+        if isinstance(value, bool):
+            raise ConfigError(name, f"must be an integer, not {value!r}")
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+        if isinstance(value, int):
+            return value
+        raise ConfigError(name, f"must be an integer, not {value!r}")
+    if kind is float:
+        if isinstance(value, bool):
+            raise ConfigError(name, f"must be a number, not {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(name, f"must be a number, not {value!r}") from None
+    return value
+
+
+def _positive_int(name: str, value: Any) -> int:
+    value = _typed(name, value, int)
+    if value < 1:
+        raise ConfigError(name, f"must be at least 1, not {value}")
+    return value
+
+
+def _corpus_from(value: Any) -> CorpusConfig:
+    if isinstance(value, CorpusConfig):
+        return value
+    if isinstance(value, str):
+        return CorpusConfig(name=value)
+    if not isinstance(value, Mapping):
+        raise ConfigError("corpus", "must be a dataset name or a mapping with 'name' or 'folder'")
+    known = {f.name for f in dataclasses.fields(CorpusConfig)}
+    unknown = sorted(set(value) - known)
+    if unknown:
+        raise ConfigError(f"corpus.{unknown[0]}", f"unknown setting; known: {', '.join(sorted(known))}")
+    data = dict(value)
+    if data.get("column_format") is not None:
+        if not isinstance(data["column_format"], Mapping):
+            raise ConfigError("corpus.column_format", "must map column numbers to names, e.g. {0: text, 1: ner}")
+        try:
+            data["column_format"] = {int(k): str(v) for k, v in data["column_format"].items()}
+        except (TypeError, ValueError):
+            raise ConfigError("corpus.column_format", "keys must be column numbers") from None
+    if data.get("arguments") is None:
+        data["arguments"] = {}
+    return CorpusConfig(**data)
+
+
+def _validate_corpus(corpus: CorpusConfig) -> None:
+    if bool(corpus.name) == bool(corpus.folder):
+        raise ConfigError("corpus", "give either 'name' (a Flair dataset) or 'folder' (local files), not both")
+    if not isinstance(corpus.arguments, Mapping):
+        raise ConfigError("corpus.arguments", "must be a mapping of keyword arguments")
+    if corpus.format not in CORPUS_FORMATS:
+        raise ConfigError("corpus.format", f"must be one of {', '.join(CORPUS_FORMATS)}, not {corpus.format!r}")
+    if corpus.folder:
+        folder = Path(corpus.folder)
+        if not folder.is_dir():
+            raise ConfigError("corpus.folder", f"folder '{folder}' does not exist")
+        if corpus.format == "column" and not corpus.column_format:
+            raise ConfigError("corpus.column_format", "is required for a column corpus, e.g. {0: text, 1: ner}")
+        for name in ("train_file", "dev_file", "test_file"):
+            file_name = getattr(corpus, name)
+            if file_name and not (folder / file_name).is_file():
+                raise ConfigError(f"corpus.{name}", f"'{folder / file_name}' does not exist")
+
+
+def _training_argument_names() -> set[str]:
+    from flair.trainers import ModelTrainer
+
+    names: set[str] = set()
+    for method in (ModelTrainer.train, ModelTrainer.fine_tune, ModelTrainer.train_custom):
+        names |= {p for p in inspect.signature(method).parameters if p not in ("self", "kwargs")}
+    return names
+
+
+def _check_fixed(name: str, value: Any, task: str) -> Any:
+    field_name = f"fixed.{name}"
+    if name in RESERVED_TRAINING_ARGUMENTS:
+        raise ConfigError(field_name, f"cannot be fixed: {RESERVED_TRAINING_ARGUMENTS[name]}")
+    if name in PARAMETERS:
+        check_parameter_name(name, task, field_name)
+        if isinstance(value, list) and name not in ("betas", "layers", "embeddings"):
+            raise ConfigError(field_name, "a fixed parameter takes one value; put alternatives in search_space")
+        return coerce_value(name, value, field_name)
+    if name in _training_argument_names():
+        return value
+    raise ConfigError(field_name, f"unknown parameter '{name}': not a search parameter nor a Flair training argument")

@@ -1,0 +1,304 @@
+"""One trial of a search: train ``training_runs`` fresh models with one configuration, score them.
+
+A :class:`TrialRunner` holds only plain settings and a way to get the corpus, and it writes its
+own child run through explicit run ids; pickled into another process (a Spark task, say) it
+runs the same trial the driver would have run.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .config import ExperimentConfig
+from .embeddings import EmbeddingFactory
+from .errors import ConfigError
+from .models import build_model, training_arguments
+from .space import OptimizationValue, coerce_value
+from .tracking import MLflowLoggerPlugin, RunWriter
+
+log = logging.getLogger("flair_mlflow")
+
+#: Flair's old ``EvaluationMetric`` values and the ``main_evaluation_metric`` they mean today.
+EVALUATION_METRICS = {
+    "micro-average f1-score": ("micro avg", "f1-score"),
+    "macro-average f1-score": ("macro avg", "f1-score"),
+    "micro-average accuracy": ("micro avg", "accuracy"),
+    "macro-average accuracy": ("macro avg", "accuracy"),
+}
+LAST_EPOCHS_SCORED = 3
+
+
+@dataclass
+class TrialSettings:
+    """What every trial of one search shares; plain data so it pickles."""
+
+    task: str
+    label_type: str
+    max_epochs: int
+    training_runs: int
+    optimization_value: str = "dev_score"
+    multi_label: bool = False
+    fixed: dict[str, Any] = field(default_factory=dict)
+    parameter_names: list[str] = field(default_factory=list)
+    seed: int | None = None
+    evaluate_test: bool = False
+    main_evaluation_metric: tuple[str, str] = ("micro avg", "f1-score")
+    tracking_uri: str | None = None
+    experiment_id: str | None = None
+    parent_run_id: str | None = None
+    quiet: bool = True
+
+    @classmethod
+    def from_config(cls, config: ExperimentConfig, **extra: Any) -> "TrialSettings":
+        return cls(
+            task=config.task,
+            label_type=config.label_type,
+            max_epochs=config.max_epochs,
+            training_runs=config.training_runs,
+            optimization_value=config.optimization_value,
+            multi_label=config.multi_label,
+            fixed=dict(config.fixed),
+            parameter_names=config.parameter_names,
+            seed=config.seed,
+            evaluate_test=config.evaluate_test,
+            **extra,
+        )
+
+    @property
+    def objective(self) -> OptimizationValue:
+        return OptimizationValue.parse(self.optimization_value)
+
+
+@dataclass
+class TrialOutcome:
+    """The result of one trial, as the search and MLflow see it."""
+
+    number: int
+    params: dict[str, Any]
+    status: str = "ok"  # "ok" or "fail"
+    run_id: str | None = None
+    run_scores: list[float] = field(default_factory=list)
+    final_score: float = math.nan
+    final_variance: float = math.nan
+    loss: float = math.nan
+    test_score: float | None = None
+    error: str | None = None
+    duration_s: float = 0.0
+
+    def hyperopt_result(self) -> dict[str, Any]:
+        from hyperopt import STATUS_FAIL, STATUS_OK
+
+        if self.status != "ok":
+            return {"status": STATUS_FAIL, "failure": self.error, "trial_number": self.number, "run_id": self.run_id}
+        return {
+            "status": STATUS_OK,
+            "loss": self.loss,
+            "loss_variance": self.final_variance,
+            "final_score": self.final_score,
+            "trial_number": self.number,
+            "run_id": self.run_id,
+        }
+
+
+def score_of_training_run(history: list[float]) -> float:
+    """A training run's score: the mean of its last three epochs, which damps a lucky last epoch."""
+    if not history:
+        return math.nan
+    last = history[-LAST_EPOCHS_SCORED:]
+    return float(sum(last) / len(last))
+
+
+class TrialRunner:
+    """Runs trials from their sampled parameters; callable wherever the corpus can be had.
+
+    ``corpus_source`` is an :class:`ExperimentConfig` (the corpus is loaded in the process that
+    runs the trial, once per process) or a Flair ``Corpus`` given through the Python API.
+    """
+
+    def __init__(self, settings: TrialSettings, corpus_source: Any) -> None:
+        self.settings = settings
+        self.corpus_source = corpus_source
+        self._corpus = None
+        self._label_dictionary = None
+        self._factory: EmbeddingFactory | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        if isinstance(self.corpus_source, ExperimentConfig):
+            state.update(_corpus=None, _label_dictionary=None)
+        state["_factory"] = None  # frozen embeddings are rebuilt once in the receiving process
+        return state
+
+    # -- the corpus and shared resources ------------------------------------------------------
+    @property
+    def corpus(self):
+        if self._corpus is None:
+            from .corpora import check_corpus, load_for_experiment, without_test
+
+            if isinstance(self.corpus_source, ExperimentConfig):
+                full = load_for_experiment(self.corpus_source)
+            else:
+                full = self.corpus_source
+            check_corpus(full, self.settings.label_type)
+            self._corpus = full if self.settings.evaluate_test else without_test(full)
+        return self._corpus
+
+    @property
+    def label_dictionary(self):
+        if self._label_dictionary is None:
+            self._label_dictionary = self.corpus.make_label_dictionary(self.settings.label_type, add_unk=False)
+        return self._label_dictionary
+
+    @property
+    def factory(self) -> EmbeddingFactory:
+        if self._factory is None:
+            self._factory = EmbeddingFactory(self.corpus)
+        return self._factory
+
+    # -- one trial ---------------------------------------------------------------------------
+    def trial_params(self, sampled: dict[str, Any]) -> dict[str, Any]:
+        """The trial's real parameter values: fixed ones, then sampled ones, each of its true type."""
+        params = {name: coerce_value(name, value, f"search_space.{name}") for name, value in sampled.items()}
+        for name, value in self.settings.fixed.items():
+            params.setdefault(name, value)
+        return params
+
+    def logged_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        names = self.settings.parameter_names or list(params)
+        return {name: params.get(name) for name in names}
+
+    def __call__(self, number: int, sampled: dict[str, Any]) -> TrialOutcome:
+        return self.run(number, sampled)
+
+    def run(self, number: int, sampled: dict[str, Any]) -> TrialOutcome:
+        started = time.time()
+        params = self.trial_params(sampled)
+        outcome = TrialOutcome(number=number, params=params)
+        writer = RunWriter(self.settings.tracking_uri) if self.settings.parent_run_id else None
+        if writer is not None:
+            outcome.run_id = writer.create_child(
+                self.settings.experiment_id,
+                self.settings.parent_run_id,
+                f"trial-{number:03d}",
+                tags={"flair_mlflow.trial_number": str(number), "flair_mlflow.task": self.settings.task},
+            )
+            writer.log_params(outcome.run_id, self.logged_params(params))
+        try:
+            with _quiet_flair(self.settings.quiet):
+                self._train_and_score(number, params, outcome, writer)
+            if not math.isfinite(outcome.final_score):
+                raise FloatingPointError(f"the {self.settings.objective.config_name} is not a number (NaN)")
+        except ConfigError:
+            if writer is not None:
+                writer.end(outcome.run_id, "FAILED")
+            raise
+        except KeyboardInterrupt:
+            if writer is not None:
+                writer.set_tags(outcome.run_id, {"flair_mlflow.status": "killed"})
+                writer.end(outcome.run_id, "KILLED")
+            raise
+        except Exception as error:  # the trial fails; the search goes on
+            outcome.status = "fail"
+            outcome.error = f"{type(error).__name__}: {error}"
+            log.warning("trial %d failed: %s", number, outcome.error)
+            if writer is not None:
+                writer.set_tags(
+                    outcome.run_id,
+                    {"error.class": type(error).__name__, "error.message": str(error)[:5000]},
+                )
+                writer.log_text(outcome.run_id, traceback.format_exc(), "traceback.txt")
+                writer.end(outcome.run_id, "FAILED")
+        else:
+            if writer is not None:
+                writer.end(outcome.run_id, "FINISHED")
+        outcome.duration_s = time.time() - started
+        return outcome
+
+    def _train_and_score(self, number: int, params: dict[str, Any], outcome: TrialOutcome,
+                         writer: RunWriter | None) -> None:  # fmt: skip
+        import flair
+        from flair.trainers import ModelTrainer
+
+        settings = self.settings
+        objective = settings.objective
+        history_key = "dev_score" if objective is OptimizationValue.DEV_SCORE else "dev_loss"
+        arguments = training_arguments(settings.task, params)
+        test_scores = []
+        for index in range(settings.training_runs):
+            if settings.seed is not None:
+                flair.set_seed(settings.seed + 1000 * number + index)
+            model = build_model(
+                settings.task, params, settings.label_type, self.label_dictionary, self.factory, settings.multi_label
+            )
+            trainer = ModelTrainer(model, self.corpus)
+            plugin = MLflowLoggerPlugin(
+                run_id=outcome.run_id,
+                prefix=f"run_{index + 1}/",
+                log_params=False,
+                client=writer.client if writer else None,
+                enabled=writer is not None,
+            )
+            with tempfile.TemporaryDirectory(prefix="flair-mlflow-trial-") as base_path:
+                result = getattr(trainer, arguments.method)(
+                    base_path,
+                    max_epochs=settings.max_epochs,
+                    plugins=[plugin],
+                    save_final_model=False,
+                    use_final_model_for_eval=True,
+                    create_file_logs=False,
+                    create_loss_file=False,
+                    main_evaluation_metric=settings.main_evaluation_metric,
+                    **arguments.arguments,
+                )
+            run_score = score_of_training_run(plugin.history[history_key])
+            outcome.run_scores.append(run_score)
+            metrics = {f"run_{index + 1}/score": run_score}
+            if settings.evaluate_test and result.get("test_score") is not None:
+                test_scores.append(float(result["test_score"]))
+                metrics[f"run_{index + 1}/test_score"] = test_scores[-1]
+            if writer is not None:
+                writer.log_metrics(outcome.run_id, metrics)
+            for sentence in self.corpus.get_all_sentences():
+                sentence.clear_embeddings()
+            del model, trainer
+            if not math.isfinite(run_score):
+                break
+
+        scores = np.array(outcome.run_scores, dtype=float)
+        outcome.final_score = float(scores.mean())
+        outcome.final_variance = float(scores.var())
+        outcome.loss = 1.0 - outcome.final_score if objective is OptimizationValue.DEV_SCORE else outcome.final_score
+        if test_scores:
+            outcome.test_score = float(np.mean(test_scores))
+        if writer is not None:
+            final = {"final_score": outcome.final_score, "final_variance": outcome.final_variance, "loss": outcome.loss}
+            if outcome.test_score is not None:
+                final["test_score"] = outcome.test_score
+            if math.isfinite(outcome.final_score):
+                writer.log_metrics(outcome.run_id, final)
+
+
+class _quiet_flair:
+    """Keeps Flair's per-batch log lines out of the way of the search's progress bar."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.level = logging.NOTSET
+
+    def __enter__(self) -> None:
+        if self.quiet:
+            flair_log = logging.getLogger("flair")
+            self.level = flair_log.level
+            flair_log.setLevel(logging.WARNING)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.quiet:
+            logging.getLogger("flair").setLevel(self.level)

@@ -1,0 +1,119 @@
+"""The files a search leaves on its parent run: param_selection.txt, trials.csv, best_params.yaml, a plot."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+
+from .objective import TrialOutcome
+from .space import OptimizationValue
+from .tracking import param_value
+
+
+def _plain(value: Any) -> Any:
+    """A YAML-friendly real value: numbers and booleans stay typed, objects become their spec."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, tuple)) and all(isinstance(v, (int, float)) for v in value):
+        return [float(v) if isinstance(v, float) else int(v) for v in value]
+    return param_value(value)
+
+
+def best_outcome(outcomes: Sequence[TrialOutcome]) -> TrialOutcome | None:
+    finished = [o for o in outcomes if o.status == "ok" and math.isfinite(o.loss)]
+    return min(finished, key=lambda o: (o.loss, o.number)) if finished else None
+
+
+def param_selection_text(outcomes: Sequence[TrialOutcome], objective: OptimizationValue, finished: bool) -> str:
+    """Flair's old ``param_selection.txt``: one block per evaluation run, values not indices."""
+    lines: list[str] = []
+    for outcome in outcomes:
+        lines.append(f"evaluation run {outcome.number}")
+        for name, value in outcome.params.items():
+            lines.append(f"\t{name}: {param_value(value)}")
+        if outcome.status == "ok":
+            lines.append(f"{objective.value}: {outcome.final_score}")
+            lines.append(f"variance: {outcome.final_variance}")
+            if outcome.test_score is not None:
+                lines.append(f"test_score: {outcome.test_score}")
+        else:
+            lines.append(f"failed: {outcome.error}")
+        lines.append("-" * 100)
+    best = best_outcome(outcomes)
+    if finished and best is not None:
+        lines.append("best parameter combination")
+        for name, value in best.params.items():
+            lines.append(f"\t{name}: {param_value(value)}")
+        lines.append(f"{objective.value}: {best.final_score}")
+    return "\n".join(lines) + "\n"
+
+
+def trials_csv(outcomes: Sequence[TrialOutcome], parameter_names: Sequence[str]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(
+        ["trial", "run_id", "status", "final_score", "final_variance", "loss", "duration_s", *parameter_names, "error"]
+    )
+    for o in outcomes:
+        writer.writerow(
+            [o.number, o.run_id or "", o.status, o.final_score, o.final_variance, o.loss, round(o.duration_s, 2)]
+            + [param_value(o.params.get(name)) for name in parameter_names]
+            + [o.error or ""]
+        )
+    return buffer.getvalue()
+
+
+def best_params_yaml(best: TrialOutcome, objective: OptimizationValue, parameter_names: Sequence[str]) -> str:
+    """The best configuration as real values, ready to paste under ``fixed:`` of a new experiment."""
+    header = (
+        f"# best trial {best.number} (run {best.run_id}): {objective.config_name} = {best.final_score}\n"
+        "# usable as the 'fixed' section of a new experiment file\n"
+    )
+    values = {name: _plain(best.params.get(name)) for name in parameter_names if best.params.get(name) is not None}
+    return header + yaml.safe_dump(values, sort_keys=False)
+
+
+def plot_trials(outcomes: Sequence[TrialOutcome], objective: OptimizationValue, path: Path) -> Path:
+    """Score per trial with the best so far; drawn off-screen (Agg), never opening a window."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(8, 4.5), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot(1, 1, 1)
+    maximise = objective is OptimizationValue.DEV_SCORE
+    numbers, scores, best_so_far = [], [], []
+    best = None
+    for o in outcomes:
+        if o.status != "ok" or not math.isfinite(o.final_score):
+            continue
+        numbers.append(o.number)
+        scores.append(o.final_score)
+        if best is None or (o.final_score > best if maximise else o.final_score < best):
+            best = o.final_score
+        best_so_far.append(best)
+    failed = [o.number for o in outcomes if o.status != "ok"]
+    axes.plot(numbers, scores, "o", label=f"trial {objective.config_name}")
+    axes.step(numbers, best_so_far, where="post", label="best so far")
+    if failed:
+        bottom = min(scores) if scores else 0.0
+        axes.plot(failed, [bottom] * len(failed), "x", color="red", label="failed")
+    axes.set_xlabel("trial")
+    axes.set_ylabel(objective.config_name)
+    axes.set_title("search progress")
+    axes.grid(True, alpha=0.3)
+    axes.legend(loc="best")
+    figure.tight_layout()
+    figure.savefig(path)
+    return path

@@ -1,0 +1,321 @@
+"""A hyperopt search whose trials are nested MLflow runs under one parent run per search.
+
+Order matters here: everything that can be wrong with the input (settings, search space,
+corpus, label type, embeddings) is checked before the first run is created, so a bad
+experiment leaves nothing half-written in the tracking store.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import mlflow
+import numpy as np
+
+from .config import ExperimentConfig
+from .errors import ConfigError
+from .objective import TrialOutcome, TrialRunner, TrialSettings
+from .reports import best_outcome, best_params_yaml, param_selection_text, plot_trials, trials_csv
+from .space import SearchSpace
+from .tracking import RunWriter, experiment_id_for
+
+log = logging.getLogger("flair_mlflow")
+
+PARENT_TAG = "flair_mlflow.search"
+
+
+def algorithm_suggest(name: str) -> Callable:
+    """hyperopt's suggest function for ``tpe``, ``rand``, ``anneal`` or ``atpe``."""
+    import hyperopt
+
+    if name == "atpe":
+        try:
+            from hyperopt import atpe
+
+            return atpe.suggest
+        except ImportError:
+            raise ConfigError(
+                "algorithm", "'atpe' needs lightgbm and scikit-learn: pip install 'flair-mlflow[atpe]'"
+            ) from None
+    try:
+        return {"tpe": hyperopt.tpe.suggest, "rand": hyperopt.rand.suggest, "anneal": hyperopt.anneal.suggest}[name]
+    except KeyError:
+        raise ConfigError("algorithm", f"must be tpe, rand, anneal or atpe, not {name!r}") from None
+
+
+@dataclass
+class SearchResult:
+    """What a finished search found, with the ids to find it again in MLflow."""
+
+    parent_run_id: str
+    experiment_id: str
+    outcomes: list[TrialOutcome] = field(default_factory=list)
+
+    @property
+    def best(self) -> TrialOutcome | None:
+        return best_outcome(self.outcomes)
+
+    @property
+    def best_params(self) -> dict[str, Any]:
+        return dict(self.best.params) if self.best else {}
+
+    @property
+    def best_score(self) -> float:
+        return self.best.final_score if self.best else math.nan
+
+    @property
+    def failed(self) -> int:
+        return sum(1 for o in self.outcomes if o.status != "ok")
+
+
+def check_embeddings(config: ExperimentConfig, corpus) -> None:
+    """Build every embedding the experiment names once, so one that cannot load fails early."""
+    from .embeddings import EmbeddingFactory
+
+    factory = EmbeddingFactory(corpus)
+    for name in ("embeddings", "transformer_model", "document_embeddings"):
+        values: list[Any] = []
+        if name in config.fixed:
+            values.append(config.fixed[name])
+        spec = config.search_space.get(name)
+        if isinstance(spec, Mapping):
+            kind, arguments = next(iter(spec.items()))
+            options = arguments.get("options", arguments.get("p_options")) if isinstance(arguments, Mapping) else arguments
+            if kind == "pchoice":
+                options = [pair[1] for pair in options]
+            values.extend(options if isinstance(options, list) else [])
+        for value in values:
+            field_name = f"fixed.{name}" if name in config.fixed else f"search_space.{name}"
+            try:
+                factory.check(value, name, config.task, dict(config.fixed))
+            except ConfigError as error:
+                raise type(error)(field_name, error.problem) from error
+
+
+class Search:
+    """One search: validated input, a parent run, hyperopt, and the reports at the end.
+
+    Use :func:`run_search` for the common case; this class exists for callers (the tutorial's
+    selectors, the CLI) that supply their own corpus or hyperopt space.
+    """
+
+    def __init__(self, config: ExperimentConfig, *, corpus: Any = None, space: Mapping[str, Any] | None = None,
+                 tracking_uri: str | None = None, config_path: str | Path | None = None,
+                 run_name: str | None = None, base_path: str | Path | None = None, show_progress: bool = True,
+                 quiet: bool = True, main_evaluation_metric: tuple[str, str] = ("micro avg", "f1-score")) -> None:  # fmt: skip
+        self.config = config
+        self.corpus = corpus
+        self.space = dict(space) if space is not None else None
+        self.tracking_uri = tracking_uri
+        self.config_path = Path(config_path) if config_path else None
+        self.run_name = run_name
+        self.base_path = Path(base_path) if base_path else None
+        self.show_progress = show_progress
+        self.quiet = quiet
+        self.main_evaluation_metric = main_evaluation_metric
+        self.outcomes: list[TrialOutcome] = []
+
+    # -- before any run exists -----------------------------------------------------------------
+    def prepare(self) -> TrialRunner:
+        """Validate everything and load the corpus; raises ConfigError and creates nothing."""
+        from .corpora import check_corpus, load_for_experiment
+
+        if self.space is None:
+            self.space = self.config.build_space().get_search_space()
+        if not self.space:
+            raise ConfigError("search_space", "is empty: name at least one parameter to search")
+        corpus = self.corpus if self.corpus is not None else load_for_experiment(self.config)
+        check_corpus(corpus, self.config.label_type)
+        if self.corpus is None:
+            check_embeddings(self.config, corpus)
+        if self.tracking_uri:
+            mlflow.set_tracking_uri(self.tracking_uri)
+        self.tracking_uri = mlflow.get_tracking_uri()
+        self.writer = RunWriter(self.tracking_uri)
+        _check_tracking_reachable(self.writer)
+        settings = TrialSettings.from_config(
+            self.config, tracking_uri=self.tracking_uri, quiet=self.quiet,
+            main_evaluation_metric=self.main_evaluation_metric,
+        )  # fmt: skip
+        settings.parameter_names = list(self.space) + [n for n in self.config.fixed if n not in self.space]
+        runner = TrialRunner(settings, self.config if self.corpus is None else corpus)
+        if self.corpus is None:
+            runner._corpus = None  # loaded through the per-process cache on first use
+        return runner
+
+    # -- the search ----------------------------------------------------------------------------
+    def run(self) -> SearchResult:
+        import hyperopt
+        from tqdm.auto import tqdm
+
+        runner = self.prepare()
+        suggest = algorithm_suggest(self.config.algorithm)
+        parent_run_id, experiment_id, created = self._start_parent()
+        runner.settings.parent_run_id = parent_run_id
+        runner.settings.experiment_id = experiment_id
+        objective_kind = self.config.objective
+        maximise = self.config.optimization_value == "dev_score"
+        progress = tqdm(total=self.config.max_evals, desc="trials", unit="trial", disable=not self.show_progress)
+
+        def objective(sampled: dict[str, Any]) -> dict[str, Any]:
+            number = len(self.outcomes) + 1
+            outcome = runner.run(number, sampled)
+            self.outcomes.append(outcome)
+            self._after_trial(parent_run_id, outcome)
+            best = best_outcome(self.outcomes)
+            progress.update(1)
+            if best is not None:
+                progress.set_postfix({f"best {objective_kind.config_name}": f"{best.final_score:.4f}"})
+            return outcome.hyperopt_result()
+
+        trials = hyperopt.Trials()
+        status = "FINISHED"
+        try:
+            hyperopt.fmin(
+                fn=objective,
+                space=self.space,
+                algo=suggest,
+                max_evals=self.config.max_evals,
+                trials=trials,
+                rstate=np.random.default_rng(self.config.seed) if self.config.seed is not None else None,
+                show_progressbar=False,
+                catch_eval_exceptions=False,
+            )
+        except hyperopt.exceptions.AllTrialsFailed:
+            status = "FAILED"
+        except KeyboardInterrupt:
+            status = "KILLED"
+            raise
+        except BaseException:
+            status = "FAILED"
+            raise
+        finally:
+            progress.close()
+            self._finish_parent(parent_run_id, status, created, maximise)
+        result = SearchResult(parent_run_id, experiment_id, list(self.outcomes))
+        if result.best is None:
+            raise SearchFailed(f"all {len(self.outcomes)} trials failed; see the FAILED child runs of {parent_run_id}")
+        return result
+
+    def _start_parent(self) -> tuple[str, str, bool]:
+        """The parent run: the run ``mlflow run`` or the caller already opened, or a new one."""
+        client = self.writer.client
+        active = mlflow.active_run()
+        run_id = os.environ.get("MLFLOW_RUN_ID") or (active.info.run_id if active else None)
+        created = False
+        if run_id:
+            experiment_id = client.get_run(run_id).info.experiment_id
+        else:
+            experiment_id = experiment_id_for(client, self.config.experiment)
+            run = client.create_run(experiment_id, run_name=self.run_name, tags={PARENT_TAG: "true"})
+            run_id = run.info.run_id
+            created = True
+        self.writer.set_tags(run_id, {PARENT_TAG: "true", "flair_mlflow.task": self.config.task})
+        params = {
+            "task": self.config.task,
+            "corpus": self.config.corpus.describe(),
+            "label_type": self.config.label_type,
+            "downsample": self.config.downsample,
+            "max_epochs": self.config.max_epochs,
+            "training_runs": self.config.training_runs,
+            "max_evals": self.config.max_evals,
+            "algorithm": self.config.algorithm,
+            "seed": self.config.seed,
+            "optimization_value": self.config.optimization_value,
+            "evaluate_test": self.config.evaluate_test,
+        }
+        if self.config.task == "text_classification":
+            params["multi_label"] = self.config.multi_label
+        self.writer.log_params(run_id, params)
+        if self.config_path is not None and self.config_path.is_file():
+            self.writer.log_file(run_id, self.config_path)
+        self.writer.log_text(run_id, self.config.to_yaml() if self.config.search_space else _describe_space(self.space, self.config), "experiment_resolved.yaml")
+        return run_id, experiment_id, created
+
+    def _after_trial(self, parent_run_id: str, outcome: TrialOutcome) -> None:
+        text = param_selection_text(self.outcomes, self.config.objective, finished=False)
+        self.writer.log_text(parent_run_id, text, "param_selection.txt")
+        if self.base_path is not None:
+            self.base_path.mkdir(parents=True, exist_ok=True)
+            (self.base_path / "param_selection.txt").write_text(text, encoding="utf-8")
+        metrics = {}
+        if outcome.status == "ok":
+            metrics["trial_score"] = outcome.final_score
+        best = best_outcome(self.outcomes)
+        if best is not None:
+            metrics["best_score_so_far"] = best.final_score
+        if metrics:
+            self.writer.log_metrics(parent_run_id, metrics, step=outcome.number)
+
+    def _finish_parent(self, parent_run_id: str, status: str, created: bool, maximise: bool) -> None:
+        objective = self.config.objective
+        names = list(self.space or {}) + [n for n in self.config.fixed if n not in (self.space or {})]
+        failed = sum(1 for o in self.outcomes if o.status != "ok")
+        self.writer.log_metrics(parent_run_id, {"trials": len(self.outcomes), "failed_trials": failed})
+        text = param_selection_text(self.outcomes, objective, finished=True)
+        self.writer.log_text(parent_run_id, text, "param_selection.txt")
+        if self.base_path is not None:
+            (self.base_path / "param_selection.txt").write_text(text, encoding="utf-8")
+        if self.outcomes:
+            self.writer.log_text(parent_run_id, trials_csv(self.outcomes, names), "trials.csv")
+            with tempfile.TemporaryDirectory() as folder:
+                path = plot_trials(self.outcomes, objective, Path(folder) / "trials.png")
+                self.writer.log_file(parent_run_id, path)
+        best = best_outcome(self.outcomes)
+        if best is not None:
+            self.writer.log_metrics(parent_run_id, {"best_score": best.final_score})
+            self.writer.set_tags(
+                parent_run_id, {"best_trial_run_id": best.run_id or "", "best_trial_number": best.number}
+            )
+            self.writer.log_text(parent_run_id, best_params_yaml(best, objective, names), "best_params.yaml")
+        if created or status != "FINISHED":
+            self.writer.end(parent_run_id, status)
+
+
+class SearchFailed(Exception):
+    """Every trial of a search failed; the message says where to look."""
+
+
+def _describe_space(space: Mapping[str, Any] | None, config: ExperimentConfig) -> str:
+    import yaml
+
+    data = config.to_dict()
+    data["search_space"] = {name: " ".join(str(expression).split())[:500] for name, expression in (space or {}).items()}
+    data["fixed"] = {k: str(v) for k, v in config.fixed.items()}
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def _check_tracking_reachable(writer: RunWriter) -> None:
+    """Fail before the search, in one line, when the tracking server cannot be reached."""
+    try:
+        writer.client.search_experiments(max_results=1)
+    except Exception as error:
+        message = " ".join(str(error).split())[:200]
+        raise ConfigError("tracking_uri", f"cannot reach the tracking store '{writer.tracking_uri}': {message}") from None
+
+
+def run_search(config: ExperimentConfig | str | Path, *, overrides: Mapping[str, Any] | None = None,
+               tracking_uri: str | None = None, run_name: str | None = None, show_progress: bool = True,
+               quiet: bool = True) -> SearchResult:  # fmt: skip
+    """Run the search an experiment file describes; the Python twin of ``flair-mlflow tune``."""
+    config_path = None
+    if not isinstance(config, ExperimentConfig):
+        config_path = Path(config)
+        config = ExperimentConfig.from_file(config_path, overrides)
+    return Search(
+        config,
+        tracking_uri=tracking_uri,
+        config_path=config_path,
+        run_name=run_name,
+        show_progress=show_progress,
+        quiet=quiet,
+    ).run()
+
+
+__all__ = ["Search", "SearchFailed", "SearchResult", "SearchSpace", "run_search"]

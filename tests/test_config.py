@@ -1,0 +1,121 @@
+"""Bad input: one line naming the field, exit code 2, and nothing written to the tracking store."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from flair_mlflow import ConfigError, ExperimentConfig
+
+from .conftest import WNUT_TINY
+
+
+def _base() -> dict:
+    return yaml.safe_load(WNUT_TINY.format(experiment="bad", max_evals=1, training_runs=1))
+
+
+def _with(change) -> dict:
+    data = _base()
+    change(data)
+    return data
+
+
+CASES = [
+    ("unknown setting", lambda d: d.update(max_evalz=3), "max_evalz"),
+    ("bad task", lambda d: d.update(task="parsing"), "task"),
+    ("negative epochs", lambda d: d.update(max_epochs=-1), "max_epochs"),
+    ("zero evals", lambda d: d.update(max_evals=0), "max_evals"),
+    ("bad algorithm", lambda d: d.update(algorithm="bayes"), "algorithm"),
+    ("bad optimization value", lambda d: d.update(optimization_value="f1"), "optimization_value"),
+    ("downsample above one", lambda d: d.update(downsample=1.5), "downsample"),
+    ("wrong type", lambda d: d.update(training_runs="three"), "training_runs"),
+    ("unknown parameter", lambda d: d["search_space"].update(hiden_size={"choice": [1]}), "search_space.hiden_size"),
+    ("unknown expression", lambda d: d["search_space"].update(dropout={"gaussian": [0, 1]}), "search_space.dropout"),
+    ("low above high", lambda d: d["search_space"].update(dropout={"uniform": [0.5, 0.1]}), "search_space.dropout"),
+    ("empty choice", lambda d: d["search_space"].update(hidden_size={"choice": []}), "search_space.hidden_size"),
+    ("missing argument", lambda d: d["search_space"].update(dropout={"uniform": {"low": 0.1}}), "search_space.dropout"),
+    ("pchoice not summing to one", lambda d: d["search_space"].update(hidden_size={"pchoice": [[0.5, 8], [0.2, 16]]}),
+     "search_space.hidden_size"),  # fmt: skip
+    ("parameter of the other task", lambda d: d["search_space"].update(pooling={"choice": ["mean"]}), "search_space.pooling"),
+    ("fixed unknown", lambda d: d["fixed"].update(learning_rat=0.1), "fixed.learning_rat"),
+    ("fixed reserved", lambda d: d["fixed"].update(train_with_dev=True), "fixed.train_with_dev"),
+    ("fixed and searched", lambda d: d["fixed"].update(dropout=0.1), "fixed.dropout"),
+    ("corpus folder missing", lambda d: d.update(corpus={"folder": "/nonexistent/x", "column_format": {0: "text"}}),
+     "corpus.folder"),  # fmt: skip
+    ("corpus name and folder", lambda d: d.update(corpus={"name": "WNUT_17", "folder": "."}), "corpus"),
+]
+
+
+@pytest.mark.parametrize("label,change,field", CASES, ids=[c[0] for c in CASES])
+def test_each_validation_rule_names_its_field(label, change, field):
+    with pytest.raises(ConfigError) as error:
+        ExperimentConfig.from_dict(_with(change))
+    assert error.value.field == field
+    assert "\n" not in str(error.value)
+
+
+def test_truncated_file_is_refused(tmp_path: Path):
+    path = tmp_path / "broken.yaml"
+    path.write_text(WNUT_TINY.format(experiment="x", max_evals=1, training_runs=1)[:200] + "\n  choice: [", "utf-8")
+    with pytest.raises(ConfigError) as error:
+        ExperimentConfig.from_file(path)
+    assert error.value.field == "config"
+    assert "line" in str(error.value)
+
+
+def test_overrides_replace_top_level_settings(tmp_path: Path):
+    path = tmp_path / "e.yaml"
+    path.write_text(WNUT_TINY.format(experiment="x", max_evals=1, training_runs=1), "utf-8")
+    config = ExperimentConfig.from_file(path, {"max_evals": 9, "seed": None, "algorithm": "anneal"})
+    assert (config.max_evals, config.seed, config.algorithm) == (9, 7, "anneal")
+    again = ExperimentConfig.from_dict(yaml.safe_load(config.to_yaml()))
+    assert again == config
+
+
+def _run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "flair_mlflow.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
+
+
+def _runs_in(store: Path) -> int:
+    import mlflow
+
+    client = mlflow.MlflowClient(f"sqlite:///{store}")
+    experiments = client.search_experiments()
+    return len(client.search_runs([e.experiment_id for e in experiments])) if experiments else 0
+
+
+@pytest.mark.parametrize(
+    "label,change,field",
+    [
+        ("unknown parameter", lambda d: d["search_space"].update(hiden_size={"choice": [1]}), "search_space.hiden_size"),
+        ("label type absent", lambda d: d.update(label_type="pos"), "label_type"),
+        ("embedding that cannot load", lambda d: d["search_space"].update(embeddings={"choice": ["/no/such/vectors.gensim"]}),
+         "search_space.embeddings"),  # fmt: skip
+        ("unknown dataset", lambda d: d.update(corpus={"name": "NO_SUCH_CORPUS"}), "corpus.name"),
+    ],
+)
+def test_cli_refuses_bad_input_before_creating_runs(tmp_path: Path, flair_cache, label, change, field):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(_with(change)), "utf-8")
+    store = tmp_path / "mlflow.db"
+    result = _run_cli(["tune", str(path), "--tracking-uri", f"sqlite:///{store}"], tmp_path)
+    assert result.returncode == 2, result.stderr
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(error_lines) == 1 and field in error_lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+    assert not store.exists() or _runs_in(store) == 0
+
+
+def test_flair_download_failure_says_how_to_run_offline(tmp_path: Path, flair_cache):
+    data = _with(lambda d: d["search_space"].update(embeddings={"choice": ["glove"]}))
+    path = tmp_path / "online.yaml"
+    path.write_text(yaml.safe_dump(data), "utf-8")
+    result = _run_cli(["tune", str(path), "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}"], tmp_path)
+    assert result.returncode == 2
+    assert "search_space.embeddings" in result.stderr and "FLAIR_CACHE_ROOT" in result.stderr
