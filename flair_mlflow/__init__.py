@@ -2,6 +2,8 @@
 
 from .config import CorpusConfig, ExperimentConfig
 from .errors import ConfigError, CorpusError, EmbeddingError, FlairMlflowError
+from .lr_finder import LRSuggestion, Plotter, find_learning_rate, suggest_learning_rates
+from .lr_run import LRFindResult, run_lr_find
 from .search import Search, SearchFailed, SearchResult, run_search
 from .selectors import ParamSelector, SequenceTaggerParamSelector, TextClassifierParamSelector
 from .space import OptimizationValue, Parameter, SearchSpace
@@ -14,16 +16,22 @@ __all__ = [
     "EmbeddingError",
     "ExperimentConfig",
     "FlairMlflowError",
+    "LRFindResult",
+    "LRSuggestion",
     "MLflowLoggerPlugin",
     "OptimizationValue",
     "ParamSelector",
     "Parameter",
+    "Plotter",
     "Search",
     "SearchFailed",
     "SearchResult",
     "SearchSpace",
     "SequenceTaggerParamSelector",
     "TextClassifierParamSelector",
+    "find_learning_rate",
+    "run_lr_find",
     "run_search",
+    "suggest_learning_rates",
 ]
 __version__ = "0.1.0"

@@ -65,12 +65,13 @@ def main() -> None:
 @click.option("--downsample", type=OPT_FLOAT, help="Fraction of the corpus to use.")
 @click.option("--experiment", type=OPT_STR, help="MLflow experiment name.")
 @click.option("--evaluate-test/--no-evaluate-test", "evaluate_test", default=None, help="Also score trials on test.")
+@click.option("--lr-from", "--lr_from", type=OPT_STR, help="Run id of an lr-find run: search log-uniform around its suggestion.")
 @click.option("--tracking-uri", "--tracking_uri", type=OPT_STR, help="MLflow tracking URI (default: MLflow's own).")
 @click.option("--run-name", "--run_name", type=OPT_STR, help="Name of the parent run.")
 @click.option("--verbose", is_flag=True, help="Show Flair's training log.")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 def tune(config: str, max_evals, max_epochs, training_runs, algorithm, seed, optimization_value, downsample,
-         experiment, evaluate_test, tracking_uri, run_name, verbose: bool, debug: bool) -> None:  # fmt: skip
+         experiment, evaluate_test, lr_from, tracking_uri, run_name, verbose: bool, debug: bool) -> None:  # fmt: skip
     """Run the hyperparameter search described by the experiment file CONFIG."""
     from .search import SearchFailed, run_search
 
@@ -85,6 +86,7 @@ def tune(config: str, max_evals, max_epochs, training_runs, algorithm, seed, opt
         "downsample": downsample,
         "experiment": experiment,
         "evaluate_test": evaluate_test,
+        "lr_from": lr_from,
     }
     try:
         result = run_search(config, overrides=overrides, tracking_uri=tracking_uri, run_name=run_name,
@@ -103,6 +105,63 @@ def tune(config: str, max_evals, max_epochs, training_runs, algorithm, seed, opt
             from .tracking import param_value
 
             click.echo(f"  {name}: {param_value(value)}")
+
+
+def _param_pairs(values: tuple[str, ...]) -> dict[str, Any]:
+    import yaml
+
+    params: dict[str, Any] = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise click.BadParameter(f"'{item}' is not NAME=VALUE", param_hint="--param")
+        params[name.strip()] = yaml.safe_load(value)
+    return params
+
+
+@main.command("lr-find")
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--optimizer", type=OPT_STR, help="sgd, adam, adamw, ... or a dotted class (default: the file's, else sgd).")
+@click.option("--start-lr", "--start_lr", type=OPT_FLOAT, default=None, help="First learning rate [1e-7].")
+@click.option("--end-lr", "--end_lr", type=OPT_FLOAT, default=None, help="Last learning rate [10].")
+@click.option("--iterations", type=OPT_INT, default=None, help="Mini-batches to run [100].")
+@click.option("--mini-batch-size", "--mini_batch_size", type=OPT_INT, help="Default: the file's, else 32.")
+@click.option("--smoothing", type=OPT_FLOAT, default=None, help="Exponential moving average factor [0.98].")
+@click.option("--divergence-threshold", "--divergence_threshold", type=OPT_FLOAT, default=None,
+              help="Stop when the smoothed loss exceeds this multiple of the best [4].")  # fmt: skip
+@click.option("--no-stop-early", is_flag=True, help="Run all iterations even after divergence.")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Value for a searched parameter.")
+@click.option("--output", type=click.Path(file_okay=False), help="Also keep learning_rate.tsv/.png here.")
+@click.option("--parent-run-id", "--parent_run_id", type=OPT_STR, help="Nest the run under this search run.")
+@click.option("--tracking-uri", "--tracking_uri", type=OPT_STR, help="MLflow tracking URI.")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+def lr_find(config: str, optimizer, start_lr, end_lr, iterations, mini_batch_size, smoothing, divergence_threshold,
+            no_stop_early: bool, params, output, parent_run_id, tracking_uri, debug: bool) -> None:  # fmt: skip
+    """Run the learning-rate range test on the model the experiment file CONFIG describes."""
+    from .lr_run import run_lr_find
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    options = {
+        "start_learning_rate": start_lr,
+        "end_learning_rate": end_lr,
+        "iterations": iterations,
+        "smoothing_factor": smoothing,
+        "divergence_threshold": divergence_threshold,
+    }
+    try:
+        result = run_lr_find(
+            config, params=_param_pairs(params), optimizer=optimizer, mini_batch_size=mini_batch_size,
+            stop_early=not no_stop_early, tracking_uri=tracking_uri, parent_run_id=parent_run_id, output=output,
+            **{k: v for k, v in options.items() if v is not None},
+        )  # fmt: skip
+    except FlairMlflowError as error:
+        _fail(error, debug)
+        return
+    suggestion = result.suggestion
+    click.echo(f"lr_find run {result.run_id}: suggested learning rate {suggestion.suggested_lr:.3g} ({suggestion.default_rule})")
+    if suggestion.warning:
+        click.echo(f"warning: {suggestion.warning}")
+    click.echo(f"use it: flair-mlflow tune {config} --lr-from {result.run_id}")
 
 
 if __name__ == "__main__":

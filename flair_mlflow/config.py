@@ -75,6 +75,7 @@ class ExperimentConfig:
     seed: int | None = None
     experiment: str | None = None
     evaluate_test: bool = False
+    lr_from: str | None = None  # run id of a learning-rate finder run that sets the learning-rate range
 
     # -- reading and writing ------------------------------------------------------------------
     @classmethod
@@ -154,6 +155,8 @@ class ExperimentConfig:
             raise ConfigError("algorithm", f"must be one of {', '.join(ALGORITHMS)}, not {self.algorithm!r}")
         if self.experiment is not None and not str(self.experiment).strip():
             raise ConfigError("experiment", "must not be empty")
+        if self.lr_from is not None and (not isinstance(self.lr_from, str) or not self.lr_from.strip()):
+            raise ConfigError("lr_from", "must be the run id of a learning-rate finder run")
         if self.task == "sequence_tagging" and self.multi_label:
             raise ConfigError("multi_label", "only applies to text_classification")
         _validate_corpus(self.corpus)
@@ -203,6 +206,7 @@ _TOP_LEVEL_OVERRIDES = {
     "downsample",
     "evaluate_test",
     "label_type",
+    "lr_from",
 }
 
 

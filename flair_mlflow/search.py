@@ -120,12 +120,20 @@ class Search:
         self.quiet = quiet
         self.main_evaluation_metric = main_evaluation_metric
         self.outcomes: list[TrialOutcome] = []
+        self.lr_source: dict[str, Any] = {}  # where the learning-rate range came from (lr_from)
 
     # -- before any run exists -----------------------------------------------------------------
     def prepare(self) -> TrialRunner:
         """Validate everything and load the corpus; raises ConfigError and creates nothing."""
         from .corpora import check_corpus, load_for_experiment
 
+        if self.config.lr_from:
+            from .lr_run import apply_lr_from
+
+            client = mlflow.MlflowClient(self.tracking_uri or mlflow.get_tracking_uri())
+            self.lr_source = apply_lr_from(self.config, client)
+            if self.space is not None:  # a space given in Python: its learning rate is replaced too
+                self.space["learning_rate"] = self.config.build_space().get_search_space()["learning_rate"]
         if self.space is None:
             self.space = self.config.build_space().get_search_space()
         if not self.space:
@@ -233,6 +241,9 @@ class Search:
         if self.config.task == "text_classification":
             params["multi_label"] = self.config.multi_label
         self.writer.log_params(run_id, params)
+        if self.lr_source:
+            self.writer.log_params(run_id, {"lr_from": self.lr_source["lr_from"]})
+            self.writer.set_tags(run_id, {k: v for k, v in self.lr_source.items() if k != "lr_from"})
         if self.config_path is not None and self.config_path.is_file():
             self.writer.log_file(run_id, self.config_path)
         self.writer.log_text(run_id, self.config.to_yaml() if self.config.search_space else _describe_space(self.space, self.config), "experiment_resolved.yaml")
