@@ -76,6 +76,10 @@ class ExperimentConfig:
     experiment: str | None = None
     evaluate_test: bool = False
     lr_from: str | None = None  # run id of a learning-rate finder run that sets the learning-rate range
+    embedding_cache_mb: float = 1024.0  # vectors of frozen embeddings kept between runs; 0 turns it off
+    pruning: dict[str, Any] | None = None  # median stopping rule: {warmup_epochs: 2, startup_trials: 3}
+    early_stop_trials: int | None = None  # end the search after this many trials without improvement
+    time_budget_minutes: float | None = None  # end the search (between trials) once this much time is spent
 
     # -- reading and writing ------------------------------------------------------------------
     @classmethod
@@ -155,6 +159,17 @@ class ExperimentConfig:
             raise ConfigError("algorithm", f"must be one of {', '.join(ALGORITHMS)}, not {self.algorithm!r}")
         if self.experiment is not None and not str(self.experiment).strip():
             raise ConfigError("experiment", "must not be empty")
+        self.embedding_cache_mb = _typed("embedding_cache_mb", self.embedding_cache_mb, float)
+        if self.embedding_cache_mb < 0:
+            raise ConfigError("embedding_cache_mb", f"must be 0 (off) or more, not {self.embedding_cache_mb}")
+        if self.pruning is not None:
+            self.pruning = _pruning_settings(self.pruning)
+        if self.early_stop_trials is not None:
+            self.early_stop_trials = _positive_int("early_stop_trials", self.early_stop_trials)
+        if self.time_budget_minutes is not None:
+            self.time_budget_minutes = _typed("time_budget_minutes", self.time_budget_minutes, float)
+            if self.time_budget_minutes <= 0:
+                raise ConfigError("time_budget_minutes", f"must be positive, not {self.time_budget_minutes}")
         if self.lr_from is not None and (not isinstance(self.lr_from, str) or not self.lr_from.strip()):
             raise ConfigError("lr_from", "must be the run id of a learning-rate finder run")
         if self.task == "sequence_tagging" and self.multi_label:
@@ -207,6 +222,9 @@ _TOP_LEVEL_OVERRIDES = {
     "evaluate_test",
     "label_type",
     "lr_from",
+    "embedding_cache_mb",
+    "early_stop_trials",
+    "time_budget_minutes",
 }
 
 
@@ -238,6 +256,22 @@ def _typed(name: str, value: Any, kind: type) -> Any:
         except (TypeError, ValueError):
             raise ConfigError(name, f"must be a number, not {value!r}") from None
     return value
+
+
+def _pruning_settings(value: Any) -> dict[str, Any]:
+    if value is True:
+        value = {}
+    if not isinstance(value, Mapping):
+        raise ConfigError("pruning", "must be a mapping such as {warmup_epochs: 2, startup_trials: 3}, or true")
+    unknown = sorted(set(value) - {"warmup_epochs", "startup_trials"})
+    if unknown:
+        raise ConfigError(f"pruning.{unknown[0]}", "unknown setting; known: warmup_epochs, startup_trials")
+    settings = {"warmup_epochs": 2, "startup_trials": 3, **value}
+    for name in ("warmup_epochs", "startup_trials"):
+        settings[name] = _typed(f"pruning.{name}", settings[name], int)
+        if settings[name] < 0:
+            raise ConfigError(f"pruning.{name}", f"must not be negative, not {settings[name]}")
+    return settings
 
 
 def _positive_int(name: str, value: Any) -> int:

@@ -160,8 +160,27 @@ class EmbeddingFactory:
             return self._frozen[key]
         embeddings = _with_clear_errors(part, field, lambda: self._build_token_part(part, fine_tune, layers, field))
         if is_frozen(embeddings):
-            self._frozen[key] = embeddings
+            self._share(key, embeddings)
         return embeddings
+
+    def _share(self, key: tuple, embeddings: Any) -> None:
+        """Keep a frozen embedding for every later model, under a name unique to its configuration.
+
+        Flair stores vectors on tokens by embedding name and skips embedding a token that already
+        has them; a unique name is what makes keeping those vectors between runs safe.
+        """
+        embeddings.name = "flair_mlflow:" + "|".join(str(part) for part in key)
+        self._frozen[key] = embeddings
+
+    def frozen_sizes(self, token_count: int, sentence_count: int) -> dict[str, int]:
+        """Bytes the vectors of each shared frozen embedding take when kept for a whole corpus."""
+        from flair.embeddings import DocumentEmbeddings
+
+        sizes = {}
+        for embeddings in self._frozen.values():
+            count = sentence_count if isinstance(embeddings, DocumentEmbeddings) else token_count
+            sizes[embeddings.name] = count * embeddings.embedding_length * 4
+        return sizes
 
     def _build_token_part(self, part: str, fine_tune: bool, layers: str, field: str):
         from flair.embeddings import (
@@ -276,7 +295,7 @@ class EmbeddingFactory:
             lambda: TransformerDocumentEmbeddings(_resolve_transformer(name), fine_tune=fine_tune, layers=layers),
         )
         if not fine_tune:
-            self._frozen[key] = embeddings
+            self._share(key, embeddings)
         return embeddings
 
     # -- objects passed through the Python API -----------------------------------------------

@@ -18,9 +18,12 @@ from typing import Any
 import numpy as np
 
 from .config import ExperimentConfig
+from .embedding_cache import EmbeddingCache
 from .embeddings import EmbeddingFactory
 from .errors import ConfigError
+from .interrupts import Interrupted
 from .models import build_model, training_arguments
+from .pruning import MedianStoppingPlugin, MedianStoppingRule
 from .space import OptimizationValue, coerce_value
 from .tracking import MLflowLoggerPlugin, RunWriter
 
@@ -55,10 +58,11 @@ class TrialSettings:
     experiment_id: str | None = None
     parent_run_id: str | None = None
     quiet: bool = True
+    embedding_cache_mb: float = 1024.0
 
     @classmethod
     def from_config(cls, config: ExperimentConfig, **extra: Any) -> "TrialSettings":
-        return cls(
+        values = dict(
             task=config.task,
             label_type=config.label_type,
             max_epochs=config.max_epochs,
@@ -69,8 +73,9 @@ class TrialSettings:
             parameter_names=config.parameter_names,
             seed=config.seed,
             evaluate_test=config.evaluate_test,
-            **extra,
+            embedding_cache_mb=config.embedding_cache_mb,
         )
+        return cls(**{**values, **extra})
 
     @property
     def objective(self) -> OptimizationValue:
@@ -92,6 +97,12 @@ class TrialOutcome:
     test_score: float | None = None
     error: str | None = None
     duration_s: float = 0.0
+    pruned_at: int | None = None  # epoch at which the median stopping rule ended the trial
+    epoch_values: list[list[float]] = field(default_factory=list)  # the optimised value per epoch, per run
+
+    @property
+    def pruned(self) -> bool:
+        return self.pruned_at is not None
 
     def hyperopt_result(self) -> dict[str, Any]:
         from hyperopt import STATUS_FAIL, STATUS_OK
@@ -105,6 +116,7 @@ class TrialOutcome:
             "final_score": self.final_score,
             "trial_number": self.number,
             "run_id": self.run_id,
+            "pruned": self.pruned,
         }
 
 
@@ -129,12 +141,16 @@ class TrialRunner:
         self._corpus = None
         self._label_dictionary = None
         self._factory: EmbeddingFactory | None = None
+        self._cache: EmbeddingCache | None = None
+        #: the search's median stopping rule, fed by the driver after each trial; None: no pruning
+        self.stopping_rule: MedianStoppingRule | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         if isinstance(self.corpus_source, ExperimentConfig):
             state.update(_corpus=None, _label_dictionary=None)
         state["_factory"] = None  # frozen embeddings are rebuilt once in the receiving process
+        state["_cache"] = None
         return state
 
     # -- the corpus and shared resources ------------------------------------------------------
@@ -163,6 +179,12 @@ class TrialRunner:
             self._factory = EmbeddingFactory(self.corpus)
         return self._factory
 
+    @property
+    def cache(self) -> EmbeddingCache:
+        if self._cache is None:
+            self._cache = EmbeddingCache(self.settings.embedding_cache_mb)
+        return self._cache
+
     # -- one trial ---------------------------------------------------------------------------
     def trial_params(self, sampled: dict[str, Any]) -> dict[str, Any]:
         """The trial's real parameter values: fixed ones, then sampled ones, each of its true type."""
@@ -178,7 +200,7 @@ class TrialRunner:
     def __call__(self, number: int, sampled: dict[str, Any]) -> TrialOutcome:
         return self.run(number, sampled)
 
-    def run(self, number: int, sampled: dict[str, Any]) -> TrialOutcome:
+    def run(self, number: int, sampled: dict[str, Any], tags: dict[str, str] | None = None) -> TrialOutcome:
         started = time.time()
         params = self.trial_params(sampled)
         outcome = TrialOutcome(number=number, params=params)
@@ -188,7 +210,7 @@ class TrialRunner:
                 self.settings.experiment_id,
                 self.settings.parent_run_id,
                 f"trial-{number:03d}",
-                tags={"flair_mlflow.trial_number": str(number), "flair_mlflow.task": self.settings.task},
+                tags={"flair_mlflow.trial_number": str(number), "flair_mlflow.task": self.settings.task, **(tags or {})},
             )
             writer.log_params(outcome.run_id, self.logged_params(params))
         try:
@@ -200,7 +222,7 @@ class TrialRunner:
             if writer is not None:
                 writer.end(outcome.run_id, "FAILED")
             raise
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, Interrupted):
             if writer is not None:
                 writer.set_tags(outcome.run_id, {"flair_mlflow.status": "killed"})
                 writer.end(outcome.run_id, "KILLED")
@@ -209,6 +231,7 @@ class TrialRunner:
             outcome.status = "fail"
             outcome.error = f"{type(error).__name__}: {error}"
             log.warning("trial %d failed: %s", number, outcome.error)
+            _release_memory()
             if writer is not None:
                 writer.set_tags(
                     outcome.run_id,
@@ -218,6 +241,8 @@ class TrialRunner:
                 writer.end(outcome.run_id, "FAILED")
         else:
             if writer is not None:
+                if outcome.pruned:
+                    writer.set_tags(outcome.run_id, {"flair_mlflow.pruned": "true", "pruned_at_epoch": outcome.pruned_at})
                 writer.end(outcome.run_id, "FINISHED")
         outcome.duration_s = time.time() - started
         return outcome
@@ -246,11 +271,15 @@ class TrialRunner:
                 client=writer.client if writer else None,
                 enabled=writer is not None,
             )
+            plugins: list = [plugin]
+            stopper = MedianStoppingPlugin(self.stopping_rule, settings.max_epochs) if self.stopping_rule is not None else None
+            if stopper is not None:
+                plugins.append(stopper)
             with tempfile.TemporaryDirectory(prefix="flair-mlflow-trial-") as base_path:
                 result = getattr(trainer, arguments.method)(
                     base_path,
                     max_epochs=settings.max_epochs,
-                    plugins=[plugin],
+                    plugins=plugins,
                     save_final_model=False,
                     use_final_model_for_eval=True,
                     create_file_logs=False,
@@ -260,15 +289,18 @@ class TrialRunner:
                 )
             run_score = score_of_training_run(plugin.history[history_key])
             outcome.run_scores.append(run_score)
+            outcome.epoch_values.append(list(plugin.history[history_key]))
             metrics = {f"run_{index + 1}/score": run_score}
             if settings.evaluate_test and result.get("test_score") is not None:
                 test_scores.append(float(result["test_score"]))
                 metrics[f"run_{index + 1}/test_score"] = test_scores[-1]
             if writer is not None:
                 writer.log_metrics(outcome.run_id, metrics)
-            for sentence in self.corpus.get_all_sentences():
-                sentence.clear_embeddings()
+            self.cache.after_training_run(self.factory, self.corpus)
             del model, trainer
+            if stopper is not None and stopper.pruned_at is not None:
+                outcome.pruned_at = stopper.pruned_at
+                break  # the trial's other training runs would be pruned the same way
             if not math.isfinite(run_score):
                 break
 
@@ -284,6 +316,20 @@ class TrialRunner:
                 final["test_score"] = outcome.test_score
             if math.isfinite(outcome.final_score):
                 writer.log_metrics(outcome.run_id, final)
+
+
+def _release_memory() -> None:
+    """After a failed trial (out of memory, say) free what it held, so the next trial has room."""
+    import gc
+
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except Exception:  # freeing memory is best effort
+        pass
 
 
 class _quiet_flair:

@@ -31,7 +31,7 @@ def _plain(value: Any) -> Any:
 
 
 def best_outcome(outcomes: Sequence[TrialOutcome]) -> TrialOutcome | None:
-    finished = [o for o in outcomes if o.status == "ok" and math.isfinite(o.loss)]
+    finished = [o for o in outcomes if o.status == "ok" and not o.pruned and math.isfinite(o.loss)]
     return min(finished, key=lambda o: (o.loss, o.number)) if finished else None
 
 
@@ -47,6 +47,8 @@ def param_selection_text(outcomes: Sequence[TrialOutcome], objective: Optimizati
             lines.append(f"variance: {outcome.final_variance}")
             if outcome.test_score is not None:
                 lines.append(f"test_score: {outcome.test_score}")
+            if outcome.pruned:
+                lines.append(f"pruned at epoch {outcome.pruned_at}")
         else:
             lines.append(f"failed: {outcome.error}")
         lines.append("-" * 100)
@@ -67,7 +69,7 @@ def trials_csv(outcomes: Sequence[TrialOutcome], parameter_names: Sequence[str])
     )
     for o in outcomes:
         writer.writerow(
-            [o.number, o.run_id or "", o.status, o.final_score, o.final_variance, o.loss, round(o.duration_s, 2)]
+            [o.number, o.run_id or "", "pruned" if o.pruned else o.status, o.final_score, o.final_variance, o.loss, round(o.duration_s, 2)]
             + [param_value(o.params.get(name)) for name in parameter_names]
             + [o.error or ""]
         )
@@ -95,14 +97,17 @@ def plot_trials(outcomes: Sequence[TrialOutcome], objective: OptimizationValue, 
     maximise = objective is OptimizationValue.DEV_SCORE
     numbers, scores, best_so_far = [], [], []
     best = None
+    pruned = [o for o in outcomes if o.status == "ok" and o.pruned and math.isfinite(o.final_score)]
     for o in outcomes:
-        if o.status != "ok" or not math.isfinite(o.final_score):
+        if o.status != "ok" or o.pruned or not math.isfinite(o.final_score):
             continue
         numbers.append(o.number)
         scores.append(o.final_score)
         if best is None or (o.final_score > best if maximise else o.final_score < best):
             best = o.final_score
         best_so_far.append(best)
+    if pruned:
+        axes.plot([o.number for o in pruned], [o.final_score for o in pruned], "v", color="grey", label="pruned")
     failed = [o.number for o in outcomes if o.status != "ok"]
     axes.plot(numbers, scores, "o", label=f"trial {objective.config_name}")
     axes.step(numbers, best_so_far, where="post", label="best so far")

@@ -10,7 +10,9 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -20,8 +22,14 @@ import numpy as np
 
 from .config import ExperimentConfig
 from .errors import ConfigError
+from .interrupts import Interrupted, SearchInterrupted, catch_signals
 from .objective import TrialOutcome, TrialRunner, TrialSettings
+from .pruning import MedianStoppingRule
 from .reports import best_outcome, best_params_yaml, param_selection_text, plot_trials, trials_csv
+from .resume import (
+    RESUMED_TAG, VALS_TAG, PreviousTrials, check_same_search, continued_rng, experiment_from_run, get_search_run,
+    hyperopt_trials, read_previous_trials, search_hashes, vals_json,
+)  # fmt: skip
 from .space import SearchSpace
 from .tracking import RunWriter, experiment_id_for
 
@@ -108,7 +116,8 @@ class Search:
     def __init__(self, config: ExperimentConfig, *, corpus: Any = None, space: Mapping[str, Any] | None = None,
                  tracking_uri: str | None = None, config_path: str | Path | None = None,
                  run_name: str | None = None, base_path: str | Path | None = None, show_progress: bool = True,
-                 quiet: bool = True, main_evaluation_metric: tuple[str, str] = ("micro avg", "f1-score")) -> None:  # fmt: skip
+                 quiet: bool = True, main_evaluation_metric: tuple[str, str] = ("micro avg", "f1-score"),
+                 resume: str | None = None) -> None:  # fmt: skip
         self.config = config
         self.corpus = corpus
         self.space = dict(space) if space is not None else None
@@ -121,6 +130,7 @@ class Search:
         self.main_evaluation_metric = main_evaluation_metric
         self.outcomes: list[TrialOutcome] = []
         self.lr_source: dict[str, Any] = {}  # where the learning-rate range came from (lr_from)
+        self.resume = resume  # the parent run id of a search to continue
 
     # -- before any run exists -----------------------------------------------------------------
     def prepare(self) -> TrialRunner:
@@ -160,21 +170,40 @@ class Search:
     # -- the search ----------------------------------------------------------------------------
     def run(self) -> SearchResult:
         import hyperopt
+        from hyperopt import pyll
         from tqdm.auto import tqdm
 
         runner = self.prepare()
         suggest = algorithm_suggest(self.config.algorithm)
-        parent_run_id, experiment_id, created = self._start_parent()
+        previous = self._previous_trials(runner) if self.resume else None  # only reads; refuses a mismatch
+        if previous is not None:
+            parent_run_id, experiment_id, created = self._reopen_parent(previous)
+            self.outcomes = list(previous.outcomes)
+        else:
+            parent_run_id, experiment_id, created = self._start_parent()
+            if self.config.search_space:  # an experiment file: a later --resume can check it is the same
+                self.writer.set_tags(parent_run_id, search_hashes(self.config))
         runner.settings.parent_run_id = parent_run_id
         runner.settings.experiment_id = experiment_id
         objective_kind = self.config.objective
         maximise = self.config.optimization_value == "dev_score"
-        progress = tqdm(total=self.config.max_evals, desc="trials", unit="trial", disable=not self.show_progress)
+        progress = tqdm(total=self.config.max_evals, initial=len(self.outcomes), desc="trials", unit="trial",
+                        disable=not self.show_progress)  # fmt: skip
+        if self.config.pruning is not None:
+            runner.stopping_rule = MedianStoppingRule(maximise=maximise, **self.config.pruning)
+            for earlier in self.outcomes:  # a resumed search's finished trials
+                if earlier.status == "ok" and not earlier.pruned:
+                    runner.stopping_rule.record(earlier.epoch_values)
 
-        def objective(sampled: dict[str, Any]) -> dict[str, Any]:
-            number = len(self.outcomes) + 1
-            outcome = runner.run(number, sampled)
+        def objective(expr: Any, memo: Any, ctrl: Any) -> dict[str, Any]:
+            # hyperopt's own record of the point (choice indices, raw numbers) goes on the child run,
+            # so that --resume can rebuild the Trials exactly
+            sampled = pyll.rec_eval(expr, memo=memo)
+            number = max((o.number for o in self.outcomes), default=0) + 1
+            outcome = runner.run(number, sampled, tags={VALS_TAG: vals_json(ctrl.current_trial["misc"]["vals"])})
             self.outcomes.append(outcome)
+            if runner.stopping_rule is not None and outcome.status == "ok" and not outcome.pruned:
+                runner.stopping_rule.record(outcome.epoch_values)
             self._after_trial(parent_run_id, outcome)
             best = best_outcome(self.outcomes)
             progress.update(1)
@@ -182,8 +211,11 @@ class Search:
                 progress.set_postfix({f"best {objective_kind.config_name}": f"{best.final_score:.4f}"})
             return outcome.hyperopt_result()
 
-        trials = hyperopt.Trials()
+        trials = hyperopt_trials(previous, self.space) if previous is not None else hyperopt.Trials()
         status = "FINISHED"
+        self.stop_reason = "max_evals"
+        started = time.time()
+        restore_signals = catch_signals()
         try:
             hyperopt.fmin(
                 fn=objective,
@@ -191,25 +223,50 @@ class Search:
                 algo=suggest,
                 max_evals=self.config.max_evals,
                 trials=trials,
-                rstate=np.random.default_rng(self.config.seed) if self.config.seed is not None else None,
+                rstate=continued_rng(self.config.seed, len(self.outcomes)),
                 show_progressbar=False,
                 catch_eval_exceptions=False,
+                pass_expr_memo_ctrl=True,
+                early_stop_fn=self._no_improvement if self.config.early_stop_trials else None,
+                timeout=self.config.time_budget_minutes * 60 if self.config.time_budget_minutes else None,
             )
+            if self.stop_reason == "max_evals" and len(self.outcomes) < self.config.max_evals:
+                if self.config.time_budget_minutes and time.time() - started >= self.config.time_budget_minutes * 60:
+                    self.stop_reason = "time_budget"
         except hyperopt.exceptions.AllTrialsFailed:
+            self.stop_reason = "all_trials_failed"
             status = "FAILED"
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, Interrupted) as error:
             status = "KILLED"
-            raise
+            self.stop_reason = "interrupted"
+            restore_signals()
+            self._kill_running_trials(parent_run_id)
+            raise SearchInterrupted(getattr(error, "signum", 2), parent_run_id) from None
         except BaseException:
             status = "FAILED"
+            self.stop_reason = "error"
             raise
         finally:
+            restore_signals()
             progress.close()
             self._finish_parent(parent_run_id, status, created, maximise)
         result = SearchResult(parent_run_id, experiment_id, list(self.outcomes))
         if result.best is None:
-            raise SearchFailed(f"all {len(self.outcomes)} trials failed; see the FAILED child runs of {parent_run_id}")
+            errors = [o.error for o in self.outcomes if o.error]
+            why = f" (last error: {' '.join(errors[-1].split())[:300]})" if errors else ""
+            raise SearchFailed(
+                f"all {len(self.outcomes)} trials failed{why}; see the FAILED child runs of {parent_run_id}"
+            )
         return result
+
+    def _no_improvement(self, trials: Any, *state: Any) -> tuple[bool, list]:
+        """hyperopt's early-stop hook: stop after ``early_stop_trials`` trials without a new best."""
+        best = best_outcome(self.outcomes)
+        since = len(self.outcomes) - (best.number if best else 0)
+        if since >= self.config.early_stop_trials:
+            self.stop_reason = "no_improvement"
+            return True, []
+        return False, []
 
     def _start_parent(self) -> tuple[str, str, bool]:
         """The parent run: the run ``mlflow run`` or the caller already opened, or a new one."""
@@ -237,6 +294,10 @@ class Search:
             "seed": self.config.seed,
             "optimization_value": self.config.optimization_value,
             "evaluate_test": self.config.evaluate_test,
+            "embedding_cache_mb": self.config.embedding_cache_mb,
+            "pruning": "off" if self.config.pruning is None else ",".join(f"{k}={v}" for k, v in self.config.pruning.items()),
+            "early_stop_trials": self.config.early_stop_trials,
+            "time_budget_minutes": self.config.time_budget_minutes,
         }
         if self.config.task == "text_classification":
             params["multi_label"] = self.config.multi_label
@@ -268,7 +329,11 @@ class Search:
         objective = self.config.objective
         names = list(self.space or {}) + [n for n in self.config.fixed if n not in (self.space or {})]
         failed = sum(1 for o in self.outcomes if o.status != "ok")
-        self.writer.log_metrics(parent_run_id, {"trials": len(self.outcomes), "failed_trials": failed})
+        pruned = sum(1 for o in self.outcomes if o.status == "ok" and o.pruned)
+        self.writer.log_metrics(
+            parent_run_id, {"trials": len(self.outcomes), "failed_trials": failed, "pruned_trials": pruned}
+        )
+        self.writer.set_tags(parent_run_id, {"stop_reason": getattr(self, "stop_reason", "max_evals")})
         text = param_selection_text(self.outcomes, objective, finished=True)
         self.writer.log_text(parent_run_id, text, "param_selection.txt")
         if self.base_path is not None:
@@ -288,6 +353,48 @@ class Search:
         if created or status != "FINISHED":
             self.writer.end(parent_run_id, status)
 
+    # -- resuming and interruption ---------------------------------------------------------------
+    def _previous_trials(self, runner: TrialRunner) -> PreviousTrials:
+        """The search to continue and its finished trials, read before anything is written."""
+        client = self.writer.client
+        parent = get_search_run(client, str(self.resume), PARENT_TAG)
+        check_same_search(parent, self.config)
+        history_key = None
+        if getattr(self.config, "pruning", None) is not None:  # the stopping rule needs earlier epochs
+            history_key = "dev_score" if self.config.optimization_value == "dev_score" else "dev_loss"
+        return read_previous_trials(client, parent, self.space or {}, runner.trial_params, history_key)
+
+    def _reopen_parent(self, previous: PreviousTrials) -> tuple[str, str, bool]:
+        """The resumed search's own parent, RUNNING again; trial runs a killed process left RUNNING end KILLED."""
+        parent = previous.parent
+        run_id = parent.info.run_id
+        for abandoned in previous.abandoned:
+            self.writer.set_tags(abandoned, {"flair_mlflow.status": "abandoned"})
+            self.writer.end(abandoned, "KILLED")
+        self.writer.client.update_run(run_id, status="RUNNING")
+        self.writer.set_tags(run_id, {RESUMED_TAG: int(parent.data.tags.get(RESUMED_TAG, "0") or 0) + 1})
+        self.writer.log_params(run_id, {"max_evals": self.config.max_evals})  # a new value shows as resolved.max_evals
+        self.writer.log_text(run_id, self.config.to_yaml(), "experiment_resolved.yaml")
+        outer = os.environ.get("MLFLOW_RUN_ID")
+        if outer and outer != run_id:  # `mlflow run ... -P resume=<id>` opened a run of its own
+            self.writer.set_tags(outer, {"flair_mlflow.resumes": run_id})
+        log.info("resuming search run %s: %d trials done, %d to run again", run_id, len(previous.outcomes),
+                 previous.rerun)  # fmt: skip
+        return run_id, parent.info.experiment_id, True
+
+    def _kill_running_trials(self, parent_run_id: str) -> None:
+        """After a signal, mark KILLED a trial run the interrupted code never got to end itself."""
+        from .resume import child_runs
+
+        try:
+            experiment_id = self.writer.client.get_run(parent_run_id).info.experiment_id
+            for run in child_runs(self.writer.client, experiment_id, parent_run_id):
+                if run.info.status == "RUNNING":
+                    self.writer.set_tags(run.info.run_id, {"flair_mlflow.status": "killed"})
+                    self.writer.end(run.info.run_id, "KILLED")
+        except Exception as error:  # best effort: a resume marks any left over
+            log.warning("could not mark the running trial KILLED: %s", error)
+
 
 class SearchFailed(Exception):
     """Every trial of a search failed; the message says where to look."""
@@ -302,21 +409,59 @@ def _describe_space(space: Mapping[str, Any] | None, config: ExperimentConfig) -
     return yaml.safe_dump(data, sort_keys=False)
 
 
+#: The probe alone retries once, briefly: MLflow's default (7 retries with backoff, minutes in all)
+#: is right for a running search's writes, which must outlast a server restart, but would make
+#: a mistyped URI hang for minutes. Settings the user made are left as they are.
+PROBE_ENVIRONMENT = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+}
+
+
+def redact_uri(text: str) -> str:
+    """``http://user:secret@host`` → ``http://***@host``, so no message repeats a password."""
+    return re.sub(r"//[^/@\s]+@", "//***@", str(text))
+
+
 def _check_tracking_reachable(writer: RunWriter) -> None:
-    """Fail before the search, in one line, when the tracking server cannot be reached."""
+    """Fail before the search, in one line, when the tracking server cannot be reached or refuses us."""
+    added = {k: v for k, v in PROBE_ENVIRONMENT.items() if k not in os.environ}
+    os.environ.update(added)
     try:
         writer.client.search_experiments(max_results=1)
     except Exception as error:
-        message = " ".join(str(error).split())[:200]
-        raise ConfigError("tracking_uri", f"cannot reach the tracking store '{writer.tracking_uri}': {message}") from None
+        where = redact_uri(writer.tracking_uri)
+        code = str(getattr(error, "error_code", ""))
+        if code in ("UNAUTHENTICATED", "PERMISSION_DENIED") or re.search(r"\b40[13]\b", str(error)):
+            raise ConfigError(
+                "tracking_uri",
+                f"the tracking server '{where}' refused the credentials ({code or 'HTTP 401/403'}); "
+                "check MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)",
+            ) from None
+        message = redact_uri(" ".join(str(error).split())[:200])
+        raise ConfigError("tracking_uri", f"cannot reach the tracking store '{where}': {message}") from None
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
 
 
-def run_search(config: ExperimentConfig | str | Path, *, overrides: Mapping[str, Any] | None = None,
+def run_search(config: ExperimentConfig | str | Path | None, *, overrides: Mapping[str, Any] | None = None,
                tracking_uri: str | None = None, run_name: str | None = None, show_progress: bool = True,
-               quiet: bool = True) -> SearchResult:  # fmt: skip
-    """Run the search an experiment file describes; the Python twin of ``flair-mlflow tune``."""
+               quiet: bool = True, resume: str | None = None) -> SearchResult:  # fmt: skip
+    """Run the search an experiment file describes; the Python twin of ``flair-mlflow tune``.
+
+    ``resume`` is the parent run id of a search to continue; without ``config`` its experiment
+    is read from that run's ``experiment_resolved.yaml``.
+    """
     config_path = None
-    if not isinstance(config, ExperimentConfig):
+    if config is None:
+        if not resume:
+            raise ConfigError("config", "give an experiment file, or --resume <parent run id> to continue a search")
+        writer = RunWriter(tracking_uri or mlflow.get_tracking_uri())
+        _check_tracking_reachable(writer)
+        config = experiment_from_run(writer.client, resume, overrides, PARENT_TAG)
+    elif not isinstance(config, ExperimentConfig):
         config_path = Path(config)
         config = ExperimentConfig.from_file(config_path, overrides)
     return Search(
@@ -326,6 +471,7 @@ def run_search(config: ExperimentConfig | str | Path, *, overrides: Mapping[str,
         run_name=run_name,
         show_progress=show_progress,
         quiet=quiet,
+        resume=resume,
     ).run()
 
 
