@@ -4,6 +4,7 @@ from .config import CorpusConfig, ExperimentConfig
 from .errors import ConfigError, CorpusError, EmbeddingError, FlairMlflowError
 from .lr_finder import LRSuggestion, Plotter, find_learning_rate, suggest_learning_rates
 from .lr_run import LRFindResult, run_lr_find
+from .registry import Registration, register_best, search_trials
 from .search import Search, SearchFailed, SearchResult, run_search
 from .selectors import ParamSelector, SequenceTaggerParamSelector, TextClassifierParamSelector
 from .space import OptimizationValue, Parameter, SearchSpace
@@ -21,6 +22,7 @@ __all__ = [
     "MLflowLoggerPlugin",
     "OptimizationValue",
     "ParamSelector",
+    "Registration",
     "Parameter",
     "Plotter",
     "Search",
@@ -30,8 +32,10 @@ __all__ = [
     "SequenceTaggerParamSelector",
     "TextClassifierParamSelector",
     "find_learning_rate",
+    "register_best",
     "run_lr_find",
     "run_search",
+    "search_trials",
     "suggest_learning_rates",
 ]
 __version__ = "0.1.0"

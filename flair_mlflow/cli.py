@@ -55,7 +55,7 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("config", type=click.Path(dir_okay=False))
+@click.argument("config", type=click.Path(dir_okay=False), required=False)
 @click.option("--max-evals", "--max_evals", type=OPT_INT, help="Number of trials.")
 @click.option("--max-epochs", "--max_epochs", type=OPT_INT, help="Epochs per training run.")
 @click.option("--training-runs", "--training_runs", type=OPT_INT, help="Training runs averaged per trial.")
@@ -68,11 +68,14 @@ def main() -> None:
 @click.option("--lr-from", "--lr_from", type=OPT_STR, help="Run id of an lr-find run: search log-uniform around its suggestion.")
 @click.option("--tracking-uri", "--tracking_uri", type=OPT_STR, help="MLflow tracking URI (default: MLflow's own).")
 @click.option("--run-name", "--run_name", type=OPT_STR, help="Name of the parent run.")
+@click.option("--resume", type=OPT_STR,
+              help="Parent run id of a search to continue (without CONFIG: its experiment_resolved.yaml).")
 @click.option("--verbose", is_flag=True, help="Show Flair's training log.")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
-def tune(config: str, max_evals, max_epochs, training_runs, algorithm, seed, optimization_value, downsample,
-         experiment, evaluate_test, lr_from, tracking_uri, run_name, verbose: bool, debug: bool) -> None:  # fmt: skip
+def tune(config: str | None, max_evals, max_epochs, training_runs, algorithm, seed, optimization_value, downsample,
+         experiment, evaluate_test, lr_from, tracking_uri, run_name, resume, verbose: bool, debug: bool) -> None:  # fmt: skip
     """Run the hyperparameter search described by the experiment file CONFIG."""
+    from .interrupts import SearchInterrupted
     from .search import SearchFailed, run_search
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -89,14 +92,21 @@ def tune(config: str, max_evals, max_epochs, training_runs, algorithm, seed, opt
         "lr_from": lr_from,
     }
     try:
-        result = run_search(config, overrides=overrides, tracking_uri=tracking_uri, run_name=run_name,
-                            quiet=not verbose)  # fmt: skip
+        result = run_search(config or None, overrides=overrides, tracking_uri=tracking_uri, run_name=run_name,
+                            quiet=not verbose, resume=resume)  # fmt: skip
     except FlairMlflowError as error:
         _fail(error, debug)
         return
     except SearchFailed as error:
         _fail(error, debug, code=1)
         return
+    except SearchInterrupted as error:  # the runs are KILLED by now; exit as the signal's convention says
+        click.echo(f"Interrupted by {error.signal_name}: search run {error.parent_run_id} and its running trial "
+                   f"are KILLED; continue it with --resume {error.parent_run_id}", err=True)  # fmt: skip
+        sys.exit(error.exit_code)
+    except KeyboardInterrupt:  # before the search had started: nothing to mark
+        click.echo("Interrupted", err=True)
+        sys.exit(130)
     best = result.best
     click.echo(f"search run {result.parent_run_id}: {len(result.outcomes)} trials, {result.failed} failed")
     if best is not None:
@@ -162,6 +172,12 @@ def lr_find(config: str, optimizer, start_lr, end_lr, iterations, mini_batch_siz
     if suggestion.warning:
         click.echo(f"warning: {suggestion.warning}")
     click.echo(f"use it: flair-mlflow tune {config} --lr-from {result.run_id}")
+
+
+from .cli_registry import register, trials  # noqa: E402  (commands of their own module)
+
+main.add_command(register)
+main.add_command(trials)
 
 
 if __name__ == "__main__":

@@ -80,6 +80,8 @@ class ExperimentConfig:
     pruning: dict[str, Any] | None = None  # median stopping rule: {warmup_epochs: 2, startup_trials: 3}
     early_stop_trials: int | None = None  # end the search after this many trials without improvement
     time_budget_minutes: float | None = None  # end the search (between trials) once this much time is spent
+    parallelism: int = 1  # trials side by side on Spark (hyperopt's SparkTrials) when above 1
+    spark_master: str | None = None  # default: local[parallelism]
 
     # -- reading and writing ------------------------------------------------------------------
     @classmethod
@@ -159,6 +161,9 @@ class ExperimentConfig:
             raise ConfigError("algorithm", f"must be one of {', '.join(ALGORITHMS)}, not {self.algorithm!r}")
         if self.experiment is not None and not str(self.experiment).strip():
             raise ConfigError("experiment", "must not be empty")
+        self.parallelism = _positive_int("parallelism", self.parallelism)
+        if self.spark_master is not None and not str(self.spark_master).strip():
+            self.spark_master = None
         self.embedding_cache_mb = _typed("embedding_cache_mb", self.embedding_cache_mb, float)
         if self.embedding_cache_mb < 0:
             raise ConfigError("embedding_cache_mb", f"must be 0 (off) or more, not {self.embedding_cache_mb}")
@@ -225,6 +230,8 @@ _TOP_LEVEL_OVERRIDES = {
     "embedding_cache_mb",
     "early_stop_trials",
     "time_budget_minutes",
+    "parallelism",
+    "spark_master",
 }
 
 

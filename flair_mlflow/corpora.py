@@ -77,9 +77,63 @@ def _load_named(corpus: CorpusConfig):
         ) from error
 
 
+#: lines of each column file looked at before loading (a large file is checked at its start)
+MAX_CHECKED_LINES = 200_000
+
+
+def check_column_files(corpus: CorpusConfig) -> None:
+    """Refuse files that are not column files before Flair reads them.
+
+    Flair reads almost any text as columns (a line of prose becomes one token with its second
+    word as label), so a wrong file would train on nonsense instead of failing. Each token line
+    must have the columns ``column_format`` names, and every line of a file the same number.
+    """
+    import re
+    from pathlib import Path
+
+    from flair.datasets.base import find_train_dev_test_files
+
+    folder = Path(corpus.folder or ".")
+    dev, test, train = find_train_dev_test_files(folder, corpus.dev_file, corpus.test_file, corpus.train_file)
+    if train is None:
+        raise CorpusError("corpus.folder", f"no training file in '{folder}': name one with 'train' in it, or set corpus.train_file")
+    arguments = corpus.arguments or {}
+    delimiter = re.compile(arguments.get("column_delimiter", r"\s+"))
+    comment = arguments.get("comment_symbol")
+    needed = max(corpus.column_format or {0: "text"}) + 1
+    for path in (train, dev, test):
+        if path is None:
+            continue
+        first: tuple[int, int] | None = None  # (line number, columns) of the first token line
+        try:
+            with open(path, encoding=arguments.get("encoding", "utf-8")) as handle:
+                for number, line in enumerate(handle, start=1):
+                    if number > MAX_CHECKED_LINES:
+                        break
+                    if line.isspace() or not line or (comment and line.startswith(comment)):
+                        continue
+                    columns = len(delimiter.split(line.rstrip()))
+                    if columns < needed:
+                        raise CorpusError(
+                            "corpus.folder",
+                            f"{Path(path).name} line {number} has {columns} column(s); column_format needs {needed}",
+                        )
+                    if first is None:
+                        first = (number, columns)
+                    elif columns != first[1]:
+                        raise CorpusError(
+                            "corpus.folder",
+                            f"{Path(path).name} line {number} has {columns} columns but line {first[0]} has {first[1]}: "
+                            "not a column file (one token per line, a blank line between sentences)",
+                        )
+        except UnicodeDecodeError as error:
+            raise CorpusError("corpus.folder", f"{Path(path).name} is not {error.encoding} text") from None
+
+
 def _load_column(corpus: CorpusConfig):
     from flair.datasets import ColumnCorpus
 
+    check_column_files(corpus)
     try:
         return ColumnCorpus(
             corpus.folder,

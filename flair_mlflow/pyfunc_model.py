@@ -1,0 +1,111 @@
+"""The MLflow pyfunc face of a trained Flair model: texts in, spans or labels out, as plain JSON.
+
+MLflow logs this file as *model code* (``python_model=<path of this file>``) and runs it by path
+when the model is loaded, so it must stay self-contained: it imports mlflow, pandas and (lazily)
+flair, never the rest of ``flair_mlflow``, and a model loads wherever those three are installed.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.pyfunc import PythonModel
+
+#: The name of the Flair model file among the pyfunc model's artefacts.
+FLAIR_MODEL_ARTIFACT = "flair_model"
+TEXT_COLUMN = "text"
+PREDICT_BATCH_SIZE = 32
+
+
+def texts_of(model_input: Any) -> list[str]:
+    """The texts of any input MLflow hands over: a DataFrame (its ``text`` column, else its first
+    column), a Series, a list, a NumPy array, a dict with ``text``, or one string."""
+    if isinstance(model_input, pd.DataFrame):
+        if model_input.shape[1] == 0:
+            return []
+        column = model_input[TEXT_COLUMN] if TEXT_COLUMN in model_input.columns else model_input.iloc[:, 0]
+        values = column.tolist()
+    elif isinstance(model_input, pd.Series):
+        values = model_input.tolist()
+    elif isinstance(model_input, str):
+        values = [model_input]
+    elif isinstance(model_input, dict):
+        value = model_input.get(TEXT_COLUMN, next(iter(model_input.values()), []))
+        values = [value] if isinstance(value, str) else list(value)
+    else:
+        values = list(model_input.tolist() if hasattr(model_input, "tolist") else model_input)
+    values = [v[0] if isinstance(v, (list, tuple)) and len(v) == 1 else v for v in values]  # rows of one column
+    return ["" if _missing(v) else str(v) for v in values]
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def load_flair_model(path: str):
+    """A Flair model of whatever class the file holds (``__cls__`` in its state), loaded from disk only.
+
+    Flair's own ``Classifier.load`` first asks the Hugging Face hub about every model class,
+    which costs time (or hangs) without network access; the state names the class already.
+    """
+    import flair.models
+    from flair.file_utils import load_torch_state
+
+    state = load_torch_state(path)
+    class_name = state.get("__cls__")
+    model_class = getattr(flair.models, class_name, None) if class_name else None
+    if model_class is None:
+        raise ValueError(f"'{path}' is not a Flair model file of a known class ({class_name!r})")
+    model = model_class.load(state)
+    model.eval()
+    return model
+
+
+def predict_texts(model, texts: list[str], mini_batch_size: int = PREDICT_BATCH_SIZE) -> list[list[dict[str, Any]]]:
+    """One list per text: spans ``{text, label, start, end, score}`` for a tagger, else labels
+    ``{label, score}`` (best first). Offsets index the original text, so ``text[start:end]`` is the span."""
+    from flair.data import Sentence
+    from flair.models import SequenceTagger
+
+    sentences = [Sentence(text) for text in texts]
+    non_empty = [s for s in sentences if len(s) > 0]
+    if non_empty:
+        model.predict(non_empty, mini_batch_size=mini_batch_size, verbose=False)
+    label_type = model.label_type
+    tagger = isinstance(model, SequenceTagger)
+    results: list[list[dict[str, Any]]] = []
+    for text, sentence in zip(texts, sentences):
+        if tagger:
+            spans = []
+            for span in sentence.get_spans(label_type):
+                label = span.get_label(label_type)
+                start, end = int(span.start_position), int(span.end_position)
+                spans.append(
+                    {"text": text[start:end], "label": str(label.value), "start": start, "end": end,
+                     "score": float(label.score)}
+                )  # fmt: skip
+            results.append(spans)
+        else:
+            labels = [
+                {"label": str(label.value), "score": float(label.score)} for label in sentence.get_labels(label_type)
+            ]
+            results.append(sorted(labels, key=lambda item: -item["score"]))
+    return results
+
+
+class FlairPyfuncModel(PythonModel):
+    """Serves a Flair ``SequenceTagger`` or ``TextClassifier`` saved as the ``flair_model`` artefact."""
+
+    def load_context(self, context) -> None:
+        self.model = load_flair_model(context.artifacts[FLAIR_MODEL_ARTIFACT])
+
+    def predict(self, context, model_input, params: dict[str, Any] | None = None) -> list[list[dict[str, Any]]]:
+        return predict_texts(self.model, texts_of(model_input))
+
+
+# MLflow runs this file by path to load the model and takes the model this call sets; importing the
+# module normally only sets a global of mlflow that nothing else reads.
+mlflow.models.set_model(FlairPyfuncModel())

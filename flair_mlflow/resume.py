@@ -1,0 +1,317 @@
+"""Continuing a search from what the tracking store holds: its finished child runs.
+
+Nothing is unpickled from anyone's artefact store. Each trial's child run carries hyperopt's own
+record of the point it sampled (``misc.vals``: the option index for ``choice``/``pchoice``, the raw
+sampled number for the rest) as the JSON tag ``flair_mlflow.hyperopt_vals``; with its ``loss``
+metric that rebuilds hyperopt's ``Trials`` exactly, so a resumed search asks TPE the same
+questions an uninterrupted one would have. The parent carries hashes of the search space and of
+the corpus settings, so a resume with a different experiment is refused instead of mixing trials
+that cannot be compared.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from .config import ExperimentConfig
+from .errors import ConfigError
+from .objective import TrialOutcome
+
+log = logging.getLogger("flair_mlflow")
+
+VALS_TAG = "flair_mlflow.hyperopt_vals"
+TRIAL_TAG = "flair_mlflow.trial_number"
+SPACE_HASH_TAG = "flair_mlflow.space_hash"
+CORPUS_HASH_TAG = "flair_mlflow.corpus_hash"
+RESUMED_TAG = "flair_mlflow.resumed"
+#: what each hash covers, for the message that refuses a resume
+HASH_PARTS = {
+    SPACE_HASH_TAG: "search space (task, search_space, fixed, max_epochs, training_runs, optimization_value)",
+    CORPUS_HASH_TAG: "corpus (corpus, label_type, downsample, seed, multi_label, evaluate_test)",
+}
+
+
+# -- what a trial records so it can be restored ----------------------------------------------
+def vals_json(vals: Mapping[str, Any]) -> str:
+    """hyperopt's ``misc.vals`` of one trial as JSON (numpy numbers made plain; floats round-trip exactly)."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, (bool, np.bool_)):
+            return bool(value)
+        if isinstance(value, (int, np.integer)):
+            return int(value)
+        if isinstance(value, (float, np.floating)):
+            return float(value)
+        return value
+
+    return json.dumps({label: [plain(v) for v in values] for label, values in vals.items()}, sort_keys=True)
+
+
+def _digest(data: Any) -> str:
+    text = json.dumps(data, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def _corpus_identity(config: ExperimentConfig) -> dict[str, Any]:
+    """A named dataset by name and arguments; a local folder by its files' contents, not its path.
+
+    The path differs from machine to machine; the sentences must not.
+    """
+    corpus = config.corpus
+    if corpus.name:
+        return {"name": corpus.name, "arguments": corpus.arguments}
+    identity: dict[str, Any] = {k: v for k, v in asdict(corpus).items() if k not in ("folder",)}
+    folder = Path(corpus.folder or ".")
+    files: dict[str, str] = {}
+    try:
+        from flair.datasets.base import find_train_dev_test_files
+
+        dev, test, train = find_train_dev_test_files(folder, corpus.dev_file, corpus.test_file, corpus.train_file)
+        for split, path in (("train", train), ("dev", dev), ("test", test)):
+            if path is not None and Path(path).is_file():
+                files[split] = _file_digest(Path(path))
+    except OSError:
+        pass
+    identity["files"] = files
+    return identity
+
+
+def search_hashes(config: ExperimentConfig) -> dict[str, str]:
+    """The parent-run tags that tell whether a later ``--resume`` searches the same thing."""
+    space = {
+        "task": config.task,
+        "search_space": config.search_space,
+        "fixed": config.fixed,
+        "max_epochs": config.max_epochs,
+        "training_runs": config.training_runs,
+        "optimization_value": config.optimization_value,
+    }
+    corpus = {
+        "corpus": _corpus_identity(config),
+        "label_type": config.label_type,
+        "downsample": config.downsample,
+        "seed": config.seed,
+        "multi_label": config.multi_label,
+        "evaluate_test": config.evaluate_test,
+    }
+    return {SPACE_HASH_TAG: _digest(space), CORPUS_HASH_TAG: _digest(corpus)}
+
+
+# -- reading the parent and its trials back -------------------------------------------------
+def get_search_run(client: Any, run_id: str, search_tag: str) -> Any:
+    """The parent run to resume, or a one-line refusal."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        run = client.get_run(run_id)
+    except MlflowException as error:
+        if getattr(error, "error_code", "") == "RESOURCE_DOES_NOT_EXIST" or "not found" in str(error).lower():
+            raise ConfigError("resume", f"no run '{run_id}' in the tracking store") from None
+        message = " ".join(str(error).split())[:200]
+        raise ConfigError("resume", f"cannot read run '{run_id}': {message}") from None
+    if run.info.lifecycle_stage == "deleted":
+        raise ConfigError("resume", f"run '{run_id}' is deleted; restore it in MLflow first")
+    if run.data.tags.get(search_tag) != "true":
+        raise ConfigError("resume", f"run '{run_id}' is not the parent run of a flair-mlflow search")
+    return run
+
+
+def check_same_search(parent: Any, config: ExperimentConfig) -> dict[str, str]:
+    """Refuse to resume with another search space or corpus: their trials could not be compared."""
+    run_id = parent.info.run_id
+    now = search_hashes(config)
+    if not all(tag in parent.data.tags for tag in now):
+        raise ConfigError(
+            "resume",
+            f"run '{run_id}' records no search-space hash (started from Python, or by an older "
+            "flair-mlflow), so a resume cannot check that it searches the same thing",
+        )
+    for tag, value in now.items():
+        if parent.data.tags[tag] != value:
+            raise ConfigError(
+                "resume",
+                f"the {HASH_PARTS[tag]} differs from the one run '{run_id}' searched; compare with its "
+                "experiment_resolved.yaml, or start a new search",
+            )
+    return now
+
+
+def experiment_from_run(client: Any, run_id: str, overrides: Mapping[str, Any] | None, search_tag: str) -> ExperimentConfig:
+    """The experiment a search ran, from its parent's ``experiment_resolved.yaml`` (a resume without a file)."""
+    get_search_run(client, run_id, search_tag)
+    with tempfile.TemporaryDirectory(prefix="flair-mlflow-resume-") as folder:
+        try:
+            local = client.download_artifacts(run_id, "experiment_resolved.yaml", folder)
+        except Exception as error:
+            message = " ".join(str(error).split())[:200]
+            raise ConfigError(
+                "resume", f"run '{run_id}' has no readable experiment_resolved.yaml; give the experiment file: {message}"
+            ) from None
+        try:
+            return ExperimentConfig.from_file(local, overrides)
+        except ConfigError as error:
+            raise ConfigError(
+                "resume", f"the experiment_resolved.yaml of run '{run_id}' is not usable ({error}); give the experiment file"
+            ) from None
+
+
+def child_runs(client: Any, experiment_id: str, parent_run_id: str) -> list[Any]:
+    """Every child run of the parent, all pages."""
+    runs: list[Any] = []
+    token = None
+    while True:
+        page = client.search_runs(
+            [experiment_id],
+            filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'",
+            max_results=1000,
+            page_token=token,
+        )
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+@dataclass
+class PreviousTrials:
+    """What a resumed search starts from: its finished trials and hyperopt's view of them."""
+
+    parent: Any
+    outcomes: list[TrialOutcome] = field(default_factory=list)
+    vals: list[dict[str, list]] = field(default_factory=list)
+    abandoned: list[str] = field(default_factory=list)  # child runs a killed process left RUNNING
+    rerun: int = 0  # trials that were interrupted and will run again
+
+    @property
+    def next_number(self) -> int:
+        return max((o.number for o in self.outcomes), default=0) + 1
+
+
+def _restored_outcome(client: Any, run: Any, number: int, params: dict[str, Any], history_key: str | None) -> TrialOutcome:
+    data = run.data
+    outcome = TrialOutcome(number=number, params=params, run_id=run.info.run_id)
+    if run.info.end_time and run.info.start_time:
+        outcome.duration_s = (run.info.end_time - run.info.start_time) / 1000.0
+    if run.info.status == "FAILED":
+        outcome.status = "fail"
+        outcome.error = f"{data.tags.get('error.class', 'Error')}: {data.tags.get('error.message', '')}"
+        return outcome
+    scores = sorted(
+        (int(key.split("/")[0][4:]), value)
+        for key, value in data.metrics.items()
+        if key.startswith("run_") and key.endswith("/score") and key.split("/")[0][4:].isdigit()
+    )
+    outcome.run_scores = [value for _, value in scores]
+    outcome.final_score = data.metrics.get("final_score", math.nan)
+    outcome.final_variance = data.metrics.get("final_variance", math.nan)
+    outcome.loss = data.metrics["loss"]
+    outcome.test_score = data.metrics.get("test_score")
+    pruned_at = data.tags.get("pruned_at_epoch")
+    if pruned_at is not None and hasattr(outcome, "pruned_at"):
+        outcome.pruned_at = int(float(pruned_at))
+    if history_key is not None and hasattr(outcome, "epoch_values"):
+        outcome.epoch_values = [
+            [m.value for m in sorted(client.get_metric_history(run.info.run_id, f"run_{index}/{history_key}"),
+                                     key=lambda m: m.step)]  # fmt: skip
+            for index, _ in scores
+        ]
+    return outcome
+
+
+def read_previous_trials(client: Any, parent: Any, space: Mapping[str, Any], trial_params: Any,
+                         history_key: str | None = None) -> PreviousTrials:  # fmt: skip
+    """The parent's trials as outcomes and hyperopt points; trials that did not finish are left to run again.
+
+    A trial counts when its child run ended FINISHED with a ``loss`` metric, or FAILED with the
+    ``error.class`` tag a failing trial writes (it would fail again). Runs still RUNNING belong to
+    a process that was killed (``kill -9``, a lost machine); they are listed in ``abandoned``.
+    KILLED ones were interrupted. Both run again under their trial number.
+    ``trial_params`` turns a sampled point into the trial's real values (``TrialRunner.trial_params``).
+    """
+    import hyperopt
+
+    previous = PreviousTrials(parent=parent)
+    found: list[tuple[int, int, Any, dict[str, list]]] = []
+    for run in child_runs(client, parent.info.experiment_id, parent.info.run_id):
+        tags = run.data.tags
+        number_text = tags.get(TRIAL_TAG, "")
+        if not number_text.isdigit():
+            continue  # not a trial of this search
+        status = run.info.status
+        counted = (status == "FINISHED" and "loss" in run.data.metrics) or (status == "FAILED" and "error.class" in tags)
+        if status in ("RUNNING", "SCHEDULED"):
+            previous.abandoned.append(run.info.run_id)
+        if not counted:
+            previous.rerun += 1
+            continue
+        if VALS_TAG not in tags:
+            raise ConfigError(
+                "resume", f"trial {number_text} (run '{run.info.run_id}') has no {VALS_TAG} tag; it cannot be restored"
+            )
+        vals = {label: list(values) for label, values in json.loads(tags[VALS_TAG]).items()}
+        found.append((int(number_text), run.info.start_time or 0, run, vals))
+    for number, _, run, vals in sorted(found, key=lambda item: (item[0], item[1])):
+        point = {label: values[0] for label, values in vals.items() if values}
+        params = trial_params(hyperopt.space_eval(space, point))
+        previous.outcomes.append(_restored_outcome(client, run, number, params, history_key))
+        previous.vals.append(vals)
+    return previous
+
+
+def hyperopt_trials(previous: PreviousTrials, space: Mapping[str, Any]):
+    """hyperopt's ``Trials`` holding the finished trials, as if it had run them itself."""
+    import hyperopt
+    from hyperopt.base import Domain
+    from hyperopt.utils import coarse_utcnow
+
+    trials = hyperopt.Trials()
+    if not previous.outcomes:
+        return trials
+    labels = list(Domain(lambda _: 0, space).params)
+    tids = trials.new_trial_ids(len(previous.outcomes))
+    miscs = []
+    for tid, vals in zip(tids, previous.vals):
+        full = {label: list(vals.get(label, [])) for label in labels}
+        miscs.append({
+            "tid": tid, "cmd": None, "workdir": None,
+            "idxs": {label: [tid] if values else [] for label, values in full.items()},
+            "vals": full,
+        })  # fmt: skip
+    results = [outcome.hyperopt_result() for outcome in previous.outcomes]
+    docs = trials.new_trial_docs(tids, [None] * len(tids), results, miscs)
+    now = coarse_utcnow()
+    for doc in docs:
+        doc.update(state=hyperopt.JOB_STATE_DONE, book_time=now, refresh_time=now)
+    trials.insert_trial_docs(docs)
+    trials.refresh()
+    return trials
+
+
+def continued_rng(seed: int | None, done: int) -> np.random.Generator | None:
+    """The seeded generator as it stands after ``done`` trials: fmin draws one number per trial.
+
+    Without this a resumed search would replay the first trials' random draws.
+    """
+    if seed is None:
+        return None
+    rng = np.random.default_rng(seed)
+    for _ in range(done):
+        rng.integers(2**31 - 1)
+    return rng

