@@ -66,6 +66,9 @@ def main() -> None:
 @click.option("--experiment", type=OPT_STR, help="MLflow experiment name.")
 @click.option("--evaluate-test/--no-evaluate-test", "evaluate_test", default=None, help="Also score trials on test.")
 @click.option("--lr-from", "--lr_from", type=OPT_STR, help="Run id of an lr-find run: search log-uniform around its suggestion.")
+@click.option("--parallelism", type=OPT_INT,
+              help="Trials side by side on Spark (local[N] unless --spark-master); pruning and --resume need 1.")
+@click.option("--spark-master", "--spark_master", type=OPT_STR, help="Spark master URL, e.g. spark://host:7077.")
 @click.option("--tracking-uri", "--tracking_uri", type=OPT_STR, help="MLflow tracking URI (default: MLflow's own).")
 @click.option("--run-name", "--run_name", type=OPT_STR, help="Name of the parent run.")
 @click.option("--resume", type=OPT_STR,
@@ -73,7 +76,8 @@ def main() -> None:
 @click.option("--verbose", is_flag=True, help="Show Flair's training log.")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 def tune(config: str | None, max_evals, max_epochs, training_runs, algorithm, seed, optimization_value, downsample,
-         experiment, evaluate_test, lr_from, tracking_uri, run_name, resume, verbose: bool, debug: bool) -> None:  # fmt: skip
+         experiment, evaluate_test, lr_from, parallelism, spark_master, tracking_uri, run_name, resume, verbose: bool,
+         debug: bool) -> None:  # fmt: skip
     """Run the hyperparameter search described by the experiment file CONFIG."""
     from .interrupts import SearchInterrupted
     from .search import SearchFailed, run_search
@@ -90,6 +94,8 @@ def tune(config: str | None, max_evals, max_epochs, training_runs, algorithm, se
         "experiment": experiment,
         "evaluate_test": evaluate_test,
         "lr_from": lr_from,
+        "parallelism": parallelism,
+        "spark_master": spark_master,
     }
     try:
         result = run_search(config or None, overrides=overrides, tracking_uri=tracking_uri, run_name=run_name,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -67,6 +68,52 @@ def test_truncated_file_is_refused(tmp_path: Path):
     assert "line" in str(error.value)
 
 
+@pytest.mark.parametrize(
+    "content,expected",
+    [
+        (b"\xff\xfe\x00\x01task: x\x00", "UTF-8"),
+        (b"- task\n- corpus\n", "mapping"),
+        (b"", "mapping"),
+        (b"task: sequence_tagging\ncorpus: {name: WNUT_17\n", "line"),
+    ],
+    ids=["binary", "a list", "empty", "unclosed mapping"],
+)
+def test_corrupt_file_is_refused(tmp_path: Path, content: bytes, expected: str):
+    path = tmp_path / "corrupt.yaml"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError) as error:
+        ExperimentConfig.from_file(path)
+    assert error.value.field == "config" and expected in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "train,problem",
+    [
+        ("Just a line of prose, not columns.\nAnother line of prose.\n", "line 2 has 4 columns but line 1 has 7"),
+        ("@paulwalker\nis\nhere\n\n", "line 1 has 1 column(s); column_format needs 2"),
+        (b"caf\xe9 O\n\n", "is not utf-8 text"),
+    ],
+    ids=["prose", "too few columns", "latin-1"],
+)
+def test_malformed_column_files_are_refused_before_any_run(tmp_path: Path, flair_cache, train, problem):
+    from flair_mlflow import run_search
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "train.txt").write_bytes(train if isinstance(train, bytes) else train.encode("utf-8"))
+    (folder / "dev.txt").write_text("Hello O\nParis B-location\n\n", "utf-8")
+    data = _with(lambda d: d.update(corpus={"folder": str(folder), "column_format": {0: "text", 1: "ner"}}))
+    path = tmp_path / "local.yaml"
+    path.write_text(yaml.safe_dump(data), "utf-8")
+    store = tmp_path / "mlflow.db"
+    with pytest.raises(ConfigError) as error:
+        run_search(path, tracking_uri=f"sqlite:///{store}", show_progress=False)
+    assert error.value.field == "corpus.folder"
+    assert f"train.txt {problem}" in str(error.value) and "\n" not in str(error.value)
+    assert not store.exists() or _runs_in(store) == 0
+
+
 def test_overrides_replace_top_level_settings(tmp_path: Path):
     path = tmp_path / "e.yaml"
     path.write_text(WNUT_TINY.format(experiment="x", max_evals=1, training_runs=1), "utf-8")
@@ -119,3 +166,25 @@ def test_flair_download_failure_says_how_to_run_offline(tmp_path: Path, flair_ca
     result = _run_cli(["tune", str(path), "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}"], tmp_path)
     assert result.returncode == 2
     assert "search_space.embeddings" in result.stderr and "FLAIR_CACHE_ROOT" in result.stderr
+
+
+def test_unreachable_tracking_server_fails_fast_before_any_run(tmp_path: Path, flair_cache):
+    """MLflow retries for minutes by default; the probe before a search must not."""
+    from .conftest import _free_port
+
+    path = tmp_path / "e.yaml"
+    path.write_text(WNUT_TINY.format(experiment="x", max_evals=1, training_runs=1), "utf-8")
+    started = time.monotonic()
+    result = _run_cli(["tune", str(path), "--tracking-uri", f"http://127.0.0.1:{_free_port()}"], tmp_path)
+    elapsed = time.monotonic() - started
+    assert result.returncode == 2, result.stderr[-2000:]
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(error_lines) == 1 and "tracking_uri: cannot reach" in error_lines[0], result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert elapsed < 90, f"took {elapsed:.0f} s: the probe waited on MLflow's retries"
+
+
+def test_tune_needs_a_file_or_a_run_to_resume(tmp_path: Path):
+    result = _run_cli(["tune", "--resume="], tmp_path)  # an empty --resume means none, as with MLproject defaults
+    assert result.returncode == 2
+    assert "Error: config: give an experiment file, or --resume" in result.stderr and "Traceback" not in result.stderr
