@@ -2,6 +2,7 @@
 
 from .config import CorpusConfig, ExperimentConfig
 from .errors import ConfigError, CorpusError, EmbeddingError, FlairMlflowError
+from .interrupts import SearchInterrupted
 from .lr_finder import LRSuggestion, Plotter, find_learning_rate, suggest_learning_rates
 from .lr_run import LRFindResult, run_lr_find
 from .registry import Registration, register_best, search_trials
@@ -27,6 +28,7 @@ __all__ = [
     "Plotter",
     "Search",
     "SearchFailed",
+    "SearchInterrupted",
     "SearchResult",
     "SearchSpace",
     "SequenceTaggerParamSelector",

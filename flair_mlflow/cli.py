@@ -16,36 +16,9 @@ import click
 from .errors import FlairMlflowError
 
 
-class _Optional(click.ParamType):
-    """An int/float/choice option where an empty string means "not given" (MLproject defaults)."""
-
-    def __init__(self, kind: click.ParamType) -> None:
-        self.kind = kind
-        self.name = kind.name
-
-    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
-        if value is None or (isinstance(value, str) and value.strip() in ("", "''", '""')):
-            return None
-        if isinstance(self.kind, click.types.IntParamType) and isinstance(value, str):
-            try:
-                as_float = float(value)
-                if as_float.is_integer():
-                    value = str(int(as_float))
-            except ValueError:
-                pass
-        return self.kind.convert(value, param, ctx)
-
-
-OPT_INT = _Optional(click.INT)
-OPT_FLOAT = _Optional(click.FLOAT)
-OPT_STR = _Optional(click.STRING)
-
-
-def _fail(error: BaseException, debug: bool, code: int = 2) -> None:
-    if debug:
-        raise error
-    click.echo(f"Error: {error}", err=True)
-    sys.exit(code)
+from .cli_types import OPT_FLOAT, OPT_INT, OPT_STR
+from .cli_types import Optional as _Optional
+from .cli_types import fail as _fail
 
 
 @click.group()

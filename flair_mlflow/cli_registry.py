@@ -8,38 +8,12 @@ too (``--max_epochs``) because ``mlflow run -P max_epochs=5`` passes undeclared 
 from __future__ import annotations
 
 import logging
-import sys
-from typing import Any
 
 import click
 
+from .cli_types import Optional as _Blank
+from .cli_types import fail as _fail
 from .errors import FlairMlflowError
-
-
-class _Blank(click.ParamType):
-    """An option where an empty string means "not given" (what MLproject defaults pass)."""
-
-    def __init__(self, kind: click.ParamType) -> None:
-        self.kind = kind
-        self.name = kind.name
-
-    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
-        if value is None or (isinstance(value, str) and value.strip() in ("", "''", '""')):
-            return None
-        if isinstance(self.kind, click.types.IntParamType) and isinstance(value, str):
-            try:
-                if float(value).is_integer():
-                    value = str(int(float(value)))
-            except ValueError:
-                pass
-        return self.kind.convert(value, param, ctx)
-
-
-def _fail(error: BaseException, debug: bool, code: int = 2) -> None:
-    if debug:
-        raise error
-    click.echo(f"Error: {error}", err=True)
-    sys.exit(code)
 
 
 @click.command()

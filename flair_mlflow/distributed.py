@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 
 from .errors import ConfigError
 from .objective import TrialOutcome, TrialRunner
+from .resume import VALS_TAG, vals_json
 
 log = logging.getLogger("flair_mlflow")
 
@@ -102,9 +103,11 @@ def collect_outcomes(trials: Any, writer: Any) -> list[TrialOutcome]:
             error = trial.get("misc", {}).get("error")
             outcome = TrialOutcome(number=number, params={}, status="fail", error=str(error or "the Spark task failed"))
         outcome.number = number
-        if outcome.run_id:
-            writer.set_tags(
-                outcome.run_id, {MLFLOW_RUN_NAME: f"trial-{number:03d}", "flair_mlflow.trial_number": str(number)}
-            )
+        if outcome.run_id:  # hyperopt's own record of the point lets a sequential --resume continue
+            writer.set_tags(outcome.run_id, {
+                MLFLOW_RUN_NAME: f"trial-{number:03d}",
+                "flair_mlflow.trial_number": str(number),
+                VALS_TAG: vals_json(trial.get("misc", {}).get("vals", {})),
+            })  # fmt: skip
         outcomes.append(outcome)
     return outcomes

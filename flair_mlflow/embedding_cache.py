@@ -53,16 +53,27 @@ class EmbeddingCache:
                 )  # fmt: skip
         return kept
 
+    @staticmethod
+    def before_training_run(model: Any, corpus: Any) -> None:
+        """Drop kept vectors the model does not use: some Flair models concatenate every vector on a token."""
+        from flair.embeddings import Embeddings
+
+        used = {module.name for module in model.modules() if isinstance(module, Embeddings)}
+        _clear_except(corpus, used)
+
     def after_training_run(self, factory: EmbeddingFactory, corpus: Any) -> None:
         """Clear every vector on the corpus except those of embeddings the cache keeps."""
-        keep = self.kept_names(factory, corpus)
-        for sentence in corpus.get_all_sentences():
-            names = set(sentence._embeddings)
-            for token in sentence:
-                names.update(token._embeddings)
-            drop = [name for name in names if name not in keep]
-            if drop:
-                sentence.clear_embeddings(drop)
+        _clear_except(corpus, self.kept_names(factory, corpus))
+
+
+def _clear_except(corpus: Any, keep: set[str]) -> None:
+    for sentence in corpus.get_all_sentences():
+        names = set(sentence._embeddings)
+        for token in sentence:
+            names.update(token._embeddings)
+        drop = [name for name in names if name not in keep]
+        if drop:
+            sentence.clear_embeddings(drop)
 
 
 class FrozenEmbeddingsInEval(TrainerPlugin):

@@ -251,7 +251,7 @@ class EmbeddingFactory:
         ``document_embeddings`` is ``transformer:<name>``, ``pool:<token embeddings>`` or
         ``rnn:<token embeddings>``, and ``embeddings`` alone means pooled word embeddings.
         """
-        from flair.embeddings import DocumentPoolEmbeddings, DocumentRNNEmbeddings
+        from flair.embeddings import DocumentPoolEmbeddings, DocumentRNNEmbeddings, StackedEmbeddings
 
         fine_tune = params.get("fine_tune", default_fine_tune)
         layers = params.get("layers", "-1")
@@ -274,7 +274,11 @@ class EmbeddingFactory:
             )
         token = params.get("embeddings") if rest == "" else rest
         words = self.token_embeddings(token, field="document_embeddings")
-        word_list = list(words.embeddings) if hasattr(words, "embeddings") and isinstance(words.embeddings, list) else [words]
+        if not isinstance(words, StackedEmbeddings):
+            words = StackedEmbeddings([words], overwrite_names=False)
+        # Flair's document embeddings stack what they are given and rename each member ("0-name");
+        # handing them a list holding one fresh stack keeps shared embeddings' names (and vectors) intact
+        word_list = [words]
         if kind == "pool":
             return DocumentPoolEmbeddings(word_list, pooling=params.get("pooling", "mean"))
         rnn_arguments = {

@@ -214,7 +214,7 @@ class TrialRunner:
             )
             writer.log_params(outcome.run_id, self.logged_params(params))
         try:
-            with _quiet_flair(self.settings.quiet):
+            with quiet_flair(self.settings.quiet):
                 self._train_and_score(number, params, outcome, writer)
             if not math.isfinite(outcome.final_score):
                 raise FloatingPointError(f"the {self.settings.objective.config_name} is not a number (NaN)")
@@ -263,6 +263,7 @@ class TrialRunner:
             model = build_model(
                 settings.task, params, settings.label_type, self.label_dictionary, self.factory, settings.multi_label
             )
+            self.cache.before_training_run(model, self.corpus)
             trainer = ModelTrainer(model, self.corpus)
             plugin = MLflowLoggerPlugin(
                 run_id=outcome.run_id,
@@ -344,7 +345,7 @@ def _release_memory() -> None:
         pass
 
 
-class _quiet_flair:
+class quiet_flair:
     """Keeps Flair's per-batch log lines out of the way of the search's progress bar."""
 
     def __init__(self, quiet: bool) -> None:

@@ -26,6 +26,7 @@ from mlflow.exceptions import MlflowException
 
 from .config import RESERVED_TRAINING_ARGUMENTS, ExperimentConfig
 from .errors import ConfigError
+from .objective import quiet_flair
 from .search import PARENT_TAG
 from .space import PARAMETERS, OptimizationValue, check_parameter_name, coerce_value
 from .tracking import RunWriter, experiment_id_for
@@ -378,23 +379,6 @@ def log_flair_model(model_file: str | os.PathLike, task: str, label_type: str, n
         )
 
 
-class _QuietFlair:
-    """Keeps Flair's per-batch log lines out of the command's output unless asked for."""
-
-    def __init__(self, quiet: bool) -> None:
-        self.quiet = quiet
-        self.level = logging.NOTSET
-
-    def __enter__(self) -> None:
-        if self.quiet:
-            self.level = logging.getLogger("flair").level
-            logging.getLogger("flair").setLevel(logging.WARNING)
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.quiet:
-            logging.getLogger("flair").setLevel(self.level)
-
-
 def _start_run(writer: RunWriter, best: BestConfiguration, run_name: str | None,
                tags: Mapping[str, str]) -> tuple[str, bool]:  # fmt: skip
     """The run to log into, made active: ``mlflow run``'s run (MLFLOW_RUN_ID), the caller's active
@@ -461,7 +445,7 @@ def register_best(search_run_id: str | None = None, name: str | None = None, *, 
 
     # everything that can be wrong with the input fails here, before a run exists
     given_corpus = corpus is not None
-    with _QuietFlair(quiet):
+    with quiet_flair(quiet):
         if corpus is None:
             corpus = load_corpus(experiment.corpus, experiment.downsample, experiment.seed)
         check_corpus(corpus, experiment.label_type)
@@ -511,7 +495,7 @@ def register_best(search_run_id: str | None = None, name: str | None = None, *, 
                 "save_final_model": False, "use_final_model_for_eval": True, "create_file_logs": False,
                 "create_loss_file": False, "main_evaluation_metric": main_evaluation_metric,
             }  # fmt: skip
-            with _QuietFlair(quiet):
+            with quiet_flair(quiet):
                 result = getattr(ModelTrainer(model, corpus), arguments.method)(
                     base_path, **{**arguments.arguments, **ours}
                 )

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import math
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -25,8 +24,6 @@ import numpy as np
 from .config import ExperimentConfig
 from .errors import ConfigError
 from .objective import TrialOutcome
-
-log = logging.getLogger("flair_mlflow")
 
 VALS_TAG = "flair_mlflow.hyperopt_vals"
 TRIAL_TAG = "flair_mlflow.trial_number"

@@ -261,6 +261,63 @@ class Search:
             )
         return result
 
+    def _run_parallel(self, runner: TrialRunner, suggest: Callable) -> SearchResult:
+        """Trials side by side on Spark (hyperopt's SparkTrials); the run tree is a sequential search's."""
+        import hyperopt
+
+        from .distributed import (
+            SparkObjective, check_reachable_from_workers, collect_outcomes, spark_trials, torch_threads_per_trial,
+        )  # fmt: skip
+
+        if self.resume:
+            raise ConfigError("resume", "a parallel search cannot be resumed in parallel; resume it with --parallelism 1")
+        if self.config.pruning is not None:
+            raise ConfigError("pruning", "the median stopping rule learns from trials in one process; use parallelism 1")
+        check_reachable_from_workers(self.tracking_uri, self.config.spark_master)
+        trials = spark_trials(self.config.parallelism, self.config.spark_master)  # before any run exists
+        parent_run_id, experiment_id, created = self._start_parent()
+        if self.config.search_space:  # so that --resume (sequential) can check it is the same search
+            self.writer.set_tags(parent_run_id, search_hashes(self.config))
+        runner.settings.parent_run_id = parent_run_id
+        runner.settings.experiment_id = experiment_id
+        maximise = self.config.optimization_value == "dev_score"
+        objective = SparkObjective(runner, torch_threads_per_trial(self.config.parallelism))
+        status = "FINISHED"
+        self.stop_reason = "max_evals"
+        try:
+            hyperopt.fmin(
+                fn=objective,
+                space=self.space,
+                algo=suggest,
+                max_evals=self.config.max_evals,
+                trials=trials,
+                rstate=np.random.default_rng(self.config.seed) if self.config.seed is not None else None,
+                show_progressbar=self.show_progress,
+                timeout=self.config.time_budget_minutes * 60 if self.config.time_budget_minutes else None,
+            )
+        except hyperopt.exceptions.AllTrialsFailed:
+            self.stop_reason, status = "all_trials_failed", "FAILED"
+        except KeyboardInterrupt:
+            self.stop_reason, status = "interrupted", "KILLED"
+            raise
+        except BaseException:
+            self.stop_reason, status = "error", "FAILED"
+            raise
+        finally:
+            self.outcomes = collect_outcomes(trials, self.writer)
+            for index, outcome in enumerate(self.outcomes):
+                best = best_outcome(self.outcomes[: index + 1])
+                metrics = {"trial_score": outcome.final_score} if outcome.status == "ok" else {}
+                if best is not None:
+                    metrics["best_score_so_far"] = best.final_score
+                if metrics:
+                    self.writer.log_metrics(parent_run_id, metrics, step=outcome.number)
+            self._finish_parent(parent_run_id, status, created, maximise)
+        result = SearchResult(parent_run_id, experiment_id, list(self.outcomes))
+        if result.best is None:
+            raise SearchFailed(f"all {len(self.outcomes)} trials failed; see the FAILED child runs of {parent_run_id}")
+        return result
+
     def _no_improvement(self, trials: Any, *state: Any) -> tuple[bool, list]:
         """hyperopt's early-stop hook: stop after ``early_stop_trials`` trials without a new best."""
         best = best_outcome(self.outcomes)
@@ -397,65 +454,6 @@ class Search:
                     self.writer.end(run.info.run_id, "KILLED")
         except Exception as error:  # best effort: a resume marks any left over
             log.warning("could not mark the running trial KILLED: %s", error)
-
-
-def _run_parallel_method(self: "Search", runner: TrialRunner, suggest: Callable) -> SearchResult:
-    """Trials side by side on Spark (hyperopt's SparkTrials); the run tree is a sequential search's."""
-    import hyperopt
-
-    from .distributed import (
-        SparkObjective, check_reachable_from_workers, collect_outcomes, spark_trials, torch_threads_per_trial,
-    )  # fmt: skip
-
-    if getattr(self, "resume", None):
-        raise ConfigError("resume", "a parallel search cannot be resumed; resume it with --parallelism 1")
-    if self.config.pruning is not None:
-        raise ConfigError("pruning", "the median stopping rule learns from trials in one process; use parallelism 1")
-    check_reachable_from_workers(self.tracking_uri, self.config.spark_master)
-    trials = spark_trials(self.config.parallelism, self.config.spark_master)  # before any run exists
-    parent_run_id, experiment_id, created = self._start_parent()
-    runner.settings.parent_run_id = parent_run_id
-    runner.settings.experiment_id = experiment_id
-    maximise = self.config.optimization_value == "dev_score"
-    objective = SparkObjective(runner, torch_threads_per_trial(self.config.parallelism))
-    status = "FINISHED"
-    self.stop_reason = "max_evals"
-    try:
-        hyperopt.fmin(
-            fn=objective,
-            space=self.space,
-            algo=suggest,
-            max_evals=self.config.max_evals,
-            trials=trials,
-            rstate=np.random.default_rng(self.config.seed) if self.config.seed is not None else None,
-            show_progressbar=self.show_progress,
-            timeout=self.config.time_budget_minutes * 60 if self.config.time_budget_minutes else None,
-        )
-    except hyperopt.exceptions.AllTrialsFailed:
-        self.stop_reason, status = "all_trials_failed", "FAILED"
-    except KeyboardInterrupt:
-        self.stop_reason, status = "interrupted", "KILLED"
-        raise
-    except BaseException:
-        self.stop_reason, status = "error", "FAILED"
-        raise
-    finally:
-        self.outcomes = collect_outcomes(trials, self.writer)
-        for index, outcome in enumerate(self.outcomes):
-            best = best_outcome(self.outcomes[: index + 1])
-            metrics = {"trial_score": outcome.final_score} if outcome.status == "ok" else {}
-            if best is not None:
-                metrics["best_score_so_far"] = best.final_score
-            if metrics:
-                self.writer.log_metrics(parent_run_id, metrics, step=outcome.number)
-        self._finish_parent(parent_run_id, status, created, maximise)
-    result = SearchResult(parent_run_id, experiment_id, list(self.outcomes))
-    if result.best is None:
-        raise SearchFailed(f"all {len(self.outcomes)} trials failed; see the FAILED child runs of {parent_run_id}")
-    return result
-
-
-Search._run_parallel = _run_parallel_method  # type: ignore[attr-defined]
 
 
 class SearchFailed(Exception):
