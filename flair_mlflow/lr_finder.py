@@ -474,13 +474,11 @@ def suggest_learning_rates(
             "the loss was still falling at the end of the range: the curve has no minimum yet; "
             "raise end_learning_rate or iterations"
         )
-    found = [rate for rate in (valley, steepest, minimum_div_10) if rate is not None and rate > 0]
-    if len(found) > 1 and max(found) / min(found) > 30:
+    # the valley and the steepest descent sit close on a clean curve; far apart, the curve is unclear
+    if valley and steepest and max(valley, steepest) / min(valley, steepest) > 30:
         warnings.append(
-            f"the rules disagree by {max(found) / min(found):.0f}x (valley {valley:.2g}, steepest "
-            f"{steepest if steepest is None else f'{steepest:.2g}'}, minimum/10 {minimum_div_10:.2g}); read the plot"
-            if valley is not None
-            else f"the rules disagree by {max(found) / min(found):.0f}x; read the plot"
+            f"the valley ({valley:.2g}) and steepest-descent ({steepest:.2g}) rules disagree by "
+            f"{max(valley, steepest) / min(valley, steepest):.0f}x; read the plot"
         )
 
     if valley is not None:

@@ -91,6 +91,22 @@ fixed:
 """
 
 
+@pytest.fixture(autouse=True)
+def _isolated_mlflow_state():
+    """Undo what a test leaves in MLflow's process state: set_experiment() sets MLFLOW_EXPERIMENT_ID
+    in os.environ, which a later `mlflow run` subprocess or another store would inherit."""
+    import mlflow
+
+    saved = {k: v for k, v in os.environ.items() if k.startswith("MLFLOW_")}
+    yield
+    while mlflow.active_run():
+        mlflow.end_run()
+    for key in [k for k in os.environ if k.startswith("MLFLOW_") and k not in saved]:
+        del os.environ[key]
+    os.environ.update(saved)
+    mlflow.tracking.fluent._active_experiment_id = None
+
+
 @pytest.fixture(scope="session")
 def flair_cache() -> Path:
     if not SHARED_CACHE.is_dir():
