@@ -99,13 +99,16 @@ class ExperimentConfig:
             raise ConfigError("config", f"'{path}' is not a UTF-8 text file") from None
         if not isinstance(data, Mapping):
             raise ConfigError("config", f"'{path}' must hold a mapping of settings, not {type(data).__name__}")
-        config = cls.from_dict(data, overrides)
-        # a relative corpus folder is relative to the experiment file, as a user reads it
-        if config.corpus.folder and not Path(config.corpus.folder).is_absolute():
-            candidate = (path.parent / config.corpus.folder).resolve()
-            if candidate.exists() or not Path(config.corpus.folder).exists():
-                config.corpus.folder = str(candidate)
-        return config
+        # a relative corpus folder is relative to the experiment file, as a user reads it; resolved
+        # before validation, which checks that the folder exists
+        corpus = data.get("corpus")
+        if isinstance(corpus, Mapping) and isinstance(corpus.get("folder"), str):
+            folder = Path(corpus["folder"]).expanduser()
+            if not folder.is_absolute():
+                candidate = (path.parent / folder).resolve()
+                if candidate.exists() or not folder.exists():
+                    data = {**data, "corpus": {**corpus, "folder": str(candidate)}}
+        return cls.from_dict(data, overrides)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> "ExperimentConfig":

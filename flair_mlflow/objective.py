@@ -212,7 +212,7 @@ class TrialRunner:
                 f"trial-{number:03d}",
                 tags={"flair_mlflow.trial_number": str(number), "flair_mlflow.task": self.settings.task, **(tags or {})},
             )
-            writer.log_params(outcome.run_id, self.logged_params(params))
+            writer.log_params(outcome.run_id, self.logged_params(params), new_run=True)
         try:
             with quiet_flair(self.settings.quiet):
                 self._train_and_score(number, params, outcome, writer)

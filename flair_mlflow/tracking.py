@@ -183,9 +183,12 @@ class RunWriter:
         )
         return run.info.run_id
 
-    def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
-        """Log parameters, leaving alone any that an ``mlflow run`` already logged with the same name."""
-        existing = self.client.get_run(run_id).data.params
+    def log_params(self, run_id: str, params: Mapping[str, Any], new_run: bool = False) -> None:
+        """Log parameters, leaving alone any that an ``mlflow run`` already logged with the same name.
+
+        ``new_run`` skips reading the run first: a run this process just created has no params.
+        """
+        existing = {} if new_run else self.client.get_run(run_id).data.params
         batch: list[Param] = []
         for key, value in params.items():
             text = param_value(value)[:MAX_PARAM_LENGTH]

@@ -188,3 +188,15 @@ def test_tune_needs_a_file_or_a_run_to_resume(tmp_path: Path):
     result = _run_cli(["tune", "--resume="], tmp_path)  # an empty --resume means none, as with MLproject defaults
     assert result.returncode == 2
     assert "Error: config: give an experiment file, or --resume" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_relative_corpus_folder_is_read_from_the_experiment_files_folder(tmp_path: Path, monkeypatch):
+    data_folder = tmp_path / "experiments" / "data"
+    data_folder.mkdir(parents=True)
+    (data_folder / "train.txt").write_text("George B-person\nWashington I-person\n", "utf-8")
+    data = _base()
+    data["corpus"] = {"folder": "data", "column_format": {0: "text", 1: "ner"}, "train_file": "train.txt"}
+    path = tmp_path / "experiments" / "e.yaml"
+    path.write_text(yaml.safe_dump(data), "utf-8")
+    monkeypatch.chdir(tmp_path)  # not the file's folder
+    assert ExperimentConfig.from_file(path).corpus.folder == str(data_folder.resolve())
