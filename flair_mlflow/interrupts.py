@@ -24,6 +24,15 @@ class Interrupted(BaseException):
         super().__init__(f"interrupted by {signal_name(self.signum)}")
 
 
+class SignalInterrupt(KeyboardInterrupt):
+    """A signal as a KeyboardInterrupt, for driver code that cancels its work on one (SparkTrials:
+    training runs in the workers there, so Flair's handler is not in the way)."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = int(signum)
+        super().__init__(f"interrupted by {signal_name(self.signum)}")
+
+
 class SearchInterrupted(KeyboardInterrupt):
     """What :meth:`Search.run` raises once its runs are KILLED; a KeyboardInterrupt for Python callers.
 
@@ -56,8 +65,8 @@ def _restore(previous: dict[int, object]) -> None:
         signal.signal(number, handler if handler is not None else signal.SIG_DFL)
 
 
-def catch_signals() -> Callable[[], None]:
-    """From now on SIGINT and SIGTERM raise :class:`Interrupted`; returns the function that undoes it.
+def catch_signals(exception: Callable[[int], BaseException] = Interrupted) -> Callable[[], None]:
+    """From now on SIGINT and SIGTERM raise ``exception`` (:class:`Interrupted`); returns the undo.
 
     Only in the main thread (Python delivers signals there); elsewhere it does nothing. The first
     signal puts the previous handlers back, so a second Ctrl-C or SIGTERM during the clean-up
@@ -69,7 +78,7 @@ def catch_signals() -> Callable[[], None]:
 
     def handler(signum: int, frame: object) -> None:
         _restore(previous)
-        raise Interrupted(signum)
+        raise exception(signum)
 
     for number in SIGNALS:
         signal.signal(number, handler)

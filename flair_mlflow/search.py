@@ -22,7 +22,7 @@ import numpy as np
 
 from .config import ExperimentConfig
 from .errors import ConfigError
-from .interrupts import Interrupted, SearchInterrupted, catch_signals
+from .interrupts import Interrupted, SearchInterrupted, SignalInterrupt, catch_signals
 from .objective import TrialOutcome, TrialRunner, TrialSettings
 from .pruning import MedianStoppingRule
 from .reports import best_outcome, best_params_yaml, param_selection_text, plot_trials, trials_csv
@@ -284,6 +284,7 @@ class Search:
         objective = SparkObjective(runner, torch_threads_per_trial(self.config.parallelism))
         status = "FINISHED"
         self.stop_reason = "max_evals"
+        restore_signals = catch_signals(SignalInterrupt)
         try:
             hyperopt.fmin(
                 fn=objective,
@@ -297,13 +298,16 @@ class Search:
             )
         except hyperopt.exceptions.AllTrialsFailed:
             self.stop_reason, status = "all_trials_failed", "FAILED"
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, Interrupted) as error:
             self.stop_reason, status = "interrupted", "KILLED"
-            raise
+            restore_signals()  # SparkTrials has cancelled its tasks on the KeyboardInterrupt by now
+            self._kill_running_trials(parent_run_id)  # their runs would otherwise stay RUNNING
+            raise SearchInterrupted(getattr(error, "signum", 2), parent_run_id) from None
         except BaseException:
             self.stop_reason, status = "error", "FAILED"
             raise
         finally:
+            restore_signals()
             self.outcomes = collect_outcomes(trials, self.writer)
             for index, outcome in enumerate(self.outcomes):
                 best = best_outcome(self.outcomes[: index + 1])

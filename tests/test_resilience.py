@@ -7,6 +7,7 @@ of the story. Every wait is bounded.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import subprocess
@@ -348,3 +349,21 @@ def test_basic_auth_server_with_good_and_bad_credentials(tmp_path: Path, flair_c
     for run in runs:
         for key, value in {**run.data.params, **run.data.tags}.items():
             assert PASSWORD not in key and PASSWORD not in value, (run.info.run_name, key)
+
+
+@pytest.mark.skipif(not importlib.util.find_spec("pyspark"), reason="pyspark is not installed")
+def test_sigterm_during_a_parallel_search_kills_its_runs(tmp_path: Path, flair_cache):
+    """On Spark the signal cancels the tasks; no run is left RUNNING."""
+    uri = _store(tmp_path)
+    process, log = _tune([str(_experiment(tmp_path, max_evals=4)), "--tracking-uri", uri, "--parallelism", "2"],
+                         tmp_path, env={"SPARK_LOCAL_IP": "127.0.0.1"})  # fmt: skip
+    try:
+        _wait(lambda: _trials(_runs(uri)), 300, "the first trial's run", process)
+        process.send_signal(signal.SIGTERM)
+    finally:
+        returncode = _finish(process, 180)
+    output = log.read_text()
+    assert returncode == 143, output[-3000:]
+    runs = _runs(uri)
+    assert _parent(runs).info.status == "KILLED"
+    assert "RUNNING" not in {t.info.status for t in _trials(runs)}
