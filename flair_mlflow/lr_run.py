@@ -126,9 +126,7 @@ def run_lr_find(config: ExperimentConfig | str | Path, *, params: Mapping[str, A
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)
     writer = RunWriter(mlflow.get_tracking_uri())
-    from .search import _check_tracking_reachable  # one probe for every command
-
-    _check_tracking_reachable(writer)
+    writer.check_reachable()
     run_id = os.environ.get("MLFLOW_RUN_ID")
     created = False
     if not run_id:

@@ -27,6 +27,7 @@ from mlflow.exceptions import MlflowException
 from .config import RESERVED_TRAINING_ARGUMENTS, ExperimentConfig
 from .errors import ConfigError
 from .objective import quiet_flair
+from .resume import child_runs
 from .search import PARENT_TAG
 from .space import PARAMETERS, OptimizationValue, check_parameter_name, coerce_value
 from .tracking import RunWriter, experiment_id_for
@@ -177,24 +178,6 @@ def read_best_params(source: str | os.PathLike | Mapping[str, Any]) -> dict[str,
     return {str(k): v for k, v in data.items()}
 
 
-def _trial_runs(client: mlflow.MlflowClient, parent) -> list:
-    runs: list = []
-    token = None
-    while True:
-        page = client.search_runs(
-            [parent.info.experiment_id],
-            filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
-            max_results=1000,
-            page_token=token,
-        )
-        runs.extend(page)
-        token = page.token
-        if not token:
-            break
-    trials = [r for r in runs if TRIAL_NUMBER_TAG in r.data.tags]
-    return trials or runs
-
-
 def _maximise(parent) -> bool:
     objective = OptimizationValue.parse(parent.data.params.get("optimization_value", "dev_score"))
     return objective is OptimizationValue.DEV_SCORE
@@ -211,7 +194,7 @@ def _best_of_search(client: mlflow.MlflowClient, parent) -> tuple[dict[str, Any]
         number = parent.data.tags.get("best_trial_number", "?")
         return dict(params), best_trial, parent.data.metrics.get("best_score"), f"trial {number} of search {run_id}"
     finished = [
-        r for r in _trial_runs(client, parent)
+        r for r in child_runs(client, parent.info.experiment_id, parent.info.run_id)
         if r.info.status == "FINISHED" and math.isfinite(r.data.metrics.get("final_score", math.nan))
     ]  # fmt: skip
     if not finished:
@@ -650,7 +633,7 @@ def search_trials(search_run_id: str, tracking_uri: str | None = None) -> Trials
     """The trials of a search read back from MLflow, ranked by ``final_score``."""
     writer = _client(tracking_uri)
     parent = get_search_run(writer.client, search_run_id)
-    runs = _trial_runs(writer.client, parent)
+    runs = child_runs(writer.client, parent.info.experiment_id, parent.info.run_id)
     try:
         names = search_config(writer.client, parent).parameter_names
     except ConfigError:

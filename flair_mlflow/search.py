@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import re
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -156,7 +155,7 @@ class Search:
             mlflow.set_tracking_uri(self.tracking_uri)
         self.tracking_uri = mlflow.get_tracking_uri()
         self.writer = RunWriter(self.tracking_uri)
-        _check_tracking_reachable(self.writer)
+        self.writer.check_reachable()
         settings = TrialSettings.from_config(
             self.config, tracking_uri=self.tracking_uri, quiet=self.quiet,
             main_evaluation_metric=self.main_evaluation_metric,
@@ -473,43 +472,6 @@ def _describe_space(space: Mapping[str, Any] | None, config: ExperimentConfig) -
     return yaml.safe_dump(data, sort_keys=False)
 
 
-#: The probe alone retries once, briefly: MLflow's default (7 retries with backoff, minutes in all)
-#: is right for a running search's writes, which must outlast a server restart, but would make
-#: a mistyped URI hang for minutes. Settings the user made are left as they are.
-PROBE_ENVIRONMENT = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
-}
-
-
-def redact_uri(text: str) -> str:
-    """``http://user:secret@host`` → ``http://***@host``, so no message repeats a password."""
-    return re.sub(r"//[^/@\s]+@", "//***@", str(text))
-
-
-def _check_tracking_reachable(writer: RunWriter) -> None:
-    """Fail before the search, in one line, when the tracking server cannot be reached or refuses us."""
-    added = {k: v for k, v in PROBE_ENVIRONMENT.items() if k not in os.environ}
-    os.environ.update(added)
-    try:
-        writer.client.search_experiments(max_results=1)
-    except Exception as error:
-        where = redact_uri(writer.tracking_uri)
-        code = str(getattr(error, "error_code", ""))
-        if code in ("UNAUTHENTICATED", "PERMISSION_DENIED") or re.search(r"\b40[13]\b", str(error)):
-            raise ConfigError(
-                "tracking_uri",
-                f"the tracking server '{where}' refused the credentials ({code or 'HTTP 401/403'}); "
-                "check MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)",
-            ) from None
-        message = redact_uri(" ".join(str(error).split())[:200])
-        raise ConfigError("tracking_uri", f"cannot reach the tracking store '{where}': {message}") from None
-    finally:
-        for key in added:
-            os.environ.pop(key, None)
-
-
 def run_search(config: ExperimentConfig | str | Path | None, *, overrides: Mapping[str, Any] | None = None,
                tracking_uri: str | None = None, run_name: str | None = None, show_progress: bool = True,
                quiet: bool = True, resume: str | None = None) -> SearchResult:  # fmt: skip
@@ -523,7 +485,7 @@ def run_search(config: ExperimentConfig | str | Path | None, *, overrides: Mappi
         if not resume:
             raise ConfigError("config", "give an experiment file, or --resume <parent run id> to continue a search")
         writer = RunWriter(tracking_uri or mlflow.get_tracking_uri())
-        _check_tracking_reachable(writer)
+        writer.check_reachable()
         config = experiment_from_run(writer.client, resume, overrides, PARENT_TAG)
     elif not isinstance(config, ExperimentConfig):
         config_path = Path(config)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -168,12 +169,50 @@ def _training_params(parameters: Mapping[str, Any]) -> dict[str, str]:
     return {k: param_value(parameters[k])[:MAX_PARAM_LENGTH] for k in keep if k in parameters}
 
 
+#: The probe alone retries once, briefly: MLflow's default (7 retries with backoff, minutes in all)
+#: is right for a running search's writes, which must outlast a server restart, but would make
+#: a mistyped URI hang for minutes. Settings the user made are left as they are.
+PROBE_ENVIRONMENT = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+}
+
+
+def redact_uri(text: str) -> str:
+    """``http://user:secret@host`` → ``http://***@host``, so no message repeats a password."""
+    return re.sub(r"//[^/@\s]+@", "//***@", str(text))
+
+
 class RunWriter:
     """Creates and writes the runs of one search through explicit run ids."""
 
     def __init__(self, tracking_uri: str | None = None) -> None:
         self.tracking_uri = tracking_uri or mlflow.get_tracking_uri()
         self.client = mlflow.MlflowClient(tracking_uri=self.tracking_uri)
+
+    def check_reachable(self) -> None:
+        """Fail before any run exists, in one line, when the tracking server cannot be reached or refuses us."""
+        from .errors import ConfigError
+
+        added = {k: v for k, v in PROBE_ENVIRONMENT.items() if k not in os.environ}
+        os.environ.update(added)
+        try:
+            self.client.search_experiments(max_results=1)
+        except Exception as error:
+            where = redact_uri(self.tracking_uri)
+            code = str(getattr(error, "error_code", ""))
+            if code in ("UNAUTHENTICATED", "PERMISSION_DENIED") or re.search(r"\b40[13]\b", str(error)):
+                raise ConfigError(
+                    "tracking_uri",
+                    f"the tracking server '{where}' refused the credentials ({code or 'HTTP 401/403'}); "
+                    "check MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)",
+                ) from None
+            message = redact_uri(" ".join(str(error).split())[:200])
+            raise ConfigError("tracking_uri", f"cannot reach the tracking store '{where}': {message}") from None
+        finally:
+            for key in added:
+                os.environ.pop(key, None)
 
     def create_child(self, experiment_id: str, parent_run_id: str, name: str, tags: Mapping[str, str] | None = None) -> str:
         run = self.client.create_run(

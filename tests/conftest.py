@@ -134,6 +134,20 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_for_http(url: str, process: subprocess.Popen, timeout: float) -> bool:
+    """True once ``url`` answers 200; False if the process exits or ``timeout`` seconds pass."""
+    deadline = time.time() + timeout
+    while process.poll() is None and time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.5)
+    return False
+
+
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A real ``mlflow server`` on 127.0.0.1, stopped at the end of the session."""
@@ -146,18 +160,9 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> str:
     log = open(folder / "server.log", "wb")
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=folder)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        if process.poll() is not None or time.time() > deadline:
-            process.kill()
-            pytest.fail(f"mlflow server did not start: {(folder / 'server.log').read_text()[-2000:]}")
-        time.sleep(0.5)
+    if not wait_for_http(f"{url}/health", process, 90):
+        process.kill()
+        pytest.fail(f"mlflow server did not start: {(folder / 'server.log').read_text()[-2000:]}")
     yield url
     process.terminate()
     try:

@@ -15,7 +15,6 @@ import socket
 import subprocess
 import sys
 import textwrap
-import time
 import urllib.request
 from pathlib import Path
 
@@ -40,7 +39,7 @@ from flair_mlflow.registry import (
     search_trials,
 )
 
-from .conftest import TREC_TINY, WNUT_TINY
+from .conftest import TREC_TINY, WNUT_TINY, wait_for_http
 
 TINY_BEST_PARAMS = """\
 # a configuration to train, as a search writes it
@@ -307,17 +306,8 @@ def test_mlflow_models_serve_answers(store, tiny_registered):
         process = subprocess.Popen(command, cwd=store["folder"], env=env, stdout=log, stderr=subprocess.STDOUT,
                                    start_new_session=True)  # fmt: skip
     try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.time() > deadline:
-                pytest.fail(f"mlflow models serve did not start: {log_path.read_text()[-3000:]}")
-            time.sleep(0.5)
+        if not wait_for_http(f"http://127.0.0.1:{port}/ping", process, 120):
+            pytest.fail(f"mlflow models serve did not start: {log_path.read_text()[-3000:]}")
         body = json.dumps({"inputs": ["George Washington went to Washington .", "Marie Curie lives in Rome"]})
         request = urllib.request.Request(
             f"http://127.0.0.1:{port}/invocations", data=body.encode(), headers={"Content-Type": "application/json"}
