@@ -104,6 +104,48 @@ def _tune(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> tupl
     return process, log
 
 
+# ``flair-mlflow tune`` with one change: once trial ``argv[2]`` has written its first epoch's metrics,
+# it writes the file ``argv[1]`` and waits until ``argv[1] + ".release"`` exists. A signal, a kill or a
+# server stop then lands inside that trial however fast or slow the machine is.
+_HOLD_IN_TRIAL = """
+import pathlib, sys, time
+from flair_mlflow import tracking
+from flair_mlflow.cli import main
+
+held, trial = pathlib.Path(sys.argv[1]), int(sys.argv[2])
+release, sys.argv = held.with_name(held.name + ".release"), ["flair-mlflow", *sys.argv[3:]]
+flush, trial_runs = tracking.MetricBuffer.flush, []
+
+def flush_then_hold(self):
+    epoch_end = any(metric.key == "run_1/dev_score" for metric in self.pending)
+    flush(self)
+    if epoch_end and self.run_id not in trial_runs:
+        trial_runs.append(self.run_id)
+        if len(trial_runs) == trial:
+            held.write_text(self.run_id)
+            while not release.exists():
+                time.sleep(0.1)
+
+tracking.MetricBuffer.flush = flush_then_hold
+main()
+"""
+
+
+def _tune_held(args: list[str], cwd: Path, trial: int) -> tuple[subprocess.Popen, Path, Path]:
+    """``flair-mlflow tune`` that holds in ``trial`` (see above); returns the process, its log and the held file.
+
+    The held file appears once the trial holds; writing ``<held>.release`` lets it go on.
+    """
+    held = cwd / f"held-in-trial-{trial}"
+    log = cwd / f"tune-{time.monotonic_ns()}.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-c", _HOLD_IN_TRIAL, str(held), str(trial), "tune", *args],
+            cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    return process, log, held
+
+
 def _finish(process: subprocess.Popen, timeout: float) -> int:
     try:
         return process.wait(timeout=timeout)
@@ -207,9 +249,9 @@ def test_every_trial_failing_exits_non_zero_and_says_why(tmp_path: Path, flair_c
 @pytest.mark.parametrize("signum,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
 def test_signal_kills_the_running_trial_and_the_parent(tmp_path: Path, flair_cache, signum, code):
     uri = _store(tmp_path)
-    process, log = _tune([str(_experiment(tmp_path)), "--tracking-uri", uri], tmp_path)
+    process, log, held = _tune_held([str(_experiment(tmp_path)), "--tracking-uri", uri], tmp_path, trial=1)
     try:
-        _wait(lambda: _trials(_runs(uri)), 240, "the first trial's run", process)
+        _wait(held.exists, 240, "trial 1's first epoch", process)
         process.send_signal(signum)
     finally:
         returncode = _finish(process, 120)
@@ -226,9 +268,9 @@ def test_signal_kills_the_running_trial_and_the_parent(tmp_path: Path, flair_cac
 def test_resume_after_kill_9_repeats_and_loses_nothing(tmp_path: Path, flair_cache, tracking_uri):
     uri = _store(tmp_path)
     config = _experiment(tmp_path, max_evals=3)
-    process, log = _tune([str(config), "--tracking-uri", uri], tmp_path)
+    process, log, held = _tune_held([str(config), "--tracking-uri", uri], tmp_path, trial=2)
     try:
-        _wait(lambda: len(_trials(_runs(uri))) >= 2, 300, "trial 2 to start", process)
+        _wait(held.exists, 300, "trial 2's first epoch", process)
         process.kill()
     finally:
         _finish(process, 60)
@@ -237,6 +279,7 @@ def test_resume_after_kill_9_repeats_and_loses_nothing(tmp_path: Path, flair_cac
     before = {t.data.tags[TRIAL_TAG]: t for t in _trials(runs)}
     assert parent.info.status == "RUNNING"
     assert before["1"].info.status == "FINISHED" and before["2"].info.status == "RUNNING"
+    assert held.read_text() == before["2"].info.run_id and "run_1/dev_score" in before["2"].data.metrics, log.read_text()[-3000:]
 
     # a different search space or corpus is refused before anything is written
     changed = _experiment(tmp_path, "changed.yaml", search_space={
@@ -283,11 +326,12 @@ def test_tracking_server_restart_mid_search_loses_no_trial(tmp_path: Path, flair
     port = _free_port()
     server = _start_server(folder, port)
     backend = f"sqlite:///{folder / 'server.db'}"  # read directly: the test must not wait on a down server
-    process, log = _tune([str(_experiment(tmp_path)), "--tracking-uri", f"http://127.0.0.1:{port}"], tmp_path)
+    process, log, held = _tune_held([str(_experiment(tmp_path)), "--tracking-uri", f"http://127.0.0.1:{port}"],
+                                    tmp_path, trial=2)  # fmt: skip
     try:
-        _wait(lambda: any(t.info.status == "FINISHED" for t in _trials(_runs(backend))), 300, "trial 1 to finish",
-              process)  # fmt: skip
+        _wait(held.exists, 300, "trial 2's first epoch", process)
         _stop_server(server)
+        held.with_name(held.name + ".release").touch()  # trial 2 ends while the server is down
         time.sleep(5)
         server = _start_server(folder, port)
         returncode = _finish(process, 300)
