@@ -29,10 +29,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Optional, Sequence, Union
 
+import flair
 import numpy as np
 import torch
-
-import flair
 from flair.datasets import DataLoader
 from flair.training_utils import store_embeddings
 
