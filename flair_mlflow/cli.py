@@ -13,12 +13,10 @@ from typing import Any
 
 import click
 
-from .errors import FlairMlflowError
-
-
-from .cli_types import OPT_FLOAT, OPT_INT, OPT_STR
+from .cli_types import OPT_FLOAT, OPT_INT, OPT_STR, debug_option, run_name_option, tracking_uri_option, verbose_option
 from .cli_types import Optional as _Optional
 from .cli_types import fail as _fail
+from .errors import FlairMlflowError
 
 
 @click.group()
@@ -42,12 +40,12 @@ def main() -> None:
 @click.option("--parallelism", type=OPT_INT,
               help="Trials side by side on Spark (local[N] unless --spark-master); pruning and --resume need 1.")
 @click.option("--spark-master", "--spark_master", type=OPT_STR, help="Spark master URL, e.g. spark://host:7077.")
-@click.option("--tracking-uri", "--tracking_uri", type=OPT_STR, help="MLflow tracking URI (default: MLflow's own).")
-@click.option("--run-name", "--run_name", type=OPT_STR, help="Name of the parent run.")
+@tracking_uri_option
+@run_name_option
 @click.option("--resume", type=OPT_STR,
               help="Parent run id of a search to continue (without CONFIG: its experiment_resolved.yaml).")
-@click.option("--verbose", is_flag=True, help="Show Flair's training log.")
-@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@verbose_option
+@debug_option
 def tune(config: str | None, max_evals, max_epochs, training_runs, algorithm, seed, optimization_value, downsample,
          experiment, evaluate_test, lr_from, parallelism, spark_master, tracking_uri, run_name, resume, verbose: bool,
          debug: bool) -> None:  # fmt: skip
@@ -122,8 +120,8 @@ def _param_pairs(values: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Value for a searched parameter.")
 @click.option("--output", type=click.Path(file_okay=False), help="Also keep learning_rate.tsv/.png here.")
 @click.option("--parent-run-id", "--parent_run_id", type=OPT_STR, help="Nest the run under this search run.")
-@click.option("--tracking-uri", "--tracking_uri", type=OPT_STR, help="MLflow tracking URI.")
-@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@tracking_uri_option
+@debug_option
 def lr_find(config: str, optimizer, start_lr, end_lr, iterations, mini_batch_size, smoothing, divergence_threshold,
             no_stop_early: bool, params, output, parent_run_id, tracking_uri, debug: bool) -> None:  # fmt: skip
     """Run the learning-rate range test on the model the experiment file CONFIG describes."""

@@ -12,6 +12,7 @@ import logging
 import click
 
 from .cli_types import Optional as _Blank
+from .cli_types import debug_option, run_name_option, tracking_uri_option, verbose_option
 from .cli_types import fail as _fail
 from .errors import FlairMlflowError
 
@@ -27,10 +28,10 @@ from .errors import FlairMlflowError
 @click.option("--best-params", "--best_params", type=_Blank(click.STRING),
               help="A best_params.yaml to train instead of the search's best trial.")  # fmt: skip
 @click.option("--config", type=_Blank(click.STRING), help="Experiment file (instead of the search's experiment).")
-@click.option("--tracking-uri", "--tracking_uri", type=_Blank(click.STRING), help="MLflow tracking URI.")
-@click.option("--run-name", "--run_name", type=_Blank(click.STRING), help="Name of the register run.")
-@click.option("--verbose", is_flag=True, help="Show Flair's training log.")
-@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@tracking_uri_option
+@run_name_option
+@verbose_option
+@debug_option
 def register(search_run_id, name, max_epochs, train_with_dev, train_with_dev_value, downsample, best_params, config,
              tracking_uri, run_name, verbose: bool, debug: bool) -> None:  # fmt: skip
     """Train the best configuration of search SEARCH_RUN_ID, test it once and register it as NAME.
@@ -65,8 +66,8 @@ def register(search_run_id, name, max_epochs, train_with_dev, train_with_dev_val
 @click.command()
 @click.argument("search_run_id")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False, writable=True), help="Also write the table as CSV.")
-@click.option("--tracking-uri", "--tracking_uri", type=_Blank(click.STRING), help="MLflow tracking URI.")
-@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@tracking_uri_option
+@debug_option
 def trials(search_run_id: str, csv_path: str | None, tracking_uri: str | None, debug: bool) -> None:
     """Print the trials of search SEARCH_RUN_ID, best first, with their parameters."""
     from .registry import search_trials

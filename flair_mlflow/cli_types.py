@@ -1,4 +1,4 @@
-"""Option types and error exits shared by the command modules (kept apart so they import nothing of each other)."""
+"""Option types, common options and error exits shared by the command modules (kept apart so they import nothing of each other)."""
 
 from __future__ import annotations
 
@@ -31,6 +31,14 @@ class Optional(click.ParamType):
 OPT_INT = Optional(click.INT)
 OPT_FLOAT = Optional(click.FLOAT)
 OPT_STR = Optional(click.STRING)
+
+#: Options every command takes the same way; each use makes a fresh click option.
+tracking_uri_option = click.option(
+    "--tracking-uri", "--tracking_uri", type=OPT_STR, help="MLflow tracking URI (default: MLflow's own)."
+)
+run_name_option = click.option("--run-name", "--run_name", type=OPT_STR, help="Name of the run this command starts.")
+verbose_option = click.option("--verbose", is_flag=True, help="Show Flair's training log.")
+debug_option = click.option("--debug", is_flag=True, help="Show tracebacks.")
 
 
 def fail(error: BaseException, debug: bool, code: int = 2) -> None:
