@@ -170,18 +170,27 @@ def tracking_overhead(folder: Path, repeats: int) -> list[dict]:
     return rows
 
 
-def cache_on_off(folder: Path, repeats: int) -> list[dict]:
-    mlflow.set_tracking_uri(f"sqlite:///{folder / 'cache.db'}")
-    times: dict[str, list[float]] = {"on": [], "off": []}
-    scores: dict[str, list[float]] = {}
+def _time_arms(arms: dict, repeats: int) -> tuple[dict, dict]:
+    """Each arm's experiment searched ``repeats`` times, arms interleaved so machine drift hits both.
+
+    Returns the wall times per arm and each arm's last search result.
+    """
+    times: dict = {arm: [] for arm in arms}
+    results: dict = {}
     for _ in range(repeats):
-        for arm, budget in (("off", 0), ("on", 1024)):
-            config = ExperimentConfig.from_dict({**TREC, "embedding_cache_mb": budget})
+        for arm, data in arms.items():
             _load_cached.cache_clear()  # a fresh corpus: no vectors left over from the other arm
             started = time.perf_counter()
-            result = run_search(config, show_progress=False)
+            results[arm] = run_search(ExperimentConfig.from_dict(data), show_progress=False)
             times[arm].append(time.perf_counter() - started)
-            scores[arm] = [o.final_score for o in result.outcomes]
+    return times, results
+
+
+def cache_on_off(folder: Path, repeats: int) -> list[dict]:
+    mlflow.set_tracking_uri(f"sqlite:///{folder / 'cache.db'}")
+    times, results = _time_arms({"off": {**TREC, "embedding_cache_mb": 0}, "on": {**TREC, "embedding_cache_mb": 1024}},
+                                repeats)  # fmt: skip
+    scores = {arm: [o.final_score for o in result.outcomes] for arm, result in results.items()}
     on, off = statistics.median(times["on"]), statistics.median(times["off"])
     same = np.allclose(scores["on"], scores["off"])
     return [{
@@ -199,25 +208,16 @@ def pruning_on_off(folder: Path, repeats: int) -> list[dict]:
         **WNUT, "max_evals": 8, "max_epochs": 4, "optimization_value": "dev_loss",
         "search_space": {**WNUT["search_space"], "learning_rate": {"choice": [0.2, 0.05, 1.0e-4]}},
     }  # fmt: skip
-    times: dict[str, list[float]] = {"on": [], "off": []}
-    best: dict[str, float] = {}
-    pruned = 0
-    for _ in range(repeats):
-        for arm in ("off", "on"):
-            data = {**base, "pruning": {"warmup_epochs": 1, "startup_trials": 2}} if arm == "on" else base
-            _load_cached.cache_clear()
-            started = time.perf_counter()
-            result = run_search(ExperimentConfig.from_dict(data), show_progress=False)
-            times[arm].append(time.perf_counter() - started)
-            best[arm] = result.best_score
-            if arm == "on":
-                pruned = sum(o.pruned for o in result.outcomes)
+    pruned = {**base, "pruning": {"warmup_epochs": 1, "startup_trials": 2}}
+    times, results = _time_arms({"off": base, "on": pruned}, repeats)
+    best = {arm: result.best_score for arm, result in results.items()}
+    count = sum(o.pruned for o in results["on"].outcomes)
     on, off = statistics.median(times["on"]), statistics.median(times["off"])
     return [{
         "row": "pruning (median rule), WNUT_17",
         "measure": f"{base['max_evals']} trials x {base['max_epochs']} epochs, wall time on / off; best dev loss",
         "a": on, "b": off, "ratio": on / off,
-        "result": f"{off / on:.2f}x faster, {pruned} pruned; best dev loss {best['on']:.4f} vs {best['off']:.4f}",
+        "result": f"{off / on:.2f}x faster, {count} pruned; best dev loss {best['on']:.4f} vs {best['off']:.4f}",
         "raw": {"on": times["on"], "off": times["off"], "best": best},
     }]  # fmt: skip
 
@@ -234,14 +234,8 @@ def spark_parallelism(folder: Path, repeats: int) -> list[dict]:
     mlflow.set_tracking_uri(f"sqlite:///{folder / 'spark.db'}")
     spark_trials(2)  # start the JVM before timing: a long-lived cluster does not pay it per search
     data = {**WNUT, "max_evals": 4}
-    times: dict[int, list[float]] = {1: [], 2: []}
-    for _ in range(repeats):
-        for parallelism in (1, 2):
-            _load_cached.cache_clear()
-            started = time.perf_counter()
-            result = run_search(ExperimentConfig.from_dict({**data, "parallelism": parallelism}), show_progress=False)
-            times[parallelism].append(time.perf_counter() - started)
-            assert len(result.outcomes) == data["max_evals"]
+    times, results = _time_arms({1: {**data, "parallelism": 1}, 2: {**data, "parallelism": 2}}, repeats)
+    assert all(len(result.outcomes) == data["max_evals"] for result in results.values())
     one, two = statistics.median(times[1]), statistics.median(times[2])
     return [{
         "row": "Spark parallelism 2 vs 1 (local[2]), WNUT_17",
