@@ -18,7 +18,8 @@ from urllib.parse import urlparse
 
 from .errors import ConfigError
 from .objective import TrialOutcome, TrialRunner
-from .resume import VALS_TAG, vals_json
+from .resume import VALS_TAG, child_runs, restored_outcome, vals_json
+from .tracking import TRIAL_NUMBER_TAG
 
 log = logging.getLogger("flair_mlflow")
 
@@ -89,25 +90,94 @@ def _plain_outcome(outcome: TrialOutcome) -> dict[str, Any]:
     return data
 
 
-def collect_outcomes(trials: Any, writer: Any) -> list[TrialOutcome]:
-    """Outcomes in trial-id order, each child run renamed ``trial-NNN`` by that order."""
-    from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
+def every_trial(trials: Any) -> list[dict[str, Any]]:
+    """All of hyperopt's trial documents in trial-id order, cancelled and failed ones included.
+
+    ``Trials.trials`` leaves out trials in the cancelled and error states, which are just the ones
+    a search must account for when SparkTrials stops early or loses a task.
+    """
+    return sorted(getattr(trials, "_dynamic_trials", trials.trials), key=lambda t: t["tid"])
+
+
+def outcomes_of_trials(trials: Any, finished_only: bool = True) -> list[TrialOutcome]:
+    """The outcomes Spark trials hold, in trial-id order, numbered by it (trial id + 1).
+
+    With ``finished_only`` a trial still running is left out; otherwise every trial counts but one
+    that SparkTrials cancelled (an early stop, a time budget) before it returned, and one whose
+    Spark task itself failed (a worker lost) becomes a failed outcome.
+    """
+    from hyperopt import STATUS_FAIL, STATUS_OK
+    from hyperopt.base import JOB_STATE_CANCEL
 
     outcomes: list[TrialOutcome] = []
-    for trial in sorted(trials.trials, key=lambda t: t["tid"]):
+    for trial in every_trial(trials):
         number = trial["tid"] + 1
         result = trial.get("result") or {}
         if "outcome" in result:
             outcome = TrialOutcome(**result["outcome"])
-        else:  # the task itself failed (worker lost, cancelled): no run may exist
+        elif trial.get("state") == JOB_STATE_CANCEL or (finished_only and result.get("status") not in (STATUS_OK, STATUS_FAIL)):
+            continue
+        else:
             error = trial.get("misc", {}).get("error")
             outcome = TrialOutcome(number=number, params={}, status="fail", error=str(error or "the Spark task failed"))
         outcome.number = number
-        if outcome.run_id:  # hyperopt's own record of the point lets a sequential --resume continue
-            writer.set_tags(outcome.run_id, {
-                MLFLOW_RUN_NAME: f"trial-{number:03d}",
-                "flair_mlflow.trial_number": str(number),
-                VALS_TAG: vals_json(trial.get("misc", {}).get("vals", {})),
-            })  # fmt: skip
         outcomes.append(outcome)
     return outcomes
+
+
+def collect_outcomes(trials: Any, writer: Any) -> list[TrialOutcome]:
+    """Every trial's outcome once the search ends, each child run renamed ``trial-NNN`` by trial id."""
+    from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
+
+    outcomes = outcomes_of_trials(trials, finished_only=False)
+    vals = {trial["tid"] + 1: trial.get("misc", {}).get("vals", {}) for trial in every_trial(trials)}
+    for outcome in outcomes:
+        if outcome.run_id:  # hyperopt's own record of the point lets a sequential --resume continue
+            writer.set_tags(outcome.run_id, {
+                MLFLOW_RUN_NAME: f"trial-{outcome.number:03d}",
+                TRIAL_NUMBER_TAG: str(outcome.number),
+                VALS_TAG: vals_json(vals[outcome.number]),
+            })  # fmt: skip
+    return outcomes
+
+
+def settle_cancelled_trials(trials: Any, writer: Any, parent_run_id: str, runner: TrialRunner,
+                            space: Any) -> list[TrialOutcome]:  # fmt: skip
+    """Account for the trials SparkTrials cancelled when the search stopped early (no improvement, time budget).
+
+    hyperopt cancels every trial still running, and drops the result of one that finished in the
+    same instant. Such a run, FINISHED (or FAILED) with its metrics, is matched to its cancelled
+    trial by its logged parameters and returned as an outcome under that trial's number, so no
+    completed training is lost; a run cancelled mid-training ends KILLED, tagged ``cancelled``.
+    """
+    import hyperopt
+    from hyperopt.base import JOB_STATE_CANCEL
+    from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
+
+    from .tracking import MAX_PARAM_LENGTH, STATUS_TAG, param_value
+
+    experiment_id = writer.client.get_run(parent_run_id).info.experiment_id
+    unnumbered = [r for r in child_runs(writer.client, experiment_id, parent_run_id) if TRIAL_NUMBER_TAG not in r.data.tags]
+    recovered: list[TrialOutcome] = []
+    for trial in every_trial(trials):
+        if trial.get("state") != JOB_STATE_CANCEL or "outcome" in (trial.get("result") or {}):
+            continue
+        vals = trial.get("misc", {}).get("vals", {})
+        params = runner.trial_params(hyperopt.space_eval(space, {k: v[0] for k, v in vals.items() if v}))
+        logged = {k: param_value(v)[:MAX_PARAM_LENGTH] for k, v in runner.logged_params(params).items()}
+        for run in unnumbered:
+            done = (run.info.status == "FINISHED" and "loss" in run.data.metrics) or (
+                run.info.status == "FAILED" and "error.class" in run.data.tags)  # fmt: skip
+            if done and all(run.data.params.get(k) == v for k, v in logged.items()):
+                unnumbered.remove(run)
+                number = trial["tid"] + 1
+                writer.set_tags(run.info.run_id, {
+                    MLFLOW_RUN_NAME: f"trial-{number:03d}", TRIAL_NUMBER_TAG: str(number), VALS_TAG: vals_json(vals),
+                })  # fmt: skip
+                recovered.append(restored_outcome(writer.client, run, number, params, None))
+                break
+    for run in unnumbered:
+        if run.info.status == "RUNNING":
+            writer.set_tags(run.info.run_id, {STATUS_TAG: "cancelled"})
+            writer.end(run.info.run_id, "KILLED")
+    return recovered

@@ -88,10 +88,15 @@ def run_lr_find(config: ExperimentConfig | str | Path, *, params: Mapping[str, A
 
     from .corpora import check_corpus, load_for_experiment
     from .embeddings import EmbeddingFactory
-    from .lr_finder import Plotter, find_learning_rate, read_learning_rate_tsv, suggest_learning_rates
-    from .lr_finder import log_lr_find_to_mlflow
+    from .lr_finder import (
+        Plotter,
+        find_learning_rate,
+        log_lr_find_to_mlflow,
+        read_learning_rate_tsv,
+        suggest_learning_rates,
+    )
     from .models import build_model, optimizer_class, optimizer_name
-    from .tracking import RunWriter, experiment_id_for
+    from .tracking import TASK_TAG, RunWriter, experiment_id_for
 
     config_path = None
     if not isinstance(config, ExperimentConfig):
@@ -137,7 +142,7 @@ def run_lr_find(config: ExperimentConfig | str | Path, *, params: Mapping[str, A
             experiment_id = experiment_id_for(writer.client, config.experiment)
             run_id = writer.client.create_run(experiment_id, run_name=run_name or "lr_find").info.run_id
         created = True
-    writer.set_tags(run_id, {LR_FIND_TAG: "true", "flair_mlflow.task": config.task})
+    writer.set_tags(run_id, {LR_FIND_TAG: "true", TASK_TAG: config.task})
     logged = {
         "task": config.task,
         "corpus": config.corpus.describe(),

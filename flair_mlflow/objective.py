@@ -25,7 +25,7 @@ from .interrupts import Interrupted
 from .models import build_model, training_arguments
 from .pruning import MedianStoppingPlugin, MedianStoppingRule
 from .space import OptimizationValue, coerce_value
-from .tracking import MLflowLoggerPlugin, RunWriter
+from .tracking import STATUS_TAG, TASK_TAG, TRIAL_NUMBER_TAG, MLflowLoggerPlugin, RunWriter, redact_uri
 
 log = logging.getLogger("flair_mlflow")
 
@@ -201,6 +201,8 @@ class TrialRunner:
         return self.run(number, sampled)
 
     def run(self, number: int, sampled: dict[str, Any], tags: dict[str, str] | None = None) -> TrialOutcome:
+        """One trial under ``number``; 0 means "numbered later" (a Spark worker, which hyperopt does not
+        tell its trial id): the run is named ``trial-pending`` and carries no trial-number tag."""
         started = time.time()
         params = self.trial_params(sampled)
         outcome = TrialOutcome(number=number, params=params)
@@ -209,8 +211,8 @@ class TrialRunner:
             outcome.run_id = writer.create_child(
                 self.settings.experiment_id,
                 self.settings.parent_run_id,
-                f"trial-{number:03d}",
-                tags={"flair_mlflow.trial_number": str(number), "flair_mlflow.task": self.settings.task, **(tags or {})},
+                f"trial-{number:03d}" if number else "trial-pending",
+                tags={**({TRIAL_NUMBER_TAG: str(number)} if number else {}), TASK_TAG: self.settings.task, **(tags or {})},
             )
             writer.log_params(outcome.run_id, self.logged_params(params), new_run=True)
         try:
@@ -224,7 +226,7 @@ class TrialRunner:
             raise
         except (KeyboardInterrupt, Interrupted):
             if writer is not None:
-                writer.set_tags(outcome.run_id, {"flair_mlflow.status": "killed"})
+                writer.set_tags(outcome.run_id, {STATUS_TAG: "killed"})
                 writer.end(outcome.run_id, "KILLED")
             raise
         except Exception as error:  # the trial fails; the search goes on
@@ -235,7 +237,7 @@ class TrialRunner:
             if writer is not None:
                 writer.set_tags(
                     outcome.run_id,
-                    {"error.class": type(error).__name__, "error.message": str(error)[:5000]},
+                    {"error.class": type(error).__name__, "error.message": redact_uri(error)[:5000]},
                 )
                 writer.log_text(outcome.run_id, traceback.format_exc(), "traceback.txt")
                 writer.end(outcome.run_id, "FAILED")
@@ -249,14 +251,39 @@ class TrialRunner:
 
     def _train_and_score(self, number: int, params: dict[str, Any], outcome: TrialOutcome,
                          writer: RunWriter | None) -> None:  # fmt: skip
+        objective = self.settings.objective
+        # each training run's score and the trial's totals go out in one batch at the end (or when
+        # the trial fails): one call per trial instead of one per training run plus one
+        unsent: dict[str, float] = {}
+        try:
+            test_scores = self._training_runs(number, params, outcome, writer, unsent)
+            scores = np.array(outcome.run_scores, dtype=float)
+            outcome.final_score = float(scores.mean())
+            outcome.final_variance = float(scores.var())
+            outcome.loss = 1.0 - outcome.final_score if objective is OptimizationValue.DEV_SCORE else outcome.final_score
+            if test_scores:
+                outcome.test_score = float(np.mean(test_scores))
+            if math.isfinite(outcome.final_score):
+                unsent.update(final_score=outcome.final_score, final_variance=outcome.final_variance, loss=outcome.loss)
+                if outcome.test_score is not None:
+                    unsent["test_score"] = outcome.test_score
+        finally:
+            if writer is not None and unsent:
+                writer.log_metrics(outcome.run_id, unsent)
+
+    def _training_runs(self, number: int, params: dict[str, Any], outcome: TrialOutcome, writer: RunWriter | None,
+                       unsent: dict[str, float]) -> list[float]:  # fmt: skip
+        """Train ``training_runs`` fresh models into ``outcome``; returns their test scores (if asked for).
+
+        Epoch metrics are logged as they come; each run's score waits in ``unsent``.
+        """
         import flair
         from flair.trainers import ModelTrainer
 
         settings = self.settings
-        objective = settings.objective
-        history_key = "dev_score" if objective is OptimizationValue.DEV_SCORE else "dev_loss"
         arguments = training_arguments(settings.task, params)
-        test_scores = []
+        test_scores: list[float] = []
+        history_key = "dev_score" if settings.objective is OptimizationValue.DEV_SCORE else "dev_loss"
         for index in range(settings.training_runs):
             if settings.seed is not None:
                 flair.set_seed(settings.seed + 1000 * number + index)
@@ -291,12 +318,10 @@ class TrialRunner:
             run_score = score_of_training_run(plugin.history[history_key])
             outcome.run_scores.append(run_score)
             outcome.epoch_values.append(list(plugin.history[history_key]))
-            metrics = {f"run_{index + 1}/score": run_score}
+            unsent[f"run_{index + 1}/score"] = run_score
             if settings.evaluate_test and result.get("test_score") is not None:
                 test_scores.append(float(result["test_score"]))
-                metrics[f"run_{index + 1}/test_score"] = test_scores[-1]
-            if writer is not None:
-                writer.log_metrics(outcome.run_id, metrics)
+                unsent[f"run_{index + 1}/test_score"] = test_scores[-1]
             self.cache.after_training_run(self.factory, self.corpus)
             del model, trainer
             _check_losses(plugin.history, index + 1)
@@ -305,19 +330,7 @@ class TrialRunner:
                 break  # the trial's other training runs would be pruned the same way
             if not math.isfinite(run_score):
                 break
-
-        scores = np.array(outcome.run_scores, dtype=float)
-        outcome.final_score = float(scores.mean())
-        outcome.final_variance = float(scores.var())
-        outcome.loss = 1.0 - outcome.final_score if objective is OptimizationValue.DEV_SCORE else outcome.final_score
-        if test_scores:
-            outcome.test_score = float(np.mean(test_scores))
-        if writer is not None:
-            final = {"final_score": outcome.final_score, "final_variance": outcome.final_variance, "loss": outcome.loss}
-            if outcome.test_score is not None:
-                final["test_score"] = outcome.test_score
-            if math.isfinite(outcome.final_score):
-                writer.log_metrics(outcome.run_id, final)
+        return test_scores
 
 
 def _check_losses(history: dict[str, list[float]], run: int) -> None:

@@ -28,9 +28,8 @@ from .config import RESERVED_TRAINING_ARGUMENTS, ExperimentConfig
 from .errors import ConfigError
 from .objective import quiet_flair
 from .resume import child_runs
-from .search import PARENT_TAG
 from .space import PARAMETERS, OptimizationValue, check_parameter_name, coerce_value
-from .tracking import RunWriter, experiment_id_for
+from .tracking import TASK_TAG, TRIAL_NUMBER_TAG, RunWriter, experiment_id_for, get_search_run
 
 log = logging.getLogger("flair_mlflow")
 
@@ -41,7 +40,6 @@ CONFIG_HASH_TAG = "flair_mlflow.config_hash"
 METRIC_TAG = "flair_mlflow.metric"
 TEST_SPLIT_TAG = "flair_mlflow.test_split"
 SCORE_TAG = "flair_mlflow.score"
-TRIAL_NUMBER_TAG = "flair_mlflow.trial_number"
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 #: The run metric the champion rule compares (higher is better: Flair's main score on test).
@@ -67,36 +65,12 @@ class BestConfiguration:
 
 
 def _client(tracking_uri: str | None) -> RunWriter:
+    """A writer for the store, probed first: a wrong URI fails in seconds, not after MLflow's retries."""
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)
-    return RunWriter(mlflow.get_tracking_uri())
-
-
-def get_search_run(client: mlflow.MlflowClient, run_id: str):
-    """The search's parent run, or a one-line error that says what the id is instead."""
-    if not run_id or not str(run_id).strip():
-        raise ConfigError("search_run_id", "is empty; give the run id of a search (the parent run)")
-    try:
-        run = client.get_run(str(run_id).strip())
-    except MlflowException as error:
-        if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-            problem = f"no run '{run_id}' in the tracking store '{client.tracking_uri}'"
-            raise ConfigError("search_run_id", problem) from None
-        message = " ".join(str(error).split())[:200]
-        problem = f"cannot read run '{run_id}' from '{client.tracking_uri}': {message}"
-        raise ConfigError("tracking_uri", problem) from None
-    except Exception as error:  # connection errors surface as requests or OS errors
-        message = " ".join(str(error).split())[:200]
-        problem = f"cannot reach the tracking store '{client.tracking_uri}': {message}"
-        raise ConfigError("tracking_uri", problem) from None
-    tags = run.data.tags
-    if tags.get(PARENT_TAG) != "true":
-        parent = tags.get("mlflow.parentRunId")
-        if parent and TRIAL_NUMBER_TAG in tags:
-            problem = f"run '{run_id}' is trial {tags[TRIAL_NUMBER_TAG]} of search '{parent}'; give the search's id"
-            raise ConfigError("search_run_id", problem)
-        raise ConfigError("search_run_id", f"run '{run_id}' is not a search (it has no tag {PARENT_TAG}=true)")
-    return run
+    writer = RunWriter(mlflow.get_tracking_uri())
+    writer.check_reachable()
+    return writer
 
 
 def _artifact_text(client: mlflow.MlflowClient, run_id: str, name: str) -> str | None:
@@ -227,7 +201,7 @@ def best_configuration(search_run_id: str | None = None, *,
     experiment = None
     if config is not None:
         experiment = config if isinstance(config, ExperimentConfig) else ExperimentConfig.from_file(config)
-    parent = get_search_run(writer.client, search_run_id) if search_run_id else None
+    parent = get_search_run(writer.client, search_run_id, "search_run_id") if search_run_id else None
     if parent is None and experiment is None:
         raise ConfigError(
             "search_run_id", "give the run id of a search, or an experiment file (--config) with --best-params"
@@ -449,7 +423,7 @@ def register_best(search_run_id: str | None = None, name: str | None = None, *, 
         test_split = f"{getattr(corpus, 'name', 'corpus')} {experiment.label_type} test, {len(corpus.test)} sentences"
     tags = {
         REGISTER_TAG: "true",
-        "flair_mlflow.task": experiment.task,
+        TASK_TAG: experiment.task,
         SEARCH_RUN_TAG: best.search_run_id,
         BEST_TRIAL_TAG: best.best_trial_run_id,
         CONFIG_HASH_TAG: digest,
@@ -632,7 +606,7 @@ def _short_number(text: str) -> str:
 def search_trials(search_run_id: str, tracking_uri: str | None = None) -> TrialsTable:
     """The trials of a search read back from MLflow, ranked by ``final_score``."""
     writer = _client(tracking_uri)
-    parent = get_search_run(writer.client, search_run_id)
+    parent = get_search_run(writer.client, search_run_id, "search_run_id")
     runs = child_runs(writer.client, parent.info.experiment_id, parent.info.run_id)
     try:
         names = search_config(writer.client, parent).parameter_names

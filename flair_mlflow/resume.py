@@ -24,9 +24,9 @@ import numpy as np
 from .config import ExperimentConfig
 from .errors import ConfigError
 from .objective import TrialOutcome
+from .tracking import TRIAL_NUMBER_TAG, get_search_run
 
 VALS_TAG = "flair_mlflow.hyperopt_vals"
-TRIAL_TAG = "flair_mlflow.trial_number"
 SPACE_HASH_TAG = "flair_mlflow.space_hash"
 CORPUS_HASH_TAG = "flair_mlflow.corpus_hash"
 RESUMED_TAG = "flair_mlflow.resumed"
@@ -112,24 +112,6 @@ def search_hashes(config: ExperimentConfig) -> dict[str, str]:
 
 
 # -- reading the parent and its trials back -------------------------------------------------
-def get_search_run(client: Any, run_id: str, search_tag: str) -> Any:
-    """The parent run to resume, or a one-line refusal."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        run = client.get_run(run_id)
-    except MlflowException as error:
-        if getattr(error, "error_code", "") == "RESOURCE_DOES_NOT_EXIST" or "not found" in str(error).lower():
-            raise ConfigError("resume", f"no run '{run_id}' in the tracking store") from None
-        message = " ".join(str(error).split())[:200]
-        raise ConfigError("resume", f"cannot read run '{run_id}': {message}") from None
-    if run.info.lifecycle_stage == "deleted":
-        raise ConfigError("resume", f"run '{run_id}' is deleted; restore it in MLflow first")
-    if run.data.tags.get(search_tag) != "true":
-        raise ConfigError("resume", f"run '{run_id}' is not the parent run of a flair-mlflow search")
-    return run
-
-
 def check_same_search(parent: Any, config: ExperimentConfig) -> dict[str, str]:
     """Refuse to resume with another search space or corpus: their trials could not be compared."""
     run_id = parent.info.run_id
@@ -150,9 +132,9 @@ def check_same_search(parent: Any, config: ExperimentConfig) -> dict[str, str]:
     return now
 
 
-def experiment_from_run(client: Any, run_id: str, overrides: Mapping[str, Any] | None, search_tag: str) -> ExperimentConfig:
+def experiment_from_run(client: Any, run_id: str, overrides: Mapping[str, Any] | None) -> ExperimentConfig:
     """The experiment a search ran, from its parent's ``experiment_resolved.yaml`` (a resume without a file)."""
-    get_search_run(client, run_id, search_tag)
+    get_search_run(client, run_id, "resume")
     with tempfile.TemporaryDirectory(prefix="flair-mlflow-resume-") as folder:
         try:
             local = client.download_artifacts(run_id, "experiment_resolved.yaml", folder)
@@ -201,7 +183,8 @@ class PreviousTrials:
         return max((o.number for o in self.outcomes), default=0) + 1
 
 
-def _restored_outcome(client: Any, run: Any, number: int, params: dict[str, Any], history_key: str | None) -> TrialOutcome:
+def restored_outcome(client: Any, run: Any, number: int, params: dict[str, Any], history_key: str | None) -> TrialOutcome:
+    """A trial's outcome read back from its child run (``history_key``: also its per-epoch values)."""
     data = run.data
     outcome = TrialOutcome(number=number, params=params, run_id=run.info.run_id)
     if run.info.end_time and run.info.start_time:
@@ -248,7 +231,7 @@ def read_previous_trials(client: Any, parent: Any, space: Mapping[str, Any], tri
     found: list[tuple[int, int, Any, dict[str, list]]] = []
     for run in child_runs(client, parent.info.experiment_id, parent.info.run_id):
         tags = run.data.tags
-        number_text = tags.get(TRIAL_TAG, "")
+        number_text = tags.get(TRIAL_NUMBER_TAG, "")
         if not number_text.isdigit():
             continue  # not a trial of this search
         status = run.info.status
@@ -267,7 +250,7 @@ def read_previous_trials(client: Any, parent: Any, space: Mapping[str, Any], tri
     for number, _, run, vals in sorted(found, key=lambda item: (item[0], item[1])):
         point = {label: values[0] for label, values in vals.items() if values}
         params = trial_params(hyperopt.space_eval(space, point))
-        previous.outcomes.append(_restored_outcome(client, run, number, params, history_key))
+        previous.outcomes.append(restored_outcome(client, run, number, params, history_key))
         previous.vals.append(vals)
     return previous
 

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import mlflow
-import numpy as np
 
 from .config import ExperimentConfig
 from .errors import ConfigError
@@ -26,15 +25,21 @@ from .objective import TrialOutcome, TrialRunner, TrialSettings
 from .pruning import MedianStoppingRule
 from .reports import best_outcome, best_params_yaml, param_selection_text, plot_trials, trials_csv
 from .resume import (
-    RESUMED_TAG, VALS_TAG, PreviousTrials, check_same_search, continued_rng, experiment_from_run, get_search_run,
-    hyperopt_trials, read_previous_trials, search_hashes, vals_json,
+    RESUMED_TAG,
+    VALS_TAG,
+    PreviousTrials,
+    check_same_search,
+    continued_rng,
+    experiment_from_run,
+    hyperopt_trials,
+    read_previous_trials,
+    search_hashes,
+    vals_json,
 )  # fmt: skip
 from .space import SearchSpace
-from .tracking import RunWriter, experiment_id_for
+from .tracking import SEARCH_TAG, STATUS_TAG, TASK_TAG, RunWriter, experiment_id_for, get_search_run
 
 log = logging.getLogger("flair_mlflow")
-
-PARENT_TAG = "flair_mlflow.search"
 
 
 def algorithm_suggest(name: str) -> Callable:
@@ -222,18 +227,14 @@ class Search:
                 fn=objective,
                 space=self.space,
                 algo=suggest,
-                max_evals=self.config.max_evals,
                 trials=trials,
                 rstate=continued_rng(self.config.seed, len(self.outcomes)),
                 show_progressbar=False,
                 catch_eval_exceptions=False,
                 pass_expr_memo_ctrl=True,
-                early_stop_fn=self._no_improvement if self.config.early_stop_trials else None,
-                timeout=self.config.time_budget_minutes * 60 if self.config.time_budget_minutes else None,
+                **self._limits(),
             )
-            if self.stop_reason == "max_evals" and len(self.outcomes) < self.config.max_evals:
-                if self.config.time_budget_minutes and time.time() - started >= self.config.time_budget_minutes * 60:
-                    self.stop_reason = "time_budget"
+            self._note_time_budget(started, len(self.outcomes))
         except hyperopt.exceptions.AllTrialsFailed:
             self.stop_reason = "all_trials_failed"
             status = "FAILED"
@@ -251,21 +252,19 @@ class Search:
             restore_signals()
             progress.close()
             self._finish_parent(parent_run_id, status, created, maximise)
-        result = SearchResult(parent_run_id, experiment_id, list(self.outcomes))
-        if result.best is None:
-            errors = [o.error for o in self.outcomes if o.error]
-            why = f" (last error: {' '.join(errors[-1].split())[:300]})" if errors else ""
-            raise SearchFailed(
-                f"all {len(self.outcomes)} trials failed{why}; see the FAILED child runs of {parent_run_id}"
-            )
-        return result
+        return self._result(parent_run_id, experiment_id)
 
     def _run_parallel(self, runner: TrialRunner, suggest: Callable) -> SearchResult:
         """Trials side by side on Spark (hyperopt's SparkTrials); the run tree is a sequential search's."""
         import hyperopt
 
         from .distributed import (
-            SparkObjective, check_reachable_from_workers, collect_outcomes, spark_trials, torch_threads_per_trial,
+            SparkObjective,
+            check_reachable_from_workers,
+            collect_outcomes,
+            settle_cancelled_trials,
+            spark_trials,
+            torch_threads_per_trial,
         )  # fmt: skip
 
         if self.resume:
@@ -283,18 +282,19 @@ class Search:
         objective = SparkObjective(runner, torch_threads_per_trial(self.config.parallelism))
         status = "FINISHED"
         self.stop_reason = "max_evals"
+        started = time.time()
         restore_signals = catch_signals(SignalInterrupt)
         try:
             hyperopt.fmin(
                 fn=objective,
                 space=self.space,
                 algo=suggest,
-                max_evals=self.config.max_evals,
                 trials=trials,
-                rstate=np.random.default_rng(self.config.seed) if self.config.seed is not None else None,
+                rstate=continued_rng(self.config.seed, 0),
                 show_progressbar=self.show_progress,
-                timeout=self.config.time_budget_minutes * 60 if self.config.time_budget_minutes else None,
+                **self._limits(),
             )
+            self._note_time_budget(started, len(trials.trials))  # cancelled trials are not in .trials
         except hyperopt.exceptions.AllTrialsFailed:
             self.stop_reason, status = "all_trials_failed", "FAILED"
         except (KeyboardInterrupt, Interrupted) as error:
@@ -308,6 +308,9 @@ class Search:
         finally:
             restore_signals()
             self.outcomes = collect_outcomes(trials, self.writer)
+            if status == "FINISHED" and self.stop_reason != "max_evals":  # SparkTrials cancelled the rest
+                recovered = settle_cancelled_trials(trials, self.writer, parent_run_id, runner, self.space)
+                self.outcomes = sorted(self.outcomes + recovered, key=lambda o: o.number)
             for index, outcome in enumerate(self.outcomes):
                 best = best_outcome(self.outcomes[: index + 1])
                 metrics = {"trial_score": outcome.final_score} if outcome.status == "ok" else {}
@@ -316,19 +319,50 @@ class Search:
                 if metrics:
                     self.writer.log_metrics(parent_run_id, metrics, step=outcome.number)
             self._finish_parent(parent_run_id, status, created, maximise)
-        result = SearchResult(parent_run_id, experiment_id, list(self.outcomes))
-        if result.best is None:
-            raise SearchFailed(f"all {len(self.outcomes)} trials failed; see the FAILED child runs of {parent_run_id}")
-        return result
+        return self._result(parent_run_id, experiment_id)
+
+    # -- what both ways of running share --------------------------------------------------------
+    def _limits(self) -> dict[str, Any]:
+        """fmin's stopping arguments: the trial count, the time budget, the no-improvement rule."""
+        budget = self.config.time_budget_minutes
+        return {
+            "max_evals": self.config.max_evals,
+            "timeout": budget * 60 if budget else None,
+            "early_stop_fn": self._no_improvement if self.config.early_stop_trials else None,
+        }
+
+    def _note_time_budget(self, started: float, done: int) -> None:
+        """fmin returns quietly at its timeout; the parent run should say why the search ended early."""
+        budget = self.config.time_budget_minutes
+        if self.stop_reason != "max_evals" or done >= self.config.max_evals:
+            return
+        if budget and time.time() - started >= budget * 60:
+            self.stop_reason = "time_budget"
 
     def _no_improvement(self, trials: Any, *state: Any) -> tuple[bool, list]:
-        """hyperopt's early-stop hook: stop after ``early_stop_trials`` trials without a new best."""
-        best = best_outcome(self.outcomes)
-        since = len(self.outcomes) - (best.number if best else 0)
+        """hyperopt's early-stop hook: stop after ``early_stop_trials`` finished trials without a new best.
+
+        A parallel search's outcomes live in the Spark trials until it ends, so they are read from there.
+        """
+        from .distributed import outcomes_of_trials
+
+        outcomes = self.outcomes if self.config.parallelism == 1 else outcomes_of_trials(trials)
+        best = best_outcome(outcomes)
+        since = sum(1 for o in outcomes if best is None or o.number > best.number)
         if since >= self.config.early_stop_trials:
             self.stop_reason = "no_improvement"
             return True, []
         return False, []
+
+    def _result(self, parent_run_id: str, experiment_id: str) -> SearchResult:
+        result = SearchResult(parent_run_id, experiment_id, list(self.outcomes))
+        if result.best is None:
+            errors = [o.error for o in self.outcomes if o.error]
+            why = f" (last error: {' '.join(errors[-1].split())[:300]})" if errors else ""
+            raise SearchFailed(
+                f"all {len(self.outcomes)} trials failed{why}; see the FAILED child runs of {parent_run_id}"
+            )
+        return result
 
     def _start_parent(self) -> tuple[str, str, bool]:
         """The parent run: the run ``mlflow run`` or the caller already opened, or a new one."""
@@ -340,10 +374,10 @@ class Search:
             experiment_id = client.get_run(run_id).info.experiment_id
         else:
             experiment_id = experiment_id_for(client, self.config.experiment)
-            run = client.create_run(experiment_id, run_name=self.run_name, tags={PARENT_TAG: "true"})
+            run = client.create_run(experiment_id, run_name=self.run_name, tags={SEARCH_TAG: "true"})
             run_id = run.info.run_id
             created = True
-        self.writer.set_tags(run_id, {PARENT_TAG: "true", "flair_mlflow.task": self.config.task})
+        self.writer.set_tags(run_id, {SEARCH_TAG: "true", TASK_TAG: self.config.task})
         params = {
             "task": self.config.task,
             "corpus": self.config.corpus.describe(),
@@ -420,7 +454,7 @@ class Search:
     def _previous_trials(self, runner: TrialRunner) -> PreviousTrials:
         """The search to continue and its finished trials, read before anything is written."""
         client = self.writer.client
-        parent = get_search_run(client, str(self.resume), PARENT_TAG)
+        parent = get_search_run(client, str(self.resume), "resume")
         check_same_search(parent, self.config)
         history_key = None
         if getattr(self.config, "pruning", None) is not None:  # the stopping rule needs earlier epochs
@@ -432,7 +466,7 @@ class Search:
         parent = previous.parent
         run_id = parent.info.run_id
         for abandoned in previous.abandoned:
-            self.writer.set_tags(abandoned, {"flair_mlflow.status": "abandoned"})
+            self.writer.set_tags(abandoned, {STATUS_TAG: "abandoned"})
             self.writer.end(abandoned, "KILLED")
         self.writer.client.update_run(run_id, status="RUNNING")
         self.writer.set_tags(run_id, {RESUMED_TAG: int(parent.data.tags.get(RESUMED_TAG, "0") or 0) + 1})
@@ -453,7 +487,7 @@ class Search:
             experiment_id = self.writer.client.get_run(parent_run_id).info.experiment_id
             for run in child_runs(self.writer.client, experiment_id, parent_run_id):
                 if run.info.status == "RUNNING":
-                    self.writer.set_tags(run.info.run_id, {"flair_mlflow.status": "killed"})
+                    self.writer.set_tags(run.info.run_id, {STATUS_TAG: "killed"})
                     self.writer.end(run.info.run_id, "KILLED")
         except Exception as error:  # best effort: a resume marks any left over
             log.warning("could not mark the running trial KILLED: %s", error)
@@ -486,7 +520,7 @@ def run_search(config: ExperimentConfig | str | Path | None, *, overrides: Mappi
             raise ConfigError("config", "give an experiment file, or --resume <parent run id> to continue a search")
         writer = RunWriter(tracking_uri or mlflow.get_tracking_uri())
         writer.check_reachable()
-        config = experiment_from_run(writer.client, resume, overrides, PARENT_TAG)
+        config = experiment_from_run(writer.client, resume, overrides)
     elif not isinstance(config, ExperimentConfig):
         config_path = Path(config)
         config = ExperimentConfig.from_file(config_path, overrides)

@@ -32,6 +32,12 @@ EPOCH_METRICS = {
     ("test", "score"): "test_score",
     ("test", "loss"): "test_loss",
 }
+#: Tags that give a search its shape in the store: the parent run, its numbered trials, their state.
+SEARCH_TAG = "flair_mlflow.search"
+TRIAL_NUMBER_TAG = "flair_mlflow.trial_number"
+TASK_TAG = "flair_mlflow.task"
+STATUS_TAG = "flair_mlflow.status"
+
 MAX_BATCH = 1000  # MLflow's limit of metrics per log_batch call
 MAX_PARAM_LENGTH = 6000
 
@@ -285,3 +291,39 @@ def experiment_id_for(client: mlflow.MlflowClient, name: str | None) -> str:
             client.restore_experiment(experiment.experiment_id)
         return experiment.experiment_id
     return client.create_experiment(name)
+
+
+def get_search_run(client: mlflow.MlflowClient, run_id: str, field: str) -> Any:
+    """The parent run of a search, or a one-line error on ``field`` that says what the id is instead.
+
+    Shared by ``--resume`` and ``register``: a user who pastes a trial's id, a deleted run's or
+    a mistyped one learns which, and a store that cannot be read is named as such.
+    """
+    from mlflow.exceptions import MlflowException
+
+    from .errors import ConfigError
+
+    run_id = str(run_id or "").strip()
+    if not run_id:
+        raise ConfigError(field, "is empty; give the run id of a search (its parent run)")
+    where = redact_uri(client.tracking_uri)
+    try:
+        run = client.get_run(run_id)
+    except MlflowException as error:
+        if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE") or "not found" in str(error).lower():
+            raise ConfigError(field, f"no run '{run_id}' in the tracking store '{where}'") from None
+        message = redact_uri(" ".join(str(error).split())[:200])
+        raise ConfigError("tracking_uri", f"cannot read run '{run_id}' from '{where}': {message}") from None
+    except Exception as error:  # connection errors surface as requests or OS errors
+        message = redact_uri(" ".join(str(error).split())[:200])
+        raise ConfigError("tracking_uri", f"cannot reach the tracking store '{where}': {message}") from None
+    tags = run.data.tags
+    if run.info.lifecycle_stage == "deleted":
+        raise ConfigError(field, f"run '{run_id}' is deleted; restore it in MLflow first")
+    if tags.get(SEARCH_TAG) != "true":
+        parent = tags.get(MLFLOW_PARENT_RUN_ID)
+        if parent and TRIAL_NUMBER_TAG in tags:
+            problem = f"run '{run_id}' is trial {tags[TRIAL_NUMBER_TAG]} of search '{parent}'; give the search's id"
+            raise ConfigError(field, problem)
+        raise ConfigError(field, f"run '{run_id}' is not a search (it has no tag {SEARCH_TAG}=true)")
+    return run

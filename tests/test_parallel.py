@@ -62,3 +62,23 @@ def test_remote_spark_with_a_local_store_is_refused(tmp_path: Path, write_config
     if store.exists():  # the reachability probe may create an empty store; no run may be in it
         client = mlflow.MlflowClient(f"sqlite:///{store}")
         assert not client.search_runs([e.experiment_id for e in client.search_experiments()])
+
+
+def test_parallel_search_stops_without_improvement(flair_cache, mlflow_server, write_config, monkeypatch):
+    """The no-improvement rule reads the outcomes Spark holds; a parallel search used to ignore it."""
+    monkeypatch.setenv("SPARK_LOCAL_IP", "127.0.0.1")
+    config = write_config(WNUT_TINY, experiment="spark-stall", max_evals=8)
+    overrides = {"parallelism": 2, "early_stop_trials": 1, "max_epochs": 1, "optimization_value": "dev_loss"}
+    result = run_search(config, overrides=overrides, tracking_uri=mlflow_server, show_progress=False)
+
+    parent = mlflow.MlflowClient(mlflow_server).get_run(result.parent_run_id)
+    assert parent.data.tags["stop_reason"] == "no_improvement"
+    assert len(result.outcomes) < 8 and parent.data.metrics["trials"] == len(result.outcomes)
+    children = _children(mlflow.MlflowClient(mlflow_server), result.parent_run_id)
+    assert "RUNNING" not in {c.info.status for c in children}, "a trial Spark cancelled was left RUNNING"
+    finished = {c.info.run_id for c in children if c.info.status == "FINISHED"}
+    assert finished == {o.run_id for o in result.outcomes}, [  # a trial that ended as Spark cancelled it counts
+        (c.info.run_name, c.info.status, c.data.tags.get("flair_mlflow.status")) for c in children
+    ]
+    assert all(c.data.tags.get("flair_mlflow.status") == "cancelled" for c in children if c.info.status == "KILLED")
+    assert [o.number for o in result.outcomes] == sorted(o.number for o in result.outcomes)

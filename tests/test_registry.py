@@ -11,7 +11,6 @@ import io
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -39,7 +38,7 @@ from flair_mlflow.registry import (
     search_trials,
 )
 
-from .conftest import TREC_TINY, WNUT_TINY, wait_for_http
+from .conftest import TREC_TINY, WNUT_TINY, _free_port, wait_for_http
 
 TINY_BEST_PARAMS = """\
 # a configuration to train, as a search writes it
@@ -287,12 +286,6 @@ def test_registered_models_predict_in_a_fresh_process(store, wnut_registered, ti
     assert [len(labels) for labels in out["trec-qc"]] == [1, 0, 1]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_mlflow_models_serve_answers(store, tiny_registered):
     port = _free_port()
     log_path = store["folder"] / "serve.log"
@@ -410,3 +403,10 @@ def test_bad_input_is_one_line_and_exit_code_2(store, wnut_search):
     assert result.exit_code == 2 and "is not a search" in result.stderr
     runs_after = len(client.search_runs([e.experiment_id for e in client.search_experiments()], max_results=5000))
     assert runs_after == runs_before
+
+    nobody = f"http://127.0.0.1:{_free_port()}"  # last: the command makes this the process's tracking URI
+    for command, arguments in ((register, [wnut_search.parent_run_id, "--name", "x"]), (trials, [plain])):
+        result = CliRunner().invoke(command, [*arguments, "--tracking-uri", nobody])
+        assert result.exit_code == 2, result.output
+        assert f"Error: tracking_uri: cannot reach the tracking store '{nobody}'" in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
