@@ -200,3 +200,18 @@ def test_relative_corpus_folder_is_read_from_the_experiment_files_folder(tmp_pat
     path.write_text(yaml.safe_dump(data), "utf-8")
     monkeypatch.chdir(tmp_path)  # not the file's folder
     assert ExperimentConfig.from_file(path).corpus.folder == str(data_folder.resolve())
+
+
+EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "examples").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_shipped_examples_are_valid_experiments(path: Path):
+    """The files README and MLproject point users to must pass the same validation as theirs."""
+    from hyperopt.pyll import stochastic
+
+    config = ExperimentConfig.from_file(path)
+    space = config.build_space().get_search_space()
+    sampled = stochastic.sample(space)
+    assert set(sampled) == set(config.search_space)
+    assert config.max_evals >= 1 and config.experiment
