@@ -374,7 +374,10 @@ class Search:
             experiment_id = client.get_run(run_id).info.experiment_id
         else:
             experiment_id = experiment_id_for(client, self.config.experiment)
-            run = client.create_run(experiment_id, run_name=self.run_name, tags={SEARCH_TAG: "true"})
+            # named here: MLflow's generated names draw on Python's global RNG, which loading the
+            # corpus has just seeded, so every search with the same seed would get the same name
+            run_name = self.run_name or f"search-{time.strftime('%Y%m%d-%H%M%S')}"
+            run = client.create_run(experiment_id, run_name=run_name, tags={SEARCH_TAG: "true"})
             run_id = run.info.run_id
             created = True
         self.writer.set_tags(run_id, {SEARCH_TAG: "true", TASK_TAG: self.config.task})

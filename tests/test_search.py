@@ -21,6 +21,7 @@ from flair_mlflow import (
     SearchSpace,
     SequenceTaggerParamSelector,
     TextClassifierParamSelector,
+    corpora,
     run_search,
 )
 
@@ -121,10 +122,14 @@ def test_search_against_tracking_server(tmp_path: Path, flair_cache, mlflow_serv
 def test_same_seed_gives_same_trials(tmp_path: Path, flair_cache, tracking_uri, write_config):
     config = write_config(WNUT_TINY, max_evals=3)
     first = run_search(config, show_progress=False)
+    corpora._load_cached.cache_clear()  # load (and seed) again, as a second process would
     second = run_search(config, show_progress=False)
     assert [o.params for o in first.outcomes] == [o.params for o in second.outcomes]
     assert [o.final_score for o in first.outcomes] == pytest.approx([o.final_score for o in second.outcomes])
     assert first.parent_run_id != second.parent_run_id
+    client = mlflow.MlflowClient()
+    names = [client.get_run(r.parent_run_id).info.run_name for r in (first, second)]
+    assert names[0] != names[1], "a search's run name must not come from the seeded global RNG"
     other = run_search(config, overrides={"seed": 8}, show_progress=False)
     assert [o.params for o in other.outcomes] != [o.params for o in first.outcomes]
 
