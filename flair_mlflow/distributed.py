@@ -118,8 +118,7 @@ def outcomes_of_trials(trials: Any, finished_only: bool = True) -> list[TrialOut
         elif trial.get("state") == JOB_STATE_CANCEL or (finished_only and result.get("status") not in (STATUS_OK, STATUS_FAIL)):
             continue
         else:
-            error = trial.get("misc", {}).get("error")
-            outcome = TrialOutcome(number=number, params={}, status="fail", error=str(error or "the Spark task failed"))
+            outcome = TrialOutcome(number=number, params={}, status="fail", error=f"SparkTaskFailed: {_task_error(trial)}")
         outcome.number = number
         outcomes.append(outcome)
     return outcomes
@@ -127,57 +126,81 @@ def outcomes_of_trials(trials: Any, finished_only: bool = True) -> list[TrialOut
 
 def collect_outcomes(trials: Any, writer: Any) -> list[TrialOutcome]:
     """Every trial's outcome once the search ends, each child run renamed ``trial-NNN`` by trial id."""
-    from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
-
     outcomes = outcomes_of_trials(trials, finished_only=False)
     vals = {trial["tid"] + 1: trial.get("misc", {}).get("vals", {}) for trial in every_trial(trials)}
     for outcome in outcomes:
         if outcome.run_id:  # hyperopt's own record of the point lets a sequential --resume continue
-            writer.set_tags(outcome.run_id, {
-                MLFLOW_RUN_NAME: f"trial-{outcome.number:03d}",
-                TRIAL_NUMBER_TAG: str(outcome.number),
-                VALS_TAG: vals_json(vals[outcome.number]),
-            })  # fmt: skip
+            _number_run(writer, outcome.run_id, outcome.number, vals[outcome.number])
     return outcomes
 
 
-def settle_cancelled_trials(trials: Any, writer: Any, parent_run_id: str, runner: TrialRunner,
-                            space: Any) -> list[TrialOutcome]:  # fmt: skip
-    """Account for the trials SparkTrials cancelled when the search stopped early (no improvement, time budget).
+def settle_unreturned_trials(trials: Any, writer: Any, parent_run_id: str, runner: TrialRunner, space: Any,
+                             outcomes: list[TrialOutcome]) -> list[TrialOutcome]:  # fmt: skip
+    """Account for the trials whose result never came back to the driver; returns every outcome.
 
-    hyperopt cancels every trial still running, and drops the result of one that finished in the
-    same instant. Such a run, FINISHED (or FAILED) with its metrics, is matched to its cancelled
-    trial by its logged parameters and returned as an outcome under that trial's number, so no
-    completed training is lost; a run cancelled mid-training ends KILLED, tagged ``cancelled``.
+    SparkTrials cancels the trials still running when a search stops early (no improvement, time
+    budget) and drops the result of one that finished in the same instant; a trial whose Spark
+    task failed (its Python worker was killed, ran out of memory, lost its host) leaves its child
+    run RUNNING. Each such run is matched to its trial by its logged parameters and numbered. One
+    that FINISHED (or FAILED) with its metrics becomes that trial's outcome, so no completed
+    training is lost; one cut off by a cancellation ends KILLED, tagged ``cancelled``; one cut off
+    by a failed task ends FAILED with ``error.class`` ``SparkTaskFailed``, as a trial that raised.
     """
     import hyperopt
-    from hyperopt.base import JOB_STATE_CANCEL
-    from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
+    from hyperopt.base import JOB_STATE_CANCEL, JOB_STATE_ERROR
 
     from .tracking import MAX_PARAM_LENGTH, STATUS_TAG, param_value
 
+    by_number = {outcome.number: outcome for outcome in outcomes}
     experiment_id = writer.client.get_run(parent_run_id).info.experiment_id
     unnumbered = [r for r in child_runs(writer.client, experiment_id, parent_run_id) if TRIAL_NUMBER_TAG not in r.data.tags]
-    recovered: list[TrialOutcome] = []
     for trial in every_trial(trials):
-        if trial.get("state") != JOB_STATE_CANCEL or "outcome" in (trial.get("result") or {}):
+        state = trial.get("state")
+        if state not in (JOB_STATE_CANCEL, JOB_STATE_ERROR) or "outcome" in (trial.get("result") or {}):
             continue
+        number = trial["tid"] + 1
         vals = trial.get("misc", {}).get("vals", {})
         params = runner.trial_params(hyperopt.space_eval(space, {k: v[0] for k, v in vals.items() if v}))
         logged = {k: param_value(v)[:MAX_PARAM_LENGTH] for k, v in runner.logged_params(params).items()}
-        for run in unnumbered:
-            done = (run.info.status == "FINISHED" and "loss" in run.data.metrics) or (
-                run.info.status == "FAILED" and "error.class" in run.data.tags)  # fmt: skip
-            if done and all(run.data.params.get(k) == v for k, v in logged.items()):
-                unnumbered.remove(run)
-                number = trial["tid"] + 1
-                writer.set_tags(run.info.run_id, {
-                    MLFLOW_RUN_NAME: f"trial-{number:03d}", TRIAL_NUMBER_TAG: str(number), VALS_TAG: vals_json(vals),
-                })  # fmt: skip
-                recovered.append(restored_outcome(writer.client, run, number, params, None))
-                break
-    for run in unnumbered:
+        run = next((r for r in unnumbered if all(r.data.params.get(k) == v for k, v in logged.items())), None)
+        if run is None:
+            continue  # the task failed before the trial created its run: its outcome says so
+        unnumbered.remove(run)
+        _number_run(writer, run.info.run_id, number, vals)
+        done = (run.info.status == "FINISHED" and "loss" in run.data.metrics) or (
+            run.info.status == "FAILED" and "error.class" in run.data.tags)  # fmt: skip
+        if done:
+            by_number[number] = restored_outcome(writer.client, run, number, params, None)
+        elif state == JOB_STATE_CANCEL:
+            writer.set_tags(run.info.run_id, {STATUS_TAG: "cancelled"})
+            writer.end(run.info.run_id, "KILLED")
+        else:
+            error = _task_error(trial)
+            writer.set_tags(run.info.run_id, {"error.class": "SparkTaskFailed", "error.message": error[:5000]})
+            writer.end(run.info.run_id, "FAILED")
+            by_number[number] = TrialOutcome(number=number, params=params, status="fail", run_id=run.info.run_id,
+                                             error=f"SparkTaskFailed: {error}")  # fmt: skip
+    for run in unnumbered:  # a run no trial document accounts for: cut off as the search ended
         if run.info.status == "RUNNING":
             writer.set_tags(run.info.run_id, {STATUS_TAG: "cancelled"})
             writer.end(run.info.run_id, "KILLED")
-    return recovered
+    return sorted(by_number.values(), key=lambda o: o.number)
+
+
+def _number_run(writer: Any, run_id: str, number: int, vals: dict[str, Any]) -> None:
+    """Give a worker's ``trial-pending`` run its trial's name, number and hyperopt point."""
+    from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
+
+    writer.set_tags(run_id, {MLFLOW_RUN_NAME: f"trial-{number:03d}", TRIAL_NUMBER_TAG: str(number), VALS_TAG: vals_json(vals)})
+
+
+def _task_error(trial: dict[str, Any]) -> str:
+    """One line on why Spark lost the task, from what SparkTrials kept: the exception's type and,
+    for an exception raised in the worker's Python code, its traceback."""
+    kind, detail = (list(trial.get("misc", {}).get("error") or ()) + [None, None])[:2]
+    kind = str(kind or "").removeprefix("<class '").removesuffix("'>").rsplit(".", 1)[-1] or "an error"
+    lines = [line.strip() for line in str(detail or "").splitlines() if line.strip()]
+    if lines:
+        return " ".join(f"the Spark task running this trial failed: {lines[-1]}".split())[:1000]
+    return (f"the Spark task running this trial failed ({kind}): its Python worker exited, was killed or ran out "
+            "of memory; the Spark driver's log has the cause")

@@ -262,7 +262,7 @@ class Search:
             SparkObjective,
             check_reachable_from_workers,
             collect_outcomes,
-            settle_cancelled_trials,
+            settle_unreturned_trials,
             spark_trials,
             torch_threads_per_trial,
         )  # fmt: skip
@@ -308,9 +308,10 @@ class Search:
         finally:
             restore_signals()
             self.outcomes = collect_outcomes(trials, self.writer)
-            if status == "FINISHED" and self.stop_reason != "max_evals":  # SparkTrials cancelled the rest
-                recovered = settle_cancelled_trials(trials, self.writer, parent_run_id, runner, self.space)
-                self.outcomes = sorted(self.outcomes + recovered, key=lambda o: o.number)
+            if status != "KILLED" and self.stop_reason != "error":  # cancelled trials, lost Spark tasks
+                self.outcomes = settle_unreturned_trials(
+                    trials, self.writer, parent_run_id, runner, self.space, self.outcomes
+                )
             for index, outcome in enumerate(self.outcomes):
                 best = best_outcome(self.outcomes[: index + 1])
                 metrics = {"trial_score": outcome.final_score} if outcome.status == "ok" else {}

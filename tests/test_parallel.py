@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import mlflow
@@ -82,3 +86,57 @@ def test_parallel_search_stops_without_improvement(flair_cache, mlflow_server, w
     ]
     assert all(c.data.tags.get("flair_mlflow.status") == "cancelled" for c in children if c.info.status == "KILLED")
     assert [o.number for o in result.outcomes] == sorted(o.number for o in result.outcomes)
+
+
+def _spark_python_workers() -> list[int]:
+    """PIDs of PySpark's forked Python workers: the children of its ``pyspark.daemon``."""
+    daemons, parents = set(), {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if b"pyspark.daemon" in cmdline:
+            daemons.add(int(entry.name))
+            parents[int(entry.name)] = ppid
+    return [pid for pid, ppid in parents.items() if ppid in daemons]
+
+
+def test_a_lost_spark_worker_fails_its_trial_and_the_search_goes_on(flair_cache, mlflow_server, write_config,
+                                                                      monkeypatch):  # fmt: skip
+    """A Python worker killed mid-trial: its child run ends FAILED under its number, nothing stays RUNNING."""
+    monkeypatch.setenv("SPARK_LOCAL_IP", "127.0.0.1")
+    config = write_config(WNUT_TINY, experiment="spark-lost", max_evals=3)
+    client = mlflow.MlflowClient(mlflow_server)
+    killed: list[int] = []
+
+    def kill_a_worker_mid_trial() -> None:
+        deadline = time.time() + 240
+        while time.time() < deadline and not killed:
+            experiment = client.get_experiment_by_name("spark-lost")
+            training = experiment and client.search_runs(
+                [experiment.experiment_id], filter_string="attributes.status = 'RUNNING' and metrics.`run_1/dev_score` > -1"
+            )
+            if training:
+                for pid in _spark_python_workers():
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+            time.sleep(0.2)
+
+    killer = threading.Thread(target=kill_a_worker_mid_trial, daemon=True)
+    killer.start()
+    result = run_search(config, overrides={"parallelism": 2, "max_epochs": 3}, tracking_uri=mlflow_server,
+                        show_progress=False)  # fmt: skip
+    killer.join(timeout=5)
+    assert killed, "no Spark worker was seen training"
+
+    children = _children(client, result.parent_run_id)
+    assert [c.info.status for c in children if c.info.status == "RUNNING"] == []
+    assert [c.info.run_name for c in children] == [f"trial-{n:03d}" for n in range(1, len(children) + 1)]
+    lost = [c for c in children if c.data.tags.get("error.class") == "SparkTaskFailed"]
+    assert lost and all(c.info.status == "FAILED" for c in lost)
+    assert {o.run_id for o in result.outcomes} == {c.info.run_id for c in children}
+    assert client.get_run(result.parent_run_id).data.metrics["failed_trials"] >= len(lost)
