@@ -122,6 +122,7 @@ def _server(folder: Path) -> tuple[subprocess.Popen, str]:
         [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
          "--backend-store-uri", f"sqlite:///{folder / 'server.db'}", "--artifacts-destination", str(folder / "art")],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=folder,
+        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},  # no job runner competing for the cores
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 90

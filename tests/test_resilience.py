@@ -23,7 +23,7 @@ import yaml
 from flair_mlflow import ConfigError, run_search
 from flair_mlflow.resume import VALS_TAG
 
-from .conftest import WNUT_TINY, _free_port
+from .conftest import SERVER_ENV, WNUT_TINY, _free_port
 
 TRIAL_TAG = "flair_mlflow.trial_number"
 PASSWORD = "flair-mlflow-test-Secret-8271"  # MLflow 3.17 refuses its old default admin password
@@ -171,7 +171,7 @@ def _start_server(folder: Path, port: int, env: dict[str, str] | None = None, ap
     log = folder / "server.log"
     with open(log, "ab") as out:
         process = subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT, cwd=folder, env={**os.environ, **(env or {})},
+            command, stdout=out, stderr=subprocess.STDOUT, cwd=folder, env={**os.environ, **SERVER_ENV, **(env or {})},
             start_new_session=True,
         )  # fmt: skip
 
