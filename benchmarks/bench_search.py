@@ -145,7 +145,7 @@ def tracking_overhead(folder: Path, repeats: int) -> list[dict]:
     in_calls: dict[str, list[float]] = {"sqlite": [], "http": []}
     try:
         times: dict[str, list[float]] = {"none": [], "sqlite": [], "http": []}
-        for repeat in range(repeats + 1):
+        for repeat in range(repeats + 1):  # one repeat more: wall times here differ by less than training's noise
             for arm in ("none", "sqlite", "http"):
                 uri = {"none": None, "sqlite": f"sqlite:///{folder / f'bench{repeat}.db'}", "http": url}[arm]
                 with _CallTimer() as timer:
@@ -162,8 +162,8 @@ def tracking_overhead(folder: Path, repeats: int) -> list[dict]:
         share = statistics.median(c / t for c, t in zip(in_calls[arm], times[arm]))
         rows.append({
             "row": f"tracking overhead, {label}",
-            "measure": f"{config.max_evals} trials x {config.max_epochs} epochs: time inside MLflow calls / wall; "
-                       "wall tracked vs untracked",
+            "measure": f"{config.max_evals} trials x {config.max_epochs} epochs, {repeats + 1} repeats: time inside "
+                       "MLflow calls / wall; wall tracked vs untracked",
             "a": value, "b": base, "ratio": share,
             "result": f"{share * 100:.1f}% of wall time in MLflow calls; wall {value:.1f}s vs {base:.1f}s untracked",
             "raw": {"tracked": times[arm], "untracked": times["none"], "in_calls": in_calls[arm]},
