@@ -18,7 +18,7 @@ from urllib.parse import urlparse
 
 from .errors import ConfigError
 from .objective import TrialOutcome, TrialRunner
-from .resume import VALS_TAG, child_runs, restored_outcome, vals_json
+from .resume import VALS_TAG, child_runs, has_result, restored_outcome, vals_json
 from .tracking import TRIAL_NUMBER_TAG
 
 log = logging.getLogger("flair_mlflow")
@@ -167,17 +167,14 @@ def settle_unreturned_trials(trials: Any, writer: Any, parent_run_id: str, runne
             continue  # the task failed before the trial created its run: its outcome says so
         unnumbered.remove(run)
         _number_run(writer, run.info.run_id, number, vals)
-        done = (run.info.status == "FINISHED" and "loss" in run.data.metrics) or (
-            run.info.status == "FAILED" and "error.class" in run.data.tags)  # fmt: skip
-        if done:
+        if has_result(run):
             by_number[number] = restored_outcome(writer.client, run, number, params, None)
         elif state == JOB_STATE_CANCEL:
             writer.set_tags(run.info.run_id, {STATUS_TAG: "cancelled"})
             writer.end(run.info.run_id, "KILLED")
         else:
             error = _task_error(trial)
-            writer.set_tags(run.info.run_id, {"error.class": "SparkTaskFailed", "error.message": error[:5000]})
-            writer.end(run.info.run_id, "FAILED")
+            writer.fail(run.info.run_id, "SparkTaskFailed", error)
             by_number[number] = TrialOutcome(number=number, params=params, status="fail", run_id=run.info.run_id,
                                              error=f"SparkTaskFailed: {error}")  # fmt: skip
     for run in unnumbered:  # a run no trial document accounts for: cut off as the search ended

@@ -25,7 +25,7 @@ from .interrupts import Interrupted
 from .models import build_model, training_arguments
 from .pruning import MedianStoppingPlugin, MedianStoppingRule
 from .space import OptimizationValue, coerce_value
-from .tracking import STATUS_TAG, TASK_TAG, TRIAL_NUMBER_TAG, MLflowLoggerPlugin, RunWriter, redact_uri
+from .tracking import STATUS_TAG, TASK_TAG, TRIAL_NUMBER_TAG, MLflowLoggerPlugin, RunWriter
 
 log = logging.getLogger("flair_mlflow")
 
@@ -235,12 +235,7 @@ class TrialRunner:
             log.warning("trial %d failed: %s", number, outcome.error)
             _release_memory()
             if writer is not None:
-                writer.set_tags(
-                    outcome.run_id,
-                    {"error.class": type(error).__name__, "error.message": redact_uri(error)[:5000]},
-                )
-                writer.log_text(outcome.run_id, traceback.format_exc(), "traceback.txt")
-                writer.end(outcome.run_id, "FAILED")
+                writer.fail(outcome.run_id, type(error).__name__, error, traceback.format_exc())
         else:
             if writer is not None:
                 if outcome.pruned:

@@ -183,6 +183,12 @@ class PreviousTrials:
         return max((o.number for o in self.outcomes), default=0) + 1
 
 
+def has_result(run: Any) -> bool:
+    """A trial's run that ended with what a search counts: a loss, or the error it failed with."""
+    status = run.info.status
+    return (status == "FINISHED" and "loss" in run.data.metrics) or (status == "FAILED" and "error.class" in run.data.tags)
+
+
 def restored_outcome(client: Any, run: Any, number: int, params: dict[str, Any], history_key: str | None) -> TrialOutcome:
     """A trial's outcome read back from its child run (``history_key``: also its per-epoch values)."""
     data = run.data
@@ -235,7 +241,7 @@ def read_previous_trials(client: Any, parent: Any, space: Mapping[str, Any], tri
         if not number_text.isdigit():
             continue  # not a trial of this search
         status = run.info.status
-        counted = (status == "FINISHED" and "loss" in run.data.metrics) or (status == "FAILED" and "error.class" in tags)
+        counted = has_result(run)
         if status in ("RUNNING", "SCHEDULED"):
             previous.abandoned.append(run.info.run_id)
         if not counted:

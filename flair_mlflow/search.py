@@ -308,7 +308,7 @@ class Search:
         finally:
             restore_signals()
             self.outcomes = collect_outcomes(trials, self.writer)
-            if status != "KILLED" and self.stop_reason != "error":  # cancelled trials, lost Spark tasks
+            if self.stop_reason not in ("interrupted", "error"):  # cancelled trials, lost Spark tasks
                 self.outcomes = settle_unreturned_trials(
                     trials, self.writer, parent_run_id, runner, self.space, self.outcomes
                 )
