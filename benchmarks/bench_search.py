@@ -39,9 +39,9 @@ import numpy as np  # noqa: E402
 from hyperopt.pyll import stochastic  # noqa: E402
 
 from flair_mlflow import ExperimentConfig, run_search  # noqa: E402
-from flair_mlflow.corpora import _load_cached  # noqa: E402
-from flair_mlflow.objective import TrialRunner, TrialSettings  # noqa: E402
-from flair_mlflow.tracking import RunWriter  # noqa: E402
+from flair_mlflow.adapters.corpora import _load_cached  # noqa: E402
+from flair_mlflow.search.trial import TrialRunner, TrialSettings  # noqa: E402
+from flair_mlflow.store.writer import RunWriter  # noqa: E402
 
 WNUT = {
     "task": "sequence_tagging", "corpus": {"name": "WNUT_17"}, "label_type": "ner", "downsample": 0.1,
@@ -229,7 +229,7 @@ def spark_parallelism(folder: Path, repeats: int) -> list[dict]:
     except ImportError as error:
         return [{"row": "Spark parallelism 2 vs 1", "measure": "-", "a": None, "b": None, "ratio": None,
                  "result": f"not measured: {error}", "raw": {}}]  # fmt: skip
-    from flair_mlflow.distributed import spark_trials
+    from flair_mlflow.search.distributed import spark_trials
 
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     mlflow.set_tracking_uri(f"sqlite:///{folder / 'spark.db'}")

@@ -1,43 +1,66 @@
-"""Hyperparameter search and learning-rate finding for Flair, every trial tracked in MLflow."""
+"""Hyperparameter search and learning-rate finding for Flair, every trial tracked in MLflow.
 
-from .config import CorpusConfig, ExperimentConfig
-from .errors import ConfigError, CorpusError, EmbeddingError, FlairMlflowError
-from .interrupts import SearchInterrupted
-from .lr_finder import LRSuggestion, Plotter, find_learning_rate, suggest_learning_rates
-from .lr_run import LRFindResult, run_lr_find
-from .registry import Registration, register_best, search_trials
-from .search import Search, SearchFailed, SearchResult, run_search
-from .selectors import ParamSelector, SequenceTaggerParamSelector, TextClassifierParamSelector
-from .space import OptimizationValue, Parameter, SearchSpace
-from .tracking import MLflowLoggerPlugin
+Names are exported lazily (PEP 562): ``import flair_mlflow`` and ``flair-mlflow --help`` load
+neither torch, Flair, MLflow nor hyperopt; each name imports its module on first use.
+"""
 
-__all__ = [
-    "ConfigError",
-    "CorpusConfig",
-    "CorpusError",
-    "EmbeddingError",
-    "ExperimentConfig",
-    "FlairMlflowError",
-    "LRFindResult",
-    "LRSuggestion",
-    "MLflowLoggerPlugin",
-    "OptimizationValue",
-    "ParamSelector",
-    "Registration",
-    "Parameter",
-    "Plotter",
-    "Search",
-    "SearchFailed",
-    "SearchInterrupted",
-    "SearchResult",
-    "SearchSpace",
-    "SequenceTaggerParamSelector",
-    "TextClassifierParamSelector",
-    "find_learning_rate",
-    "register_best",
-    "run_lr_find",
-    "run_search",
-    "search_trials",
-    "suggest_learning_rates",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 __version__ = "0.1.0"
+
+#: public name -> the module that defines it
+_EXPORTS = {
+    # errors
+    "ConfigError": "core.errors",
+    "CorpusError": "core.errors",
+    "EmbeddingError": "core.errors",
+    "FlairMlflowError": "core.errors",
+    "SearchInterrupted": "core.interrupts",
+    # the experiment file and the tutorial's space
+    "CorpusConfig": "core.config",
+    "ExperimentConfig": "core.config",
+    "OptimizationValue": "core.parameters",
+    "Parameter": "core.parameters",
+    "SearchSpace": "core.space",
+    "TrialOutcome": "core.outcome",
+    "TrialState": "core.outcome",
+    # searching
+    "run_search": "search.search",
+    "Search": "search.search",
+    "SearchFailed": "search.search",
+    "SearchResult": "search.search",
+    "ParamSelector": "selectors",
+    "SequenceTaggerParamSelector": "selectors",
+    "TextClassifierParamSelector": "selectors",
+    # the learning-rate finder
+    "find_learning_rate": "adapters.lr_finder",
+    "suggest_learning_rates": "adapters.lr_finder",
+    "LRSuggestion": "adapters.lr_finder",
+    "Plotter": "adapters.lr_finder",
+    "run_lr_find": "lr_find.run",
+    "LRFindResult": "lr_find.run",
+    # registering and reading back
+    "register_best": "register.registry",
+    "Registration": "register.registry",
+    "search_trials": "register.registry",
+    # Flair trainer plugin for training outside a search
+    "MLflowLoggerPlugin": "adapters.plugins",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'flair_mlflow' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -16,7 +16,7 @@ import click
 from .cli_types import OPT_FLOAT, OPT_INT, OPT_STR, debug_option, run_name_option, tracking_uri_option, verbose_option
 from .cli_types import Optional as _Optional
 from .cli_types import fail as _fail
-from .errors import FlairMlflowError
+from .core.errors import FlairMlflowError
 
 
 @click.group()
@@ -50,8 +50,8 @@ def tune(config: str | None, max_evals, max_epochs, training_runs, algorithm, se
          experiment, evaluate_test, lr_from, parallelism, spark_master, tracking_uri, run_name, resume, verbose: bool,
          debug: bool) -> None:  # fmt: skip
     """Run the hyperparameter search described by the experiment file CONFIG."""
-    from .interrupts import SearchInterrupted
-    from .search import SearchFailed, run_search
+    from .core.interrupts import SearchInterrupted
+    from .search.search import SearchFailed, run_search
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     overrides = {
@@ -88,10 +88,10 @@ def tune(config: str | None, max_evals, max_epochs, training_runs, algorithm, se
     click.echo(f"search run {result.parent_run_id}: {len(result.outcomes)} trials, {result.failed} failed")
     if best is not None:
         click.echo(f"best trial {best.number} (run {best.run_id}): score {best.final_score:.4f}")
-        for name, value in best.params.items():
-            from .tracking import param_value
+        from .adapters.models import value_text
 
-            click.echo(f"  {name}: {param_value(value)}")
+        for name, value in best.params.items():
+            click.echo(f"  {name}: {value_text(value)}")
 
 
 def _param_pairs(values: tuple[str, ...]) -> dict[str, Any]:
@@ -125,7 +125,7 @@ def _param_pairs(values: tuple[str, ...]) -> dict[str, Any]:
 def lr_find(config: str, optimizer, start_lr, end_lr, iterations, mini_batch_size, smoothing, divergence_threshold,
             no_stop_early: bool, params, output, parent_run_id, tracking_uri, debug: bool) -> None:  # fmt: skip
     """Run the learning-rate range test on the model the experiment file CONFIG describes."""
-    from .lr_run import run_lr_find
+    from .lr_find.run import run_lr_find
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     options = {

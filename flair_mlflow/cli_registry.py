@@ -14,7 +14,7 @@ import click
 from .cli_types import Optional as _Blank
 from .cli_types import debug_option, run_name_option, tracking_uri_option, verbose_option
 from .cli_types import fail as _fail
-from .errors import FlairMlflowError
+from .core.errors import FlairMlflowError
 
 
 @click.command()
@@ -41,7 +41,7 @@ def register(search_run_id, name, max_epochs, train_with_dev, train_with_dev_val
     """
     from mlflow.exceptions import MlflowException
 
-    from .registry import register_best
+    from .register.registry import register_best
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if train_with_dev is None:
@@ -70,7 +70,7 @@ def register(search_run_id, name, max_epochs, train_with_dev, train_with_dev_val
 @debug_option
 def trials(search_run_id: str, csv_path: str | None, tracking_uri: str | None, debug: bool) -> None:
     """Print the trials of search SEARCH_RUN_ID, best first, with their parameters."""
-    from .registry import search_trials
+    from .register.registry import search_trials
 
     try:
         table = search_trials(search_run_id, tracking_uri=tracking_uri)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
 import click
+
+# a command reads small artefacts (experiment_resolved.yaml, best_params.yaml); MLflow's download
+# progress bar on stderr would break the one-line error contract. The user's own setting stands.
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 class Optional(click.ParamType):

@@ -12,10 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .config import CorpusConfig, ExperimentConfig
-from .objective import EVALUATION_METRICS
-from .search import Search, SearchResult
-from .space import OptimizationValue, SearchSpace
+from .core.config import CorpusConfig, ExperimentConfig
+from .core.parameters import EVALUATION_METRICS, OptimizationValue
+from .core.space import SearchSpace
+from .search.search import Search, SearchResult
 
 
 def _main_metric(evaluation_metric: Any) -> tuple[str, str]:

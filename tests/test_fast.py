@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from flair_mlflow import ExperimentConfig, run_search
-from flair_mlflow.objective import TrialRunner, TrialSettings
+from flair_mlflow.search.trial import TrialRunner, TrialSettings
 
 from .conftest import WNUT_TINY
 

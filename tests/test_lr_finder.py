@@ -179,7 +179,7 @@ def read_tsv(path: Path) -> tuple[list[str], list[list[str]]]:
 
 
 def test_tsv_columns_rows_and_schedule(lr_wnut, glove_for, tmp_path):
-    from flair_mlflow.lr_finder import find_learning_rate
+    from flair_mlflow.adapters.lr_finder import find_learning_rate
 
     model = make_tagger(lr_wnut, glove_for)
     batches_per_epoch = math.ceil(len(lr_wnut.train) / 16)
@@ -224,7 +224,7 @@ def test_flair_plotter_reads_our_tsv(lr_wnut, glove_for, tmp_path):
 
     from flair.visual.training_curves import Plotter as FlairPlotter
 
-    from flair_mlflow.lr_finder import find_learning_rate, read_learning_rate_tsv
+    from flair_mlflow.adapters.lr_finder import find_learning_rate, read_learning_rate_tsv
 
     model = make_tagger(lr_wnut, glove_for)
     path = find_learning_rate(
@@ -242,7 +242,7 @@ def test_flair_plotter_reads_our_tsv(lr_wnut, glove_for, tmp_path):
 
 
 def test_restores_model_and_rng_with_optimizer_class(lr_trec, glove_for, tmp_path):
-    from flair_mlflow.lr_finder import find_learning_rate
+    from flair_mlflow.adapters.lr_finder import find_learning_rate
 
     model = make_classifier(lr_trec, glove_for)
     model.eval()
@@ -276,7 +276,7 @@ def test_restores_model_and_rng_with_optimizer_class(lr_trec, glove_for, tmp_pat
 def test_restores_adam_instance_with_state(lr_trec, glove_for, tmp_path):
     from flair.datasets import DataLoader
 
-    from flair_mlflow.lr_finder import find_learning_rate
+    from flair_mlflow.adapters.lr_finder import find_learning_rate
 
     model = make_classifier(lr_trec, glove_for)
     adam = torch.optim.Adam(model.parameters(), lr=3e-3, betas=(0.8, 0.95))
@@ -315,7 +315,7 @@ def test_restores_adam_instance_with_state(lr_trec, glove_for, tmp_path):
 
 
 def test_early_stop_on_divergence(lr_trec, glove_for, tmp_path):
-    from flair_mlflow.lr_finder import find_learning_rate, read_learning_rate_tsv
+    from flair_mlflow.adapters.lr_finder import find_learning_rate, read_learning_rate_tsv
 
     model = make_classifier(lr_trec, glove_for)
     iterations = 40
@@ -337,7 +337,7 @@ def test_plot_is_valid_png_without_pyplot(lr_wnut, glove_for, tmp_path):
     import matplotlib.image
     import matplotlib.pyplot as plt
 
-    from flair_mlflow.lr_finder import Plotter, find_learning_rate
+    from flair_mlflow.adapters.lr_finder import Plotter, find_learning_rate
 
     model = make_tagger(lr_wnut, glove_for)
     path = find_learning_rate(
@@ -371,7 +371,7 @@ def _u_curve(n=100):
 
 
 def test_suggestions_on_u_shaped_curve():
-    from flair_mlflow.lr_finder import suggest_learning_rates
+    from flair_mlflow.adapters.lr_finder import suggest_learning_rates
 
     lrs, loss = _u_curve()
     s = suggest_learning_rates(lrs, loss)
@@ -387,7 +387,7 @@ def test_suggestions_on_u_shaped_curve():
 
 
 def test_suggestions_ignore_non_finite_tail():
-    from flair_mlflow.lr_finder import suggest_learning_rates
+    from flair_mlflow.adapters.lr_finder import suggest_learning_rates
 
     lrs, loss = _u_curve()
     with_nan = np.concatenate([loss, [np.nan, np.inf]])
@@ -397,7 +397,7 @@ def test_suggestions_ignore_non_finite_tail():
 
 
 def test_suggestion_warnings():
-    from flair_mlflow.lr_finder import suggest_learning_rates
+    from flair_mlflow.adapters.lr_finder import suggest_learning_rates
 
     lrs, loss = _u_curve()
     short = suggest_learning_rates(lrs[40:45], loss[40:45])
@@ -443,7 +443,7 @@ def sqlite_tracking(tmp_path):
 def test_mlflow_run_holds_curve_suggestions_and_artefacts(lr_wnut, glove_for, tmp_path, sqlite_tracking):
     import mlflow
 
-    from flair_mlflow.lr_finder import (
+    from flair_mlflow.adapters.lr_finder import (
         Plotter,
         find_learning_rate,
         log_lr_find_to_mlflow,
@@ -491,7 +491,7 @@ def test_mlflow_run_holds_curve_suggestions_and_artefacts(lr_wnut, glove_for, tm
 
 def test_mlflow_long_curve_in_chunks_with_warning(tmp_path, sqlite_tracking):
     """A 1500-point curve needs several log_batch chunks; explicit run_id without a fluent run."""
-    from flair_mlflow.lr_finder import TSV_COLUMNS, log_lr_find_to_mlflow, suggest_learning_rates
+    from flair_mlflow.adapters.lr_finder import TSV_COLUMNS, log_lr_find_to_mlflow, suggest_learning_rates
 
     client = sqlite_tracking
     n = 1500

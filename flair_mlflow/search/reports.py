@@ -6,33 +6,13 @@ import csv
 import io
 import math
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import yaml
 
-from .objective import TrialOutcome
-from .space import OptimizationValue
-from .tracking import param_value
-
-
-def _plain(value: Any) -> Any:
-    """A YAML-friendly real value: numbers and booleans stay typed, objects become their spec."""
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (list, tuple)) and all(isinstance(v, (int, float)) for v in value):
-        return [float(v) if isinstance(v, float) else int(v) for v in value]
-    return param_value(value)
-
-
-def best_outcome(outcomes: Sequence[TrialOutcome]) -> TrialOutcome | None:
-    finished = [o for o in outcomes if o.status == "ok" and not o.pruned and math.isfinite(o.loss)]
-    return min(finished, key=lambda o: (o.loss, o.number)) if finished else None
+from ..adapters.models import plain_value, value_text
+from ..core.outcome import TrialOutcome, TrialState, best_outcome
+from ..core.parameters import OptimizationValue
 
 
 def param_selection_text(outcomes: Sequence[TrialOutcome], objective: OptimizationValue, finished: bool) -> str:
@@ -41,8 +21,8 @@ def param_selection_text(outcomes: Sequence[TrialOutcome], objective: Optimizati
     for outcome in outcomes:
         lines.append(f"evaluation run {outcome.number}")
         for name, value in outcome.params.items():
-            lines.append(f"\t{name}: {param_value(value)}")
-        if outcome.status == "ok":
+            lines.append(f"\t{name}: {value_text(value)}")
+        if outcome.ok:
             lines.append(f"{objective.value}: {outcome.final_score}")
             lines.append(f"variance: {outcome.final_variance}")
             if outcome.test_score is not None:
@@ -56,7 +36,7 @@ def param_selection_text(outcomes: Sequence[TrialOutcome], objective: Optimizati
     if finished and best is not None:
         lines.append("best parameter combination")
         for name, value in best.params.items():
-            lines.append(f"\t{name}: {param_value(value)}")
+            lines.append(f"\t{name}: {value_text(value)}")
         lines.append(f"{objective.value}: {best.final_score}")
     return "\n".join(lines) + "\n"
 
@@ -69,8 +49,8 @@ def trials_csv(outcomes: Sequence[TrialOutcome], parameter_names: Sequence[str])
     )
     for o in outcomes:
         writer.writerow(
-            [o.number, o.run_id or "", "pruned" if o.pruned else o.status, o.final_score, o.final_variance, o.loss, round(o.duration_s, 2)]
-            + [param_value(o.params.get(name)) for name in parameter_names]
+            [o.number, o.run_id or "", o.status.value, o.final_score, o.final_variance, o.loss, round(o.duration_s, 2)]
+            + [value_text(o.params.get(name)) for name in parameter_names]
             + [o.error or ""]
         )
     return buffer.getvalue()
@@ -82,7 +62,7 @@ def best_params_yaml(best: TrialOutcome, objective: OptimizationValue, parameter
         f"# best trial {best.number} (run {best.run_id}): {objective.config_name} = {best.final_score}\n"
         "# usable as the 'fixed' section of a new experiment file\n"
     )
-    values = {name: _plain(best.params.get(name)) for name in parameter_names if best.params.get(name) is not None}
+    values = {name: plain_value(best.params.get(name)) for name in parameter_names if best.params.get(name) is not None}
     return header + yaml.safe_dump(values, sort_keys=False)
 
 
@@ -97,9 +77,9 @@ def plot_trials(outcomes: Sequence[TrialOutcome], objective: OptimizationValue, 
     maximise = objective is OptimizationValue.DEV_SCORE
     numbers, scores, best_so_far = [], [], []
     best = None
-    pruned = [o for o in outcomes if o.status == "ok" and o.pruned and math.isfinite(o.final_score)]
+    pruned = [o for o in outcomes if o.pruned and math.isfinite(o.final_score)]
     for o in outcomes:
-        if o.status != "ok" or o.pruned or not math.isfinite(o.final_score):
+        if o.status is not TrialState.COMPLETE or not math.isfinite(o.final_score):
             continue
         numbers.append(o.number)
         scores.append(o.final_score)
@@ -108,7 +88,7 @@ def plot_trials(outcomes: Sequence[TrialOutcome], objective: OptimizationValue, 
         best_so_far.append(best)
     if pruned:
         axes.plot([o.number for o in pruned], [o.final_score for o in pruned], "v", color="grey", label="pruned")
-    failed = [o.number for o in outcomes if o.status != "ok"]
+    failed = [o.number for o in outcomes if not o.ok]
     axes.plot(numbers, scores, "o", label=f"trial {objective.config_name}")
     axes.step(numbers, best_so_far, where="post", label="best so far")
     if failed:

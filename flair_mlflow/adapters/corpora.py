@@ -11,8 +11,8 @@ import functools
 import logging
 from typing import Any
 
-from .config import CorpusConfig, ExperimentConfig
-from .errors import CorpusError
+from ..core.config import CorpusConfig, ExperimentConfig
+from ..core.errors import CorpusError
 
 log = logging.getLogger("flair_mlflow")
 

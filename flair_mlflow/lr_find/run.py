@@ -6,25 +6,16 @@ Also the other direction: a search that takes its learning-rate range from a fin
 
 from __future__ import annotations
 
-import math
-import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-import mlflow
-
-from .config import ExperimentConfig
-from .errors import ConfigError
-from .space import PARAMETERS, coerce_value
-
-LR_FIND_TAG = "flair_mlflow.lr_find"
-#: the range a search takes around a finder's suggestion: [suggestion / f, suggestion * f]
-LR_RANGE_FACTOR = 10.0
-#: Flair stops training once annealing takes the rate below min_learning_rate (1e-4 by
-#: default); with a range starting lower than that, trials would stop at once.
-MIN_LR_HEADROOM = 1e-3
+from ..core.config import ExperimentConfig
+from ..core.errors import ConfigError
+from ..core.parameters import PARAMETERS, coerce_value
+from ..core.space import representative_value
+from ..store.tags import LR_FIND_TAG, TASK_TAG
 
 
 @dataclass
@@ -35,27 +26,6 @@ class LRFindResult:
     tsv_path: Path
     png_path: Path
     suggestion: Any  # lr_finder.LRSuggestion
-
-
-def representative_value(name: str, spec: Any) -> Any:
-    """One value of a searched parameter for the range test's model: first choice, middle of a range."""
-    kind, arguments = next(iter(spec.items()))
-    if kind == "choice":
-        options = arguments.get("options") if isinstance(arguments, Mapping) else arguments
-        return coerce_value(name, options[0])
-    if kind == "pchoice":
-        options = arguments.get("p_options") if isinstance(arguments, Mapping) else arguments
-        return coerce_value(name, max(options, key=lambda pair: pair[0])[1])
-    values = list(arguments.values()) if isinstance(arguments, Mapping) else list(arguments)
-    if kind in ("uniform", "quniform", "randint", "uniformint"):
-        middle = (values[0] + values[1]) / 2 if len(values) > 1 else values[0] / 2
-    elif kind in ("loguniform", "qloguniform"):
-        middle = math.exp((values[0] + values[1]) / 2)
-    elif kind in ("normal", "qnormal"):
-        middle = values[0]
-    else:  # lognormal, qlognormal
-        middle = math.exp(values[0])
-    return coerce_value(name, middle)
 
 
 def model_params(config: ExperimentConfig, given: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -86,17 +56,17 @@ def run_lr_find(config: ExperimentConfig | str | Path, *, params: Mapping[str, A
     import flair
     from flair.trainers import ModelTrainer
 
-    from .corpora import check_corpus, load_for_experiment
-    from .embeddings import EmbeddingFactory
-    from .lr_finder import (
+    from ..adapters.corpora import check_corpus, load_for_experiment
+    from ..adapters.embeddings import EmbeddingFactory
+    from ..adapters.lr_finder import (
         Plotter,
         find_learning_rate,
         log_lr_find_to_mlflow,
         read_learning_rate_tsv,
         suggest_learning_rates,
     )
-    from .models import build_model, optimizer_class, optimizer_name
-    from .tracking import TASK_TAG, RunWriter, experiment_id_for
+    from ..adapters.models import build_model, logged_values, optimizer_class, optimizer_name
+    from ..store.runs import adopt_or_create_run, connect
 
     config_path = None
     if not isinstance(config, ExperimentConfig):
@@ -128,21 +98,10 @@ def run_lr_find(config: ExperimentConfig | str | Path, *, params: Mapping[str, A
     except ConfigError as error:
         raise type(error)(f"param.{error.field}" if "." not in error.field else error.field, error.problem) from error
 
-    if tracking_uri:
-        mlflow.set_tracking_uri(tracking_uri)
-    writer = RunWriter(mlflow.get_tracking_uri())
-    writer.check_reachable()
-    run_id = os.environ.get("MLFLOW_RUN_ID")
-    created = False
-    if not run_id:
-        if parent_run_id:
-            experiment_id = writer.client.get_run(parent_run_id).info.experiment_id
-            run_id = writer.create_child(experiment_id, parent_run_id, run_name or "lr_find")
-        else:
-            experiment_id = experiment_id_for(writer.client, config.experiment)
-            run_id = writer.client.create_run(experiment_id, run_name=run_name or "lr_find").info.run_id
-        created = True
-    writer.set_tags(run_id, {LR_FIND_TAG: "true", TASK_TAG: config.task})
+    writer = connect(tracking_uri)
+    tags = {LR_FIND_TAG: "true", TASK_TAG: config.task}
+    run = adopt_or_create_run(writer, config.experiment, run_name or "lr_find", tags, parent_run_id=parent_run_id)
+    run_id, created = run.run_id, run.created
     logged = {
         "task": config.task,
         "corpus": config.corpus.describe(),
@@ -159,7 +118,7 @@ def run_lr_find(config: ExperimentConfig | str | Path, *, params: Mapping[str, A
     }
     logged.pop("learning_rate", None)  # swept, not set
     try:
-        writer.log_params(run_id, logged)
+        writer.log_params(run_id, logged_values(logged))
         if config_path is not None:
             writer.log_file(run_id, config_path)
         with tempfile.TemporaryDirectory(prefix="flair-mlflow-lr-") as scratch:
@@ -187,33 +146,3 @@ def run_lr_find(config: ExperimentConfig | str | Path, *, params: Mapping[str, A
     if created:
         writer.end(run_id, "FINISHED")
     return LRFindResult(run_id, tsv_path, png_path, suggestion)
-
-
-def apply_lr_from(config: ExperimentConfig, client: mlflow.MlflowClient) -> dict[str, Any]:
-    """Make the search's learning rate log-uniform around a finder run's suggestion.
-
-    Returns what the parent run records about where the range came from. Flair's
-    ``min_learning_rate`` is lowered (never raised) so annealing from the bottom of the range
-    does not end training at once.
-    """
-    run_id = config.lr_from
-    try:
-        run = client.get_run(run_id)
-    except Exception:
-        raise ConfigError("lr_from", f"no run '{run_id}' in the tracking store") from None
-    suggested = run.data.metrics.get("suggested_lr")
-    if suggested is None or not math.isfinite(suggested) or suggested <= 0:
-        raise ConfigError("lr_from", f"run '{run_id}' is not a learning-rate finder run (no suggested_lr)")
-    low, high = suggested / LR_RANGE_FACTOR, suggested * LR_RANGE_FACTOR
-    config.search_space["learning_rate"] = {"loguniform": {"low": math.log(low), "high": math.log(high)}}
-    config.fixed.pop("learning_rate", None)
-    current_min = float(config.fixed.get("min_learning_rate", 1e-4))
-    config.fixed["min_learning_rate"] = min(current_min, low * MIN_LR_HEADROOM)
-    warning = run.data.tags.get("lr_find.warning")
-    return {
-        "lr_from": run_id,
-        "lr_from.suggested_lr": suggested,
-        "lr_from.range": f"{low:.3g}..{high:.3g} (log-uniform)",
-        "lr_from.min_learning_rate": config.fixed["min_learning_rate"],
-        **({"lr_from.warning": warning} if warning else {}),
-    }

@@ -24,22 +24,26 @@ import mlflow
 import yaml
 from mlflow.exceptions import MlflowException
 
-from .config import RESERVED_TRAINING_ARGUMENTS, ExperimentConfig
-from .errors import ConfigError
-from .objective import quiet_flair
-from .resume import child_runs
-from .space import PARAMETERS, OptimizationValue, check_parameter_name, coerce_value
-from .tracking import TASK_TAG, TRIAL_NUMBER_TAG, RunWriter, experiment_id_for, get_search_run
+from ..adapters.training import quiet_flair
+from ..core.config import RESERVED_TRAINING_ARGUMENTS, ExperimentConfig
+from ..core.errors import ConfigError
+from ..core.parameters import PARAMETERS, OptimizationValue, check_parameter_name, coerce_value
+from ..store.runs import artifact_text, child_runs, connect, experiment_id_for, get_search_run, resolved_experiment_text
+from ..store.tags import (
+    BEST_TRIAL_TAG,
+    CONFIG_HASH_TAG,
+    METRIC_TAG,
+    REGISTER_TAG,
+    SCORE_TAG,
+    SEARCH_RUN_TAG,
+    TASK_TAG,
+    TEST_SPLIT_TAG,
+    TRIAL_NUMBER_TAG,
+)
+from ..store.writer import RunWriter
 
 log = logging.getLogger("flair_mlflow")
 
-REGISTER_TAG = "flair_mlflow.register"
-SEARCH_RUN_TAG = "flair_mlflow.search_run_id"
-BEST_TRIAL_TAG = "flair_mlflow.best_trial_run_id"
-CONFIG_HASH_TAG = "flair_mlflow.config_hash"
-METRIC_TAG = "flair_mlflow.metric"
-TEST_SPLIT_TAG = "flair_mlflow.test_split"
-SCORE_TAG = "flair_mlflow.score"
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 #: The run metric the champion rule compares (higher is better: Flair's main score on test).
@@ -65,37 +69,17 @@ class BestConfiguration:
 
 
 def _client(tracking_uri: str | None) -> RunWriter:
-    """A writer for the store, probed first: a wrong URI fails in seconds, not after MLflow's retries."""
-    if tracking_uri:
-        mlflow.set_tracking_uri(tracking_uri)
-    writer = RunWriter(mlflow.get_tracking_uri())
-    writer.check_reachable()
+    """A writer for the store, probed first; MLflow's default URI is set to it because the model is
+    logged and registered through MLflow's fluent API, which reads that default."""
+    writer = connect(tracking_uri)
+    mlflow.set_tracking_uri(writer.tracking_uri)
     return writer
-
-
-def _artifact_text(client: mlflow.MlflowClient, run_id: str, name: str) -> str | None:
-    """A small text artefact, or None; without MLflow's progress bar, which would break the
-    one-line error contract on stderr for a read of a few bytes."""
-    key = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
-    before = os.environ.get(key)
-    os.environ[key] = "false"
-    try:
-        with tempfile.TemporaryDirectory(prefix="flair-mlflow-artifact-") as folder:
-            local = client.download_artifacts(run_id, name, folder)
-            return Path(local).read_text(encoding="utf-8")
-    except Exception:  # absent artefacts raise differently per store
-        return None
-    finally:
-        if before is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = before
 
 
 def search_config(client: mlflow.MlflowClient, run) -> ExperimentConfig:
     """The search's experiment, as it ran (after overrides), from ``experiment_resolved.yaml``."""
     run_id = run.info.run_id
-    text = _artifact_text(client, run_id, "experiment_resolved.yaml")
+    text = resolved_experiment_text(client, run_id)
     if text is None:
         problem = f"search '{run_id}' has no experiment_resolved.yaml; give the experiment file with --config"
         raise ConfigError("search_run_id", problem)
@@ -162,7 +146,7 @@ def _best_of_search(client: mlflow.MlflowClient, parent) -> tuple[dict[str, Any]
     the best finished trial run (a search still running or cut short)."""
     run_id = parent.info.run_id
     best_trial = parent.data.tags.get("best_trial_run_id") or None
-    text = _artifact_text(client, run_id, "best_params.yaml") if best_trial else None
+    text = artifact_text(client, run_id, "best_params.yaml") if best_trial else None
     if text is not None:
         params = yaml.safe_load(text) or {}
         number = parent.data.tags.get("best_trial_number", "?")
@@ -255,7 +239,7 @@ class Registration:
 
 def recipe(config: ExperimentConfig, params: Mapping[str, Any], train_with_dev: bool) -> dict[str, Any]:
     """Everything that decides what model comes out, as plain data: what the hash is taken of."""
-    from .reports import _plain
+    from ..adapters.models import plain_value as _plain
 
     return {
         "task": config.task,
@@ -379,10 +363,10 @@ def register_best(search_run_id: str | None = None, name: str | None = None, *, 
     import flair
     from flair.trainers import ModelTrainer
 
-    from .corpora import check_corpus, load_corpus
-    from .embeddings import EmbeddingFactory
-    from .models import build_model, training_arguments
-    from .tracking import MLflowLoggerPlugin
+    from ..adapters.corpora import check_corpus, load_corpus
+    from ..adapters.embeddings import EmbeddingFactory
+    from ..adapters.models import build_model, training_arguments
+    from ..adapters.plugins import MLflowLoggerPlugin
 
     if name is not None and not str(name).strip():
         raise ConfigError("name", "must not be empty")

@@ -17,27 +17,21 @@ from typing import Any
 
 import numpy as np
 
-from .config import ExperimentConfig
-from .embedding_cache import EmbeddingCache, FrozenEmbeddingsInEval
-from .embeddings import EmbeddingFactory
-from .errors import ConfigError
-from .interrupts import Interrupted
-from .models import build_model, training_arguments
-from .pruning import MedianStoppingPlugin, MedianStoppingRule
-from .space import OptimizationValue, coerce_value
-from .tracking import STATUS_TAG, TASK_TAG, TRIAL_NUMBER_TAG, MLflowLoggerPlugin, RunWriter
+from ..adapters.embedding_cache import EmbeddingCache
+from ..adapters.embeddings import EmbeddingFactory
+from ..adapters.models import build_model, logged_values
+from ..adapters.plugins import FrozenEmbeddingsInEval, MedianStoppingPlugin, MLflowLoggerPlugin
+from ..adapters.training import check_losses, quiet_flair, release_memory, train_model
+from ..core.config import ExperimentConfig
+from ..core.errors import ConfigError
+from ..core.interrupts import Interrupted
+from ..core.outcome import TrialOutcome, TrialState, score_of_training_run
+from ..core.parameters import OptimizationValue, coerce_value
+from ..core.rules import MedianStoppingRule
+from ..store.tags import PRUNED_AT_TAG, PRUNED_TAG, STATUS_TAG, TASK_TAG, TRIAL_NUMBER_TAG
+from ..store.writer import RunWriter
 
 log = logging.getLogger("flair_mlflow")
-
-#: Flair's old ``EvaluationMetric`` values and the ``main_evaluation_metric`` they mean today.
-EVALUATION_METRICS = {
-    "micro-average f1-score": ("micro avg", "f1-score"),
-    "macro-average f1-score": ("macro avg", "f1-score"),
-    "micro-average accuracy": ("micro avg", "accuracy"),
-    "macro-average accuracy": ("macro avg", "accuracy"),
-}
-LAST_EPOCHS_SCORED = 3
-
 
 @dataclass
 class TrialSettings:
@@ -82,52 +76,6 @@ class TrialSettings:
         return OptimizationValue.parse(self.optimization_value)
 
 
-@dataclass
-class TrialOutcome:
-    """The result of one trial, as the search and MLflow see it."""
-
-    number: int
-    params: dict[str, Any]
-    status: str = "ok"  # "ok" or "fail"
-    run_id: str | None = None
-    run_scores: list[float] = field(default_factory=list)
-    final_score: float = math.nan
-    final_variance: float = math.nan
-    loss: float = math.nan
-    test_score: float | None = None
-    error: str | None = None
-    duration_s: float = 0.0
-    pruned_at: int | None = None  # epoch at which the median stopping rule ended the trial
-    epoch_values: list[list[float]] = field(default_factory=list)  # the optimised value per epoch, per run
-
-    @property
-    def pruned(self) -> bool:
-        return self.pruned_at is not None
-
-    def hyperopt_result(self) -> dict[str, Any]:
-        from hyperopt import STATUS_FAIL, STATUS_OK
-
-        if self.status != "ok":
-            return {"status": STATUS_FAIL, "failure": self.error, "trial_number": self.number, "run_id": self.run_id}
-        return {
-            "status": STATUS_OK,
-            "loss": self.loss,
-            "loss_variance": self.final_variance,
-            "final_score": self.final_score,
-            "trial_number": self.number,
-            "run_id": self.run_id,
-            "pruned": self.pruned,
-        }
-
-
-def score_of_training_run(history: list[float]) -> float:
-    """A training run's score: the mean of its last three epochs, which damps a lucky last epoch."""
-    if not history:
-        return math.nan
-    last = history[-LAST_EPOCHS_SCORED:]
-    return float(sum(last) / len(last))
-
-
 class TrialRunner:
     """Runs trials from their sampled parameters; callable wherever the corpus can be had.
 
@@ -157,7 +105,7 @@ class TrialRunner:
     @property
     def corpus(self):
         if self._corpus is None:
-            from .corpora import check_corpus, load_for_experiment, without_test
+            from ..adapters.corpora import check_corpus, load_for_experiment, without_test
 
             if isinstance(self.corpus_source, ExperimentConfig):
                 full = load_for_experiment(self.corpus_source)
@@ -195,7 +143,7 @@ class TrialRunner:
 
     def logged_params(self, params: dict[str, Any]) -> dict[str, Any]:
         names = self.settings.parameter_names or list(params)
-        return {name: params.get(name) for name in names}
+        return logged_values({name: params.get(name) for name in names})
 
     def __call__(self, number: int, sampled: dict[str, Any]) -> TrialOutcome:
         return self.run(number, sampled)
@@ -226,20 +174,20 @@ class TrialRunner:
             raise
         except (KeyboardInterrupt, Interrupted):
             if writer is not None:
-                writer.set_tags(outcome.run_id, {STATUS_TAG: "killed"})
+                writer.set_tags(outcome.run_id, {STATUS_TAG: TrialState.KILLED.value})
                 writer.end(outcome.run_id, "KILLED")
             raise
         except Exception as error:  # the trial fails; the search goes on
-            outcome.status = "fail"
+            outcome.status = TrialState.FAILED
             outcome.error = f"{type(error).__name__}: {error}"
             log.warning("trial %d failed: %s", number, outcome.error)
-            _release_memory()
+            release_memory()
             if writer is not None:
                 writer.fail(outcome.run_id, type(error).__name__, error, traceback.format_exc())
         else:
             if writer is not None:
                 if outcome.pruned:
-                    writer.set_tags(outcome.run_id, {"flair_mlflow.pruned": "true", "pruned_at_epoch": outcome.pruned_at})
+                    writer.set_tags(outcome.run_id, {PRUNED_TAG: "true", PRUNED_AT_TAG: outcome.pruned_at})
                 writer.end(outcome.run_id, "FINISHED")
         outcome.duration_s = time.time() - started
         return outcome
@@ -273,10 +221,8 @@ class TrialRunner:
         Epoch metrics are logged as they come; each run's score waits in ``unsent``.
         """
         import flair
-        from flair.trainers import ModelTrainer
 
         settings = self.settings
-        arguments = training_arguments(settings.task, params)
         test_scores: list[float] = []
         history_key = "dev_score" if settings.objective is OptimizationValue.DEV_SCORE else "dev_loss"
         for index in range(settings.training_runs):
@@ -286,7 +232,6 @@ class TrialRunner:
                 settings.task, params, settings.label_type, self.label_dictionary, self.factory, settings.multi_label
             )
             self.cache.before_training_run(model, self.corpus)
-            trainer = ModelTrainer(model, self.corpus)
             plugin = MLflowLoggerPlugin(
                 run_id=outcome.run_id,
                 prefix=f"run_{index + 1}/",
@@ -299,16 +244,9 @@ class TrialRunner:
             if stopper is not None:
                 plugins.append(stopper)
             with tempfile.TemporaryDirectory(prefix="flair-mlflow-trial-") as base_path:
-                result = getattr(trainer, arguments.method)(
-                    base_path,
-                    max_epochs=settings.max_epochs,
-                    plugins=plugins,
-                    save_final_model=False,
-                    use_final_model_for_eval=True,
-                    create_file_logs=False,
-                    create_loss_file=False,
-                    main_evaluation_metric=settings.main_evaluation_metric,
-                    **arguments.arguments,
+                result = train_model(
+                    model, self.corpus, settings.task, params, base_path, max_epochs=settings.max_epochs,
+                    plugins=plugins, main_evaluation_metric=settings.main_evaluation_metric,
                 )
             run_score = score_of_training_run(plugin.history[history_key])
             outcome.run_scores.append(run_score)
@@ -318,54 +256,12 @@ class TrialRunner:
                 test_scores.append(float(result["test_score"]))
                 unsent[f"run_{index + 1}/test_score"] = test_scores[-1]
             self.cache.after_training_run(self.factory, self.corpus)
-            del model, trainer
-            _check_losses(plugin.history, index + 1)
+            del model
+            check_losses(plugin.history, index + 1)
             if stopper is not None and stopper.pruned_at is not None:
                 outcome.pruned_at = stopper.pruned_at
+                outcome.status = TrialState.PRUNED
                 break  # the trial's other training runs would be pruned the same way
             if not math.isfinite(run_score):
                 break
         return test_scores
-
-
-def _check_losses(history: dict[str, list[float]], run: int) -> None:
-    """A loss that went NaN or infinite means the model diverged, although its dev score is often a finite 0."""
-    for key in ("train_loss", "dev_loss"):
-        for epoch, value in enumerate(history.get(key, []), start=1):
-            if not math.isfinite(value):
-                raise FloatingPointError(
-                    f"training run {run}: {key} is {value} at epoch {epoch}; the model diverged "
-                    "(a lower learning rate usually helps)"
-                )
-
-
-def _release_memory() -> None:
-    """After a failed trial (out of memory, say) free what it held, so the next trial has room."""
-    import gc
-
-    gc.collect()
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-    except Exception:  # freeing memory is best effort
-        pass
-
-
-class quiet_flair:
-    """Keeps Flair's per-batch log lines out of the way of the search's progress bar."""
-
-    def __init__(self, quiet: bool) -> None:
-        self.quiet = quiet
-        self.level = logging.NOTSET
-
-    def __enter__(self) -> None:
-        if self.quiet:
-            flair_log = logging.getLogger("flair")
-            self.level = flair_log.level
-            flair_log.setLevel(logging.WARNING)
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.quiet:
-            logging.getLogger("flair").setLevel(self.level)

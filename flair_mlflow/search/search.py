@@ -16,17 +16,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-import mlflow
-
-from .config import ExperimentConfig
-from .errors import ConfigError
-from .interrupts import Interrupted, SearchInterrupted, SignalInterrupt, catch_signals
-from .objective import TrialOutcome, TrialRunner, TrialSettings
-from .pruning import MedianStoppingRule
-from .reports import best_outcome, best_params_yaml, param_selection_text, plot_trials, trials_csv
+from ..core.config import ExperimentConfig
+from ..core.errors import ConfigError
+from ..core.interrupts import Interrupted, SearchInterrupted, SignalInterrupt, catch_signals
+from ..core.outcome import TrialOutcome, TrialState, best_outcome
+from ..core.rules import MedianStoppingRule
+from ..core.space import SearchSpace
+from ..store.runs import adopt_or_create_run, child_runs, connect, get_search_run
+from ..store.tags import RESUMED_TAG, RESUMES_TAG, SEARCH_TAG, STATUS_TAG, TASK_TAG, VALS_TAG
+from .lr_from import learning_rate_from_run
+from .reports import best_params_yaml, param_selection_text, plot_trials, trials_csv
 from .resume import (
-    RESUMED_TAG,
-    VALS_TAG,
     PreviousTrials,
     check_same_search,
     continued_rng,
@@ -35,9 +35,8 @@ from .resume import (
     read_previous_trials,
     search_hashes,
     vals_json,
-)  # fmt: skip
-from .space import SearchSpace
-from .tracking import SEARCH_TAG, STATUS_TAG, TASK_TAG, RunWriter, experiment_id_for, get_search_run
+)
+from .trial import TrialRunner, TrialSettings
 
 log = logging.getLogger("flair_mlflow")
 
@@ -83,12 +82,12 @@ class SearchResult:
 
     @property
     def failed(self) -> int:
-        return sum(1 for o in self.outcomes if o.status != "ok")
+        return sum(1 for o in self.outcomes if not o.ok)
 
 
 def check_embeddings(config: ExperimentConfig, corpus) -> None:
     """Build every embedding the experiment names once, so one that cannot load fails early."""
-    from .embeddings import EmbeddingFactory
+    from ..adapters.embeddings import EmbeddingFactory
 
     factory = EmbeddingFactory(corpus)
     for name in ("embeddings", "transformer_model", "document_embeddings"):
@@ -139,13 +138,12 @@ class Search:
     # -- before any run exists -----------------------------------------------------------------
     def prepare(self) -> TrialRunner:
         """Validate everything and load the corpus; raises ConfigError and creates nothing."""
-        from .corpora import check_corpus, load_for_experiment
+        from ..adapters.corpora import check_corpus, load_for_experiment
 
+        self.writer = connect(self.tracking_uri)
+        self.tracking_uri = self.writer.tracking_uri
         if self.config.lr_from:
-            from .lr_run import apply_lr_from
-
-            client = mlflow.MlflowClient(self.tracking_uri or mlflow.get_tracking_uri())
-            self.lr_source = apply_lr_from(self.config, client)
+            self.config, self.lr_source = learning_rate_from_run(self.config, self.writer.client)
             if self.space is not None:  # a space given in Python: its learning rate is replaced too
                 self.space["learning_rate"] = self.config.build_space().get_search_space()["learning_rate"]
         if self.space is None:
@@ -156,11 +154,6 @@ class Search:
         check_corpus(corpus, self.config.label_type)
         if self.corpus is None:
             check_embeddings(self.config, corpus)
-        if self.tracking_uri:
-            mlflow.set_tracking_uri(self.tracking_uri)
-        self.tracking_uri = mlflow.get_tracking_uri()
-        self.writer = RunWriter(self.tracking_uri)
-        self.writer.check_reachable()
         settings = TrialSettings.from_config(
             self.config, tracking_uri=self.tracking_uri, quiet=self.quiet,
             main_evaluation_metric=self.main_evaluation_metric,
@@ -198,7 +191,7 @@ class Search:
         if self.config.pruning is not None:
             runner.stopping_rule = MedianStoppingRule(maximise=maximise, **self.config.pruning)
             for earlier in self.outcomes:  # a resumed search's finished trials
-                if earlier.status == "ok" and not earlier.pruned:
+                if earlier.status is TrialState.COMPLETE:
                     runner.stopping_rule.record(earlier.epoch_values)
 
         def objective(expr: Any, memo: Any, ctrl: Any) -> dict[str, Any]:
@@ -208,7 +201,7 @@ class Search:
             number = max((o.number for o in self.outcomes), default=0) + 1
             outcome = runner.run(number, sampled, tags={VALS_TAG: vals_json(ctrl.current_trial["misc"]["vals"])})
             self.outcomes.append(outcome)
-            if runner.stopping_rule is not None and outcome.status == "ok" and not outcome.pruned:
+            if runner.stopping_rule is not None and outcome.status is TrialState.COMPLETE:
                 runner.stopping_rule.record(outcome.epoch_values)
             self._after_trial(parent_run_id, outcome)
             best = best_outcome(self.outcomes)
@@ -314,7 +307,7 @@ class Search:
                 )
             for index, outcome in enumerate(self.outcomes):
                 best = best_outcome(self.outcomes[: index + 1])
-                metrics = {"trial_score": outcome.final_score} if outcome.status == "ok" else {}
+                metrics = {"trial_score": outcome.final_score} if outcome.ok else {}
                 if best is not None:
                     metrics["best_score_so_far"] = best.final_score
                 if metrics:
@@ -367,21 +360,12 @@ class Search:
 
     def _start_parent(self) -> tuple[str, str, bool]:
         """The parent run: the run ``mlflow run`` or the caller already opened, or a new one."""
-        client = self.writer.client
-        active = mlflow.active_run()
-        run_id = os.environ.get("MLFLOW_RUN_ID") or (active.info.run_id if active else None)
-        created = False
-        if run_id:
-            experiment_id = client.get_run(run_id).info.experiment_id
-        else:
-            experiment_id = experiment_id_for(client, self.config.experiment)
-            # named here: MLflow's generated names draw on Python's global RNG, which loading the
-            # corpus has just seeded, so every search with the same seed would get the same name
-            run_name = self.run_name or f"search-{time.strftime('%Y%m%d-%H%M%S')}"
-            run = client.create_run(experiment_id, run_name=run_name, tags={SEARCH_TAG: "true"})
-            run_id = run.info.run_id
-            created = True
-        self.writer.set_tags(run_id, {SEARCH_TAG: "true", TASK_TAG: self.config.task})
+        # named here: MLflow's generated names draw on Python's global RNG, which loading the
+        # corpus has just seeded, so every search with the same seed would get the same name
+        run_name = self.run_name or f"search-{time.strftime('%Y%m%d-%H%M%S')}"
+        tags = {SEARCH_TAG: "true", TASK_TAG: self.config.task}
+        run = adopt_or_create_run(self.writer, self.config.experiment, run_name, tags)
+        run_id, experiment_id, created = run.run_id, run.experiment_id, run.created
         params = {
             "task": self.config.task,
             "corpus": self.config.corpus.describe(),
@@ -418,7 +402,7 @@ class Search:
             self.base_path.mkdir(parents=True, exist_ok=True)
             (self.base_path / "param_selection.txt").write_text(text, encoding="utf-8")
         metrics = {}
-        if outcome.status == "ok":
+        if outcome.ok:
             metrics["trial_score"] = outcome.final_score
         best = best_outcome(self.outcomes)
         if best is not None:
@@ -429,8 +413,8 @@ class Search:
     def _finish_parent(self, parent_run_id: str, status: str, created: bool, maximise: bool) -> None:
         objective = self.config.objective
         names = list(self.space or {}) + [n for n in self.config.fixed if n not in (self.space or {})]
-        failed = sum(1 for o in self.outcomes if o.status != "ok")
-        pruned = sum(1 for o in self.outcomes if o.status == "ok" and o.pruned)
+        failed = sum(1 for o in self.outcomes if not o.ok)
+        pruned = sum(1 for o in self.outcomes if o.pruned)
         self.writer.log_metrics(
             parent_run_id, {"trials": len(self.outcomes), "failed_trials": failed, "pruned_trials": pruned}
         )
@@ -470,7 +454,7 @@ class Search:
         parent = previous.parent
         run_id = parent.info.run_id
         for abandoned in previous.abandoned:
-            self.writer.set_tags(abandoned, {STATUS_TAG: "abandoned"})
+            self.writer.set_tags(abandoned, {STATUS_TAG: TrialState.ABANDONED.value})
             self.writer.end(abandoned, "KILLED")
         self.writer.client.update_run(run_id, status="RUNNING")
         self.writer.set_tags(run_id, {RESUMED_TAG: int(parent.data.tags.get(RESUMED_TAG, "0") or 0) + 1})
@@ -478,20 +462,18 @@ class Search:
         self.writer.log_text(run_id, self.config.to_yaml(), "experiment_resolved.yaml")
         outer = os.environ.get("MLFLOW_RUN_ID")
         if outer and outer != run_id:  # `mlflow run ... -P resume=<id>` opened a run of its own
-            self.writer.set_tags(outer, {"flair_mlflow.resumes": run_id})
+            self.writer.set_tags(outer, {RESUMES_TAG: run_id})
         log.info("resuming search run %s: %d trials done, %d to run again", run_id, len(previous.outcomes),
                  previous.rerun)  # fmt: skip
         return run_id, parent.info.experiment_id, True
 
     def _kill_running_trials(self, parent_run_id: str) -> None:
         """After a signal, mark KILLED a trial run the interrupted code never got to end itself."""
-        from .resume import child_runs
-
         try:
             experiment_id = self.writer.client.get_run(parent_run_id).info.experiment_id
             for run in child_runs(self.writer.client, experiment_id, parent_run_id):
                 if run.info.status == "RUNNING":
-                    self.writer.set_tags(run.info.run_id, {STATUS_TAG: "killed"})
+                    self.writer.set_tags(run.info.run_id, {STATUS_TAG: TrialState.KILLED.value})
                     self.writer.end(run.info.run_id, "KILLED")
         except Exception as error:  # best effort: a resume marks any left over
             log.warning("could not mark the running trial KILLED: %s", error)
@@ -522,9 +504,7 @@ def run_search(config: ExperimentConfig | str | Path | None, *, overrides: Mappi
     if config is None:
         if not resume:
             raise ConfigError("config", "give an experiment file, or --resume <parent run id> to continue a search")
-        writer = RunWriter(tracking_uri or mlflow.get_tracking_uri())
-        writer.check_reachable()
-        config = experiment_from_run(writer.client, resume, overrides)
+        config = experiment_from_run(connect(tracking_uri).client, resume, overrides)
     elif not isinstance(config, ExperimentConfig):
         config_path = Path(config)
         config = ExperimentConfig.from_file(config_path, overrides)

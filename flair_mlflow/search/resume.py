@@ -11,7 +11,6 @@ that cannot be compared.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import tempfile
@@ -21,15 +20,13 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .config import ExperimentConfig
-from .errors import ConfigError
-from .objective import TrialOutcome
-from .tracking import TRIAL_NUMBER_TAG, get_search_run
+from ..core.config import ExperimentConfig
+from ..core.errors import ConfigError
+from ..core.hashing import digest, file_digest
+from ..core.outcome import TrialOutcome, TrialState
+from ..store.runs import child_runs, get_search_run
+from ..store.tags import CORPUS_HASH_TAG, PRUNED_AT_TAG, SPACE_HASH_TAG, TRIAL_NUMBER_TAG, VALS_TAG
 
-VALS_TAG = "flair_mlflow.hyperopt_vals"
-SPACE_HASH_TAG = "flair_mlflow.space_hash"
-CORPUS_HASH_TAG = "flair_mlflow.corpus_hash"
-RESUMED_TAG = "flair_mlflow.resumed"
 #: what each hash covers, for the message that refuses a resume
 HASH_PARTS = {
     SPACE_HASH_TAG: "search space (task, search_space, fixed, max_epochs, training_runs, optimization_value)",
@@ -53,19 +50,6 @@ def vals_json(vals: Mapping[str, Any]) -> str:
     return json.dumps({label: [plain(v) for v in values] for label, values in vals.items()}, sort_keys=True)
 
 
-def _digest(data: Any) -> str:
-    text = json.dumps(data, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-
-
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()[:16]
-
-
 def _corpus_identity(config: ExperimentConfig) -> dict[str, Any]:
     """A named dataset by name and arguments; a local folder by its files' contents, not its path.
 
@@ -83,7 +67,7 @@ def _corpus_identity(config: ExperimentConfig) -> dict[str, Any]:
         dev, test, train = find_train_dev_test_files(folder, corpus.dev_file, corpus.test_file, corpus.train_file)
         for split, path in (("train", train), ("dev", dev), ("test", test)):
             if path is not None and Path(path).is_file():
-                files[split] = _file_digest(Path(path))
+                files[split] = file_digest(Path(path))
     except OSError:
         pass
     identity["files"] = files
@@ -108,7 +92,7 @@ def search_hashes(config: ExperimentConfig) -> dict[str, str]:
         "multi_label": config.multi_label,
         "evaluate_test": config.evaluate_test,
     }
-    return {SPACE_HASH_TAG: _digest(space), CORPUS_HASH_TAG: _digest(corpus)}
+    return {SPACE_HASH_TAG: digest(space), CORPUS_HASH_TAG: digest(corpus)}
 
 
 # -- reading the parent and its trials back -------------------------------------------------
@@ -151,23 +135,6 @@ def experiment_from_run(client: Any, run_id: str, overrides: Mapping[str, Any] |
             ) from None
 
 
-def child_runs(client: Any, experiment_id: str, parent_run_id: str) -> list[Any]:
-    """Every child run of the parent, all pages."""
-    runs: list[Any] = []
-    token = None
-    while True:
-        page = client.search_runs(
-            [experiment_id],
-            filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'",
-            max_results=1000,
-            page_token=token,
-        )
-        runs.extend(page)
-        token = page.token
-        if not token:
-            return runs
-
-
 @dataclass
 class PreviousTrials:
     """What a resumed search starts from: its finished trials and hyperopt's view of them."""
@@ -177,10 +144,6 @@ class PreviousTrials:
     vals: list[dict[str, list]] = field(default_factory=list)
     abandoned: list[str] = field(default_factory=list)  # child runs a killed process left RUNNING
     rerun: int = 0  # trials that were interrupted and will run again
-
-    @property
-    def next_number(self) -> int:
-        return max((o.number for o in self.outcomes), default=0) + 1
 
 
 def has_result(run: Any) -> bool:
@@ -196,7 +159,7 @@ def restored_outcome(client: Any, run: Any, number: int, params: dict[str, Any],
     if run.info.end_time and run.info.start_time:
         outcome.duration_s = (run.info.end_time - run.info.start_time) / 1000.0
     if run.info.status == "FAILED":
-        outcome.status = "fail"
+        outcome.status = TrialState.FAILED
         outcome.error = f"{data.tags.get('error.class', 'Error')}: {data.tags.get('error.message', '')}"
         return outcome
     scores = sorted(
@@ -209,10 +172,11 @@ def restored_outcome(client: Any, run: Any, number: int, params: dict[str, Any],
     outcome.final_variance = data.metrics.get("final_variance", math.nan)
     outcome.loss = data.metrics["loss"]
     outcome.test_score = data.metrics.get("test_score")
-    pruned_at = data.tags.get("pruned_at_epoch")
-    if pruned_at is not None and hasattr(outcome, "pruned_at"):
+    pruned_at = data.tags.get(PRUNED_AT_TAG)
+    if pruned_at is not None:
         outcome.pruned_at = int(float(pruned_at))
-    if history_key is not None and hasattr(outcome, "epoch_values"):
+        outcome.status = TrialState.PRUNED
+    if history_key is not None:
         outcome.epoch_values = [
             [m.value for m in sorted(client.get_metric_history(run.info.run_id, f"run_{index}/{history_key}"),
                                      key=lambda m: m.step)]  # fmt: skip

@@ -13,8 +13,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flair.trainers.plugins.base import TrainerPlugin
-
 from .embeddings import EmbeddingFactory
 
 log = logging.getLogger("flair_mlflow")
@@ -74,27 +72,3 @@ def _clear_except(corpus: Any, keep: set[str]) -> None:
         drop = [name for name in names if name not in keep]
         if drop:
             sentence.clear_embeddings(drop)
-
-
-class FrozenEmbeddingsInEval(TrainerPlugin):
-    """Keeps shared frozen embeddings in eval mode while the rest of the model trains.
-
-    Flair puts the whole model in train mode each epoch, so a frozen transformer would embed with
-    dropout: its vectors would depend on when they were computed, and kept vectors would differ
-    from recomputed ones. A frozen feature extractor runs without dropout; that makes its vectors
-    the same every time, which is what lets the cache change time and not scores.
-    """
-
-    def __init__(self, modules: list) -> None:
-        super().__init__()
-        self.modules = modules
-
-    @TrainerPlugin.hook
-    def before_training_batch(self, **kw: Any) -> None:
-        for module in self.modules:
-            if module.training:
-                module.eval()
-
-    @property
-    def attach_to_all_processes(self) -> bool:
-        return True
