@@ -21,9 +21,9 @@ from flair_mlflow import (
     SearchSpace,
     SequenceTaggerParamSelector,
     TextClassifierParamSelector,
-    corpora,
     run_search,
 )
+from flair_mlflow.adapters import corpora
 
 from .conftest import ROOT, TREC_TINY, WNUT_TINY
 
