@@ -11,7 +11,8 @@ import torch
 
 from ..core.errors import ConfigError
 from ..core.parameters import PARAMETERS
-from .embeddings import EmbeddingFactory, spec_of
+from .embedding_specs import spec_of
+from .embeddings import EmbeddingFactory
 
 TAGGER_ARGUMENTS = (
     "hidden_size", "use_crf", "use_rnn", "rnn_layers", "rnn_type", "dropout", "word_dropout",
