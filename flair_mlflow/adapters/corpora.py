@@ -11,7 +11,8 @@ import functools
 import logging
 from typing import Any
 
-from ..core.config import CorpusConfig, ExperimentConfig
+from ..core.config import ExperimentConfig
+from ..core.corpus_config import CorpusConfig
 from ..core.errors import CorpusError
 
 log = logging.getLogger("flair_mlflow")

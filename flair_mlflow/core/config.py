@@ -15,13 +15,13 @@ from typing import Any, Mapping
 import yaml
 
 from .coerce import positive_int, setting
+from .corpus_config import CorpusConfig, corpus_from, validate_corpus
 from .errors import ConfigError
 from .parameters import PARAMETERS, TRAINING_ARGUMENTS, OptimizationValue, check_parameter_name, coerce_value
 from .space import SearchSpace
 
 TASKS = ("sequence_tagging", "text_classification")
 ALGORITHMS = ("tpe", "rand", "anneal", "atpe")
-CORPUS_FORMATS = ("column", "fasttext")
 
 #: Training arguments the search sets itself; a user who passes them would break the trial.
 RESERVED_TRAINING_ARGUMENTS = {
@@ -38,23 +38,6 @@ RESERVED_TRAINING_ARGUMENTS = {
     "epoch": "trials start from scratch",
     "multi_gpu": "not supported in a search",
 }
-
-
-@dataclass
-class CorpusConfig:
-    """Where the data comes from: a Flair dataset by name, or a local folder."""
-
-    name: str | None = None
-    arguments: dict[str, Any] = field(default_factory=dict)
-    folder: str | None = None
-    format: str = "column"
-    column_format: dict[int, str] | None = None
-    train_file: str | None = None
-    dev_file: str | None = None
-    test_file: str | None = None
-
-    def describe(self) -> str:
-        return self.name if self.name else f"{self.format}:{self.folder}"
 
 
 @dataclass
@@ -126,7 +109,7 @@ class ExperimentConfig:
         for required in ("task", "corpus", "label_type"):
             if data.get(required) in (None, ""):
                 raise ConfigError(required, "is required")
-        data["corpus"] = _corpus_from(data["corpus"])
+        data["corpus"] = corpus_from(data["corpus"])
         config = cls(**data)
         config.validate()
         return config
@@ -144,7 +127,13 @@ class ExperimentConfig:
 
     # -- validation ---------------------------------------------------------------------------
     def validate(self) -> None:
-        """Check every setting that can be checked without loading data."""
+        """Check every setting that can be checked without loading data, converting each to its type."""
+        self._validate_settings()
+        self._validate_stops()
+        validate_corpus(self.corpus)
+        self._validate_space()
+
+    def _validate_settings(self) -> None:
         if self.task not in TASKS:
             raise ConfigError("task", f"must be one of {', '.join(TASKS)}, not {self.task!r}")
         if not isinstance(self.label_type, str) or not self.label_type:
@@ -168,6 +157,11 @@ class ExperimentConfig:
         self.parallelism = positive_int("parallelism", self.parallelism)
         if self.spark_master is not None and not str(self.spark_master).strip():
             self.spark_master = None
+        if self.task == "sequence_tagging" and self.multi_label:
+            raise ConfigError("multi_label", "only applies to text_classification")
+
+    def _validate_stops(self) -> None:
+        """The search's own limits: cache budget, pruning, early stop, time budget, lr_from."""
         self.embedding_cache_mb = setting("embedding_cache_mb", self.embedding_cache_mb, float)
         if self.embedding_cache_mb < 0:
             raise ConfigError("embedding_cache_mb", f"must be 0 (off) or more, not {self.embedding_cache_mb}")
@@ -181,10 +175,8 @@ class ExperimentConfig:
                 raise ConfigError("time_budget_minutes", f"must be positive, not {self.time_budget_minutes}")
         if self.lr_from is not None and (not isinstance(self.lr_from, str) or not self.lr_from.strip()):
             raise ConfigError("lr_from", "must be the run id of a learning-rate finder run")
-        if self.task == "sequence_tagging" and self.multi_label:
-            raise ConfigError("multi_label", "only applies to text_classification")
-        _validate_corpus(self.corpus)
 
+    def _validate_space(self) -> None:
         if not isinstance(self.search_space, Mapping):
             raise ConfigError("search_space", "must be a mapping from parameter name to expression")
         if not isinstance(self.fixed, Mapping):
@@ -253,49 +245,6 @@ def _pruning_settings(value: Any) -> dict[str, Any]:
         if settings[name] < 0:
             raise ConfigError(f"pruning.{name}", f"must not be negative, not {settings[name]}")
     return settings
-
-
-def _corpus_from(value: Any) -> CorpusConfig:
-    if isinstance(value, CorpusConfig):
-        return value
-    if isinstance(value, str):
-        return CorpusConfig(name=value)
-    if not isinstance(value, Mapping):
-        raise ConfigError("corpus", "must be a dataset name or a mapping with 'name' or 'folder'")
-    known = {f.name for f in dataclasses.fields(CorpusConfig)}
-    unknown = sorted(set(value) - known)
-    if unknown:
-        raise ConfigError(f"corpus.{unknown[0]}", f"unknown setting; known: {', '.join(sorted(known))}")
-    data = dict(value)
-    if data.get("column_format") is not None:
-        if not isinstance(data["column_format"], Mapping):
-            raise ConfigError("corpus.column_format", "must map column numbers to names, e.g. {0: text, 1: ner}")
-        try:
-            data["column_format"] = {int(k): str(v) for k, v in data["column_format"].items()}
-        except (TypeError, ValueError):
-            raise ConfigError("corpus.column_format", "keys must be column numbers") from None
-    if data.get("arguments") is None:
-        data["arguments"] = {}
-    return CorpusConfig(**data)
-
-
-def _validate_corpus(corpus: CorpusConfig) -> None:
-    if bool(corpus.name) == bool(corpus.folder):
-        raise ConfigError("corpus", "give either 'name' (a Flair dataset) or 'folder' (local files), not both")
-    if not isinstance(corpus.arguments, Mapping):
-        raise ConfigError("corpus.arguments", "must be a mapping of keyword arguments")
-    if corpus.format not in CORPUS_FORMATS:
-        raise ConfigError("corpus.format", f"must be one of {', '.join(CORPUS_FORMATS)}, not {corpus.format!r}")
-    if corpus.folder:
-        folder = Path(corpus.folder)
-        if not folder.is_dir():
-            raise ConfigError("corpus.folder", f"folder '{folder}' does not exist")
-        if corpus.format == "column" and not corpus.column_format:
-            raise ConfigError("corpus.column_format", "is required for a column corpus, e.g. {0: text, 1: ner}")
-        for name in ("train_file", "dev_file", "test_file"):
-            file_name = getattr(corpus, name)
-            if file_name and not (folder / file_name).is_file():
-                raise ConfigError(f"corpus.{name}", f"'{folder / file_name}' does not exist")
 
 
 def _check_fixed(name: str, value: Any, task: str) -> Any:

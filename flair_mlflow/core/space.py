@@ -72,6 +72,22 @@ def expression_from_spec(name: str, spec: Any, field: str | None = None) -> Appl
             return function(name, pairs)
         return function(name, [_coerce_option(name, option, field) for option in options])
 
+    values = _argument_values(kind, arguments, argument_names, field)
+    values = [_number(field, a, v) for a, v in zip(argument_names, values)]
+    named = dict(zip(argument_names, values))
+    if "low" in named and named["low"] >= named["high"]:
+        raise ConfigError(field, f"{kind}: low ({named['low']}) must be below high ({named['high']})")
+    if "sigma" in named and named["sigma"] <= 0:
+        raise ConfigError(field, f"{kind}: sigma must be positive")
+    if "q" in named and named["q"] <= 0:
+        raise ConfigError(field, f"{kind}: q must be positive")
+    if kind in ("randint", "uniformint"):
+        values = [int(v) for v in values]
+    return function(name, *values)
+
+
+def _argument_values(kind: str, arguments: Any, argument_names: tuple[str, ...], field: str) -> list[Any]:
+    """An expression's arguments in hyperopt's order, from a list or a mapping of its names."""
     if kind == "randint" and not isinstance(arguments, Mapping):
         # hp.randint(label, upper) or hp.randint(label, low, high)
         arguments = list(arguments) if isinstance(arguments, (list, tuple)) else [arguments]
@@ -87,25 +103,12 @@ def expression_from_spec(name: str, spec: Any, field: str | None = None) -> Appl
             missing = []
         if missing:
             raise ConfigError(field, f"{kind} needs {', '.join(missing)}")
-        values = [arguments[a] for a in argument_names]
-    elif isinstance(arguments, (list, tuple)):
+        return [arguments[a] for a in argument_names]
+    if isinstance(arguments, (list, tuple)):
         if len(arguments) != len(argument_names):
             raise ConfigError(field, f"{kind} takes {len(argument_names)} values: {', '.join(argument_names)}")
-        values = list(arguments)
-    else:
-        raise ConfigError(field, f"{kind} takes {', '.join(argument_names)}")
-
-    values = [_number(field, a, v) for a, v in zip(argument_names, values)]
-    named = dict(zip(argument_names, values))
-    if "low" in named and named["low"] >= named["high"]:
-        raise ConfigError(field, f"{kind}: low ({named['low']}) must be below high ({named['high']})")
-    if "sigma" in named and named["sigma"] <= 0:
-        raise ConfigError(field, f"{kind}: sigma must be positive")
-    if "q" in named and named["q"] <= 0:
-        raise ConfigError(field, f"{kind}: q must be positive")
-    if kind in ("randint", "uniformint"):
-        values = [int(v) for v in values]
-    return function(name, *values)
+        return list(arguments)
+    raise ConfigError(field, f"{kind} takes {', '.join(argument_names)}")
 
 
 def _coerce_option(name: str, option: Any, field: str) -> Any:
