@@ -11,7 +11,8 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-#: public name -> the module that defines it
+#: public name -> the module that defines it: the functions, the tutorial's API and the types users
+#: receive or catch; internal classes (Search, TrialRunner, ...) stay in their modules
 _EXPORTS = {
     # errors
     "ConfigError": "core.errors",
@@ -25,14 +26,13 @@ _EXPORTS = {
     "OptimizationValue": "core.parameters",
     "Parameter": "core.parameters",
     "SearchSpace": "core.space",
+    # what a search returns: SearchResult.outcomes holds TrialOutcome objects, each with a TrialState
     "TrialOutcome": "core.outcome",
     "TrialState": "core.outcome",
     # searching
     "run_search": "search.search",
-    "Search": "search.search",
     "SearchFailed": "search.search",
     "SearchResult": "search.search",
-    "ParamSelector": "selectors",
     "SequenceTaggerParamSelector": "selectors",
     "TextClassifierParamSelector": "selectors",
     # the learning-rate finder
