@@ -31,5 +31,8 @@ CONFIG_HASH_TAG = "flair_mlflow.config_hash"
 METRIC_TAG = "flair_mlflow.metric"
 TEST_SPLIT_TAG = "flair_mlflow.test_split"
 SCORE_TAG = "flair_mlflow.score"
+SOURCE_TAG = "flair_mlflow.source"
+REGISTERED_MODEL_TAG = "flair_mlflow.registered_model"
+REGISTER_RUN_TAG = "flair_mlflow.register_run_id"
 # the parent's files
 RESOLVED_EXPERIMENT_FILE = "experiment_resolved.yaml"
