@@ -2,8 +2,8 @@
 
 After a range test the model's weights, the optimizer's state, the gradients, the train/eval modes
 and every random generator (CPU and CUDA) must be exactly what they were, and every tensor must
-still be on the device it started on. Needs flair and torch only (the module is loaded by path,
-so neither MLflow nor hyperopt has to be installed on the GPU machine)::
+still be on the device it started on. Needs flair and torch only (the finder is imported from
+this checkout and imports neither MLflow nor hyperopt, so neither has to be installed there)::
 
     FLAIR_CACHE_ROOT=<writable copy of Flair's cache> python benchmarks/gpu_lr_finder_check.py
 
@@ -13,7 +13,6 @@ Prints one line per check and exits non-zero if any fails.
 from __future__ import annotations
 
 import copy
-import importlib.util
 import random
 import sys
 import tempfile
@@ -24,10 +23,11 @@ import flair
 import numpy as np
 import torch
 
-HERE = Path(__file__).resolve().parent
-spec = importlib.util.spec_from_file_location("lr_finder", HERE.parent / "flair_mlflow" / "lr_finder.py")
-lr_finder = sys.modules["lr_finder"] = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(lr_finder)
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout, installed or not
+
+from flair_mlflow.adapters.lr_finder import find_learning_rate  # noqa: E402
+from flair_mlflow.core.lr_curve import read_learning_rate_tsv  # noqa: E402
+from flair_mlflow.core.lr_rules import suggest_learning_rates  # noqa: E402
 
 failures: list[str] = []
 
@@ -104,12 +104,11 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as folder:
         started = time.perf_counter()
-        tsv = lr_finder.find_learning_rate(ModelTrainer(model, corpus), folder, optimizer=adam,
-                                           start_learning_rate=1e-5, end_learning_rate=10.0, iterations=60,
-                                           mini_batch_size=32)  # fmt: skip
+        tsv = find_learning_rate(ModelTrainer(model, corpus), folder, optimizer=adam, start_learning_rate=1e-5,
+                                 end_learning_rate=10.0, iterations=60, mini_batch_size=32)  # fmt: skip
         seconds = time.perf_counter() - started
-        curve = lr_finder.read_learning_rate_tsv(tsv)
-        suggestion = lr_finder.suggest_learning_rates(curve.learning_rates, curve.smoothed_losses)
+        curve = read_learning_rate_tsv(tsv)
+        suggestion = suggest_learning_rates(curve.learning_rates, curve.smoothed_losses)
 
     check("model weights restored (values and device)", same_tensors(weights, model.state_dict()))
     check("Adam state restored (moments, step, hyper-parameters)", same_optimizer_state(optimizer_state, adam.state_dict()))
@@ -132,8 +131,8 @@ def main() -> int:
     expected = torch.rand(3, device=flair.device)
     torch.manual_seed(5)
     with tempfile.TemporaryDirectory() as folder:
-        lr_finder.find_learning_rate(ModelTrainer(model, corpus), folder, optimizer=torch.optim.SGD, iterations=20,
-                                     mini_batch_size=32, momentum=0.9)  # fmt: skip
+        find_learning_rate(ModelTrainer(model, corpus), folder, optimizer=torch.optim.SGD, iterations=20,
+                           mini_batch_size=32, momentum=0.9)  # fmt: skip
     check("eval mode kept", not any(m.training for m in model.modules()))
     check("the next random draw on the device is the one it would have been", torch.equal(torch.rand(3, device=flair.device), expected))
     check("weights unchanged after the SGD run", same_tensors(weights, model.state_dict()))

@@ -37,9 +37,9 @@ _EXPORTS = {
     "TextClassifierParamSelector": "selectors",
     # the learning-rate finder
     "find_learning_rate": "adapters.lr_finder",
-    "suggest_learning_rates": "adapters.lr_finder",
-    "LRSuggestion": "adapters.lr_finder",
-    "Plotter": "adapters.lr_finder",
+    "suggest_learning_rates": "core.lr_rules",
+    "LRSuggestion": "core.lr_rules",
+    "Plotter": "adapters.lr_plot",
     "run_lr_find": "lr_find.run",
     "LRFindResult": "lr_find.run",
     # registering and reading back

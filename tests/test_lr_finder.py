@@ -179,7 +179,11 @@ def read_tsv(path: Path) -> tuple[list[str], list[list[str]]]:
 
 
 def test_tsv_columns_rows_and_schedule(lr_wnut, glove_for, tmp_path):
+    import json
+    from dataclasses import asdict
+
     from flair_mlflow.adapters.lr_finder import find_learning_rate
+    from flair_mlflow.core.lr_rules import suggest_learning_rates
 
     model = make_tagger(lr_wnut, glove_for)
     batches_per_epoch = math.ceil(len(lr_wnut.train) / 16)
@@ -216,7 +220,11 @@ def test_tsv_columns_rows_and_schedule(lr_wnut, glove_for, tmp_path):
         expected.append(ema / (1 - 0.98 ** (i + 1)))
     assert np.allclose(smoothed, expected, rtol=1e-9)
 
-    assert (tmp_path / "learning_rate_suggestion.json").exists()
+    # the suggestion beside the TSV is the rules' reading of the smoothed curve, with the settings
+    summary = json.loads((tmp_path / "learning_rate_suggestion.json").read_text())
+    assert summary["suggestion"] == asdict(suggest_learning_rates(lrs, smoothed))
+    assert summary["rows"] == iterations and summary["stopped_early"] is False
+    assert summary["settings"]["optimizer"] == "SGD" and summary["settings"]["mini_batch_size"] == 16
 
 
 def test_flair_plotter_reads_our_tsv(lr_wnut, glove_for, tmp_path):
@@ -224,7 +232,8 @@ def test_flair_plotter_reads_our_tsv(lr_wnut, glove_for, tmp_path):
 
     from flair.visual.training_curves import Plotter as FlairPlotter
 
-    from flair_mlflow.adapters.lr_finder import find_learning_rate, read_learning_rate_tsv
+    from flair_mlflow.adapters.lr_finder import find_learning_rate
+    from flair_mlflow.core.lr_curve import read_learning_rate_tsv
 
     model = make_tagger(lr_wnut, glove_for)
     path = find_learning_rate(
@@ -315,7 +324,8 @@ def test_restores_adam_instance_with_state(lr_trec, glove_for, tmp_path):
 
 
 def test_early_stop_on_divergence(lr_trec, glove_for, tmp_path):
-    from flair_mlflow.adapters.lr_finder import find_learning_rate, read_learning_rate_tsv
+    from flair_mlflow.adapters.lr_finder import find_learning_rate
+    from flair_mlflow.core.lr_curve import read_learning_rate_tsv
 
     model = make_classifier(lr_trec, glove_for)
     iterations = 40
@@ -337,7 +347,8 @@ def test_plot_is_valid_png_without_pyplot(lr_wnut, glove_for, tmp_path):
     import matplotlib.image
     import matplotlib.pyplot as plt
 
-    from flair_mlflow.adapters.lr_finder import Plotter, find_learning_rate
+    from flair_mlflow.adapters.lr_finder import find_learning_rate
+    from flair_mlflow.adapters.lr_plot import Plotter
 
     model = make_tagger(lr_wnut, glove_for)
     path = find_learning_rate(
@@ -371,7 +382,7 @@ def _u_curve(n=100):
 
 
 def test_suggestions_on_u_shaped_curve():
-    from flair_mlflow.adapters.lr_finder import suggest_learning_rates
+    from flair_mlflow.core.lr_rules import suggest_learning_rates
 
     lrs, loss = _u_curve()
     s = suggest_learning_rates(lrs, loss)
@@ -387,7 +398,7 @@ def test_suggestions_on_u_shaped_curve():
 
 
 def test_suggestions_ignore_non_finite_tail():
-    from flair_mlflow.adapters.lr_finder import suggest_learning_rates
+    from flair_mlflow.core.lr_rules import suggest_learning_rates
 
     lrs, loss = _u_curve()
     with_nan = np.concatenate([loss, [np.nan, np.inf]])
@@ -397,7 +408,7 @@ def test_suggestions_ignore_non_finite_tail():
 
 
 def test_suggestion_warnings():
-    from flair_mlflow.adapters.lr_finder import suggest_learning_rates
+    from flair_mlflow.core.lr_rules import suggest_learning_rates
 
     lrs, loss = _u_curve()
     short = suggest_learning_rates(lrs[40:45], loss[40:45])
@@ -417,6 +428,137 @@ def test_suggestion_warnings():
 
     with pytest.raises(ValueError):
         suggest_learning_rates([], [])
+
+
+def test_valley_rule_takes_the_middle_of_the_longest_descent():
+    from flair_mlflow.core.lr_rules import valley_index
+
+    # all ten points descend: start 0, end 9, so 0 + 3 + 1 (fastai's len/3 + len/6)
+    assert valley_index(np.linspace(5.0, 1.0, 10)) == 4
+    # a plateau, a descent over points 2..7, then the blow-up: the valley is inside the descent
+    u = np.array([3.0, 3.0, 2.8, 2.4, 1.9, 1.4, 1.0, 0.8, 2.0, 9.0])
+    assert 2 <= valley_index(u) < 7
+    assert valley_index(np.array([1.0, 2.0, 3.0])) is None  # never falls
+    assert valley_index(np.array([1.0])) is None
+
+
+def test_steepest_rule_finds_the_fastest_fall_per_factor_of_rate():
+    from flair_mlflow.core.lr_rules import steepest_index
+
+    lrs = np.geomspace(1e-4, 1.0, 6)
+    assert steepest_index(lrs, np.array([3.0, 2.9, 2.8, 1.0, 0.9, 0.95])) == 2  # the drop from 2 to 3
+    assert steepest_index(lrs, np.linspace(1.0, 2.0, 6)) is None  # only rises
+    # two points at the same rate give an infinite slope: ignored, not taken as the steepest
+    assert steepest_index(np.array([1e-3, 1e-3, 1e-2]), np.array([3.0, 1.0, 2.5])) is None
+    assert steepest_index(lrs[:1], np.array([1.0])) is None
+
+
+def test_minimum_div_10_rule_and_explicit_trimming():
+    from flair_mlflow.core.lr_rules import suggest_learning_rates, trimmed
+
+    lrs, loss = _u_curve()
+    s = suggest_learning_rates(lrs, loss, skip_first=0, skip_last=0)
+    assert s.minimum_div_10 == pytest.approx(lrs[int(np.argmin(loss))] / 10)
+
+    kept_lrs, kept = trimmed(lrs, loss, None, 5)  # the first 10% and the last 5 go
+    assert len(kept) == 85 and kept_lrs[0] == lrs[10] and kept_lrs[-1] == lrs[94]
+    kept_lrs, kept = trimmed(lrs[:12], loss[:12], None, 5)  # too little would be left: all kept
+    assert len(kept) == 12
+    # the minimum read off the trimmed curve: a dip among the skipped last points is not it
+    dipped = loss.copy()
+    dipped[-1] = -10.0
+    assert suggest_learning_rates(lrs, dipped).minimum_div_10 == pytest.approx(s.minimum_div_10)
+
+
+def test_warnings_still_falling_and_rules_disagree():
+    from flair_mlflow.core.lr_rules import disagreement_warning, suggest_learning_rates
+
+    lrs = np.geomspace(1e-7, 10, 100)
+    falling = suggest_learning_rates(lrs, 3.0 - 2.0 * np.linspace(0, 1, 100) ** 2)
+    assert "still falling at the end" in falling.warning
+
+    gentle_then_cliff = np.linspace(3.0, 2.5, 100)
+    gentle_then_cliff[80:] -= 1.5
+    unclear = suggest_learning_rates(lrs, gentle_then_cliff)
+    assert unclear.valley < 1e-2 < unclear.steepest
+    assert "disagree by" in unclear.warning and unclear.suggested_lr == unclear.valley
+
+    assert disagreement_warning(1e-3, 2e-3) is None
+    assert disagreement_warning(None, 1e-3) is None
+    assert "disagree by 100x" in disagreement_warning(1e-5, 1e-3)
+
+
+def test_suggestion_rejects_curves_of_unequal_length():
+    from flair_mlflow.core.lr_rules import suggest_learning_rates
+
+    with pytest.raises(ValueError):
+        suggest_learning_rates([1e-3, 1e-2], [1.0])
+
+
+# --------------------------------------------------------------------------------------
+# the curve: schedule, smoothing, stopping, files
+# --------------------------------------------------------------------------------------
+
+
+def test_schedule_and_settings_checks():
+    from flair_mlflow.core.lr_curve import RangeSettings
+
+    settings = RangeSettings(start_learning_rate=1e-5, end_learning_rate=1e-1, iterations=5)
+    assert [settings.learning_rate(i) for i in range(5)] == pytest.approx([1e-5, 1e-4, 1e-3, 1e-2, 1e-1])
+    assert settings.learning_rate(4) == pytest.approx(1e-1, rel=1e-12)
+    assert RangeSettings(iterations=1).learning_rate(0) == 1e-7
+    for bad in ({"start_learning_rate": 1.0, "end_learning_rate": 0.1}, {"start_learning_rate": 0.0},
+                {"iterations": 0}, {"mini_batch_size": 0}, {"smoothing_factor": 1.0}):  # fmt: skip
+        with pytest.raises(ValueError):
+            RangeSettings(**bad).check()
+
+
+def test_smoothed_loss_and_stopping_rule():
+    from flair_mlflow.core.lr_curve import RangeSettings, SmoothedLoss
+
+    smoother = SmoothedLoss(0.5)
+    assert smoother.add(4.0) == 4.0  # bias correction: the first value is the value itself
+    assert smoother.add(2.0) == pytest.approx((0.5 * 2.0 + 0.25 * 4.0) / 0.75)
+    assert math.isnan(smoother.add(float("nan")))  # NaN propagates...
+    assert smoother.best == pytest.approx((0.5 * 2.0 + 0.25 * 4.0) / 0.75)  # ...but is never the best
+
+    settings = RangeSettings(divergence_threshold=4.0)
+    assert settings.stop_reason(3.9, 1.0, 0.1) is None
+    assert "4.0 x best" in settings.stop_reason(4.1, 1.0, 0.1)
+    assert "loss is nan" in settings.stop_reason(float("nan"), 1.0, 0.1)
+    assert "loss is inf" in settings.stop_reason(float("inf"), 1.0, 0.1)
+    assert settings.stop_reason(100.0, 0.0, 0.1) is None  # a best of zero gives no ratio
+    assert RangeSettings(stop_early=False).stop_reason(float("nan"), 1.0, 0.1) is None
+
+
+def test_tsv_rows_read_back_and_old_flair_files(tmp_path):
+    from flair_mlflow.core.lr_curve import read_learning_rate_tsv, tsv_header, tsv_row
+
+    path = tmp_path / "learning_rate.tsv"
+    rates, raw, smoothed = [1e-7, 3.3e-6, 0.1], [2.5, 2.25, 7.0], [2.5, 2.3751, 4.1]
+    path.write_text(tsv_header() + "".join(tsv_row(i, *values) for i, values in enumerate(zip(rates, raw, smoothed))))
+    curve = read_learning_rate_tsv(path)
+    assert (curve.iterations, curve.learning_rates, curve.losses, curve.smoothed_losses) == ([0, 1, 2], rates, raw, smoothed)
+
+    old = tmp_path / "old.tsv"  # Flair's own finder: four columns, TRAIN_LOSS stands in for both
+    old.write_text("ITERATION\tTIMESTAMP\tLEARNING_RATE\tTRAIN_LOSS\n0\t12:00:00\t1e-07\t2.5\n\n1\t12:00:01\t1e-06\t2.0\n")
+    curve = read_learning_rate_tsv(old)
+    assert curve.learning_rates == [1e-7, 1e-6] and curve.losses == curve.smoothed_losses == [2.5, 2.0]
+
+
+def test_suggestion_file_round_trip(tmp_path):
+    import json
+
+    from flair_mlflow.core.lr_curve import SUGGESTION_FILE_NAME, read_suggestion_file, write_suggestion_file
+    from flair_mlflow.core.lr_rules import suggest_learning_rates
+
+    lrs, loss = _u_curve()
+    suggestion = suggest_learning_rates(lrs, loss)
+    write_suggestion_file(tmp_path, suggestion, 100, "diverged", {"optimizer": "SGD"})
+    assert read_suggestion_file(tmp_path) == suggestion  # floats exactly
+    summary = json.loads((tmp_path / SUGGESTION_FILE_NAME).read_text())
+    assert summary["rows"] == 100 and summary["stopped_early"] and summary["stopped_reason"] == "diverged"
+    assert summary["settings"] == {"optimizer": "SGD"}
 
 
 # --------------------------------------------------------------------------------------
@@ -443,13 +585,11 @@ def sqlite_tracking(tmp_path):
 def test_mlflow_run_holds_curve_suggestions_and_artefacts(lr_wnut, glove_for, tmp_path, sqlite_tracking):
     import mlflow
 
-    from flair_mlflow.adapters.lr_finder import (
-        Plotter,
-        find_learning_rate,
-        log_lr_find_to_mlflow,
-        read_learning_rate_tsv,
-        suggest_learning_rates,
-    )
+    from flair_mlflow.adapters.lr_finder import find_learning_rate
+    from flair_mlflow.adapters.lr_plot import Plotter
+    from flair_mlflow.core.lr_curve import read_learning_rate_tsv
+    from flair_mlflow.core.lr_rules import suggest_learning_rates
+    from flair_mlflow.store.lr_log import log_lr_find_to_mlflow
 
     client = sqlite_tracking
     model = make_tagger(lr_wnut, glove_for)
@@ -464,13 +604,15 @@ def test_mlflow_run_holds_curve_suggestions_and_artefacts(lr_wnut, glove_for, tm
             tsv,
             suggestion,
             png,
-            params={"optimizer": torch.optim.SGD, "iterations": 30, "model": {"hidden_size": 32, "tag_type": "ner"}},
+            # plain values, as RunWriter.log_params takes them (objects are named above the store)
+            params={"optimizer": "sgd", "iterations": 30, "model.hidden_size": 32},
         )
     assert returned == run.info.run_id
 
     data = client.get_run(run.info.run_id).data
-    assert data.params["optimizer"] == "SGD"
+    assert data.params["optimizer"] == "sgd"
     assert data.params["model.hidden_size"] == "32"
+    assert data.tags["lr_find.default_rule"] == suggestion.default_rule
     assert data.metrics["suggested_lr"] == pytest.approx(suggestion.suggested_lr)
     assert data.metrics["suggested_lr_min_div_10"] == pytest.approx(suggestion.minimum_div_10)
     assert ("lr_find.warning" in data.tags) == (suggestion.warning is not None)
@@ -491,7 +633,10 @@ def test_mlflow_run_holds_curve_suggestions_and_artefacts(lr_wnut, glove_for, tm
 
 def test_mlflow_long_curve_in_chunks_with_warning(tmp_path, sqlite_tracking):
     """A 1500-point curve needs several log_batch chunks; explicit run_id without a fluent run."""
-    from flair_mlflow.adapters.lr_finder import TSV_COLUMNS, log_lr_find_to_mlflow, suggest_learning_rates
+    from flair_mlflow.core.lr_curve import TSV_COLUMNS
+    from flair_mlflow.core.lr_rules import suggest_learning_rates
+    from flair_mlflow.store.lr_log import log_lr_find_to_mlflow
+    from flair_mlflow.store.writer import RunWriter
 
     client = sqlite_tracking
     n = 1500
@@ -508,7 +653,8 @@ def test_mlflow_long_curve_in_chunks_with_warning(tmp_path, sqlite_tracking):
 
     experiment = client.get_experiment_by_name("lr-find-test")
     run_id = client.create_run(experiment.experiment_id).info.run_id
-    log_lr_find_to_mlflow(tsv, suggestion, None, params={"iterations": n}, run_id=run_id, client=client)
+    log_lr_find_to_mlflow(tsv, suggestion, None, params={"iterations": n}, run_id=run_id,
+                          writer=RunWriter(client.tracking_uri))  # fmt: skip
 
     run = client.get_run(run_id)
     assert run.data.tags["lr_find.warning"] == suggestion.warning

@@ -81,6 +81,10 @@ class RangeSettings:
         }
 
 
+#: the tutorial's defaults, the one place every signature takes them from
+DEFAULTS = RangeSettings()
+
+
 @dataclass
 class SmoothedLoss:
     """The bias-corrected exponential moving average of the loss, and its lowest finite value."""

@@ -1,21 +1,35 @@
 """The learning-rate finder as an experiment: a model from the experiment file, one MLflow run.
 
-Also the other direction: a search that takes its learning-rate range from a finder run
-(``lr_from``), so the range test and the search are linked in the tracking store.
+The model is built the way a trial builds it (``adapters.models.build_model`` over an
+``EmbeddingFactory``); the run is reached and adopted the way every command does it
+(``store.runs.connect``, ``adopt_or_create_run``); the curve is logged by ``store.lr_log``.
 """
 
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+import flair
+from flair.trainers import ModelTrainer
+
+from ..adapters.corpora import check_corpus, load_for_experiment
+from ..adapters.embeddings import EmbeddingFactory
+from ..adapters.lr_finder import find_learning_rate
+from ..adapters.lr_plot import Plotter
+from ..adapters.models import build_model, logged_values, optimizer_class, optimizer_name
 from ..core.config import ExperimentConfig
 from ..core.errors import ConfigError
+from ..core.lr_curve import DEFAULTS, RangeSettings, read_suggestion_file
+from ..core.lr_rules import LRSuggestion
 from ..core.parameters import PARAMETERS, coerce_value
 from ..core.space import representative_value
+from ..store.lr_log import log_lr_find_to_mlflow
+from ..store.runs import adopt_or_create_run, connect
 from ..store.tags import LR_FIND_TAG, TASK_TAG
+from ..store.writer import RunWriter
 
 
 @dataclass
@@ -25,7 +39,7 @@ class LRFindResult:
     run_id: str
     tsv_path: Path
     png_path: Path
-    suggestion: Any  # lr_finder.LRSuggestion
+    suggestion: LRSuggestion
 
 
 def model_params(config: ExperimentConfig, given: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -42,51 +56,21 @@ def model_params(config: ExperimentConfig, given: Mapping[str, Any] | None = Non
     return params
 
 
-def run_lr_find(config: ExperimentConfig | str | Path, *, params: Mapping[str, Any] | None = None,
-                optimizer: Any = None, start_learning_rate: float = 1e-7, end_learning_rate: float = 10.0,
-                iterations: int = 100, mini_batch_size: int | None = None, smoothing_factor: float = 0.98,
-                divergence_threshold: float = 4.0, stop_early: bool = True, tracking_uri: str | None = None,
-                parent_run_id: str | None = None, output: str | Path | None = None,
-                run_name: str | None = None) -> LRFindResult:  # fmt: skip
-    """Run the range test on the experiment's model and log it as one MLflow run.
+def _check(settings: RangeSettings) -> None:
+    """The options as the command line names them, checked before anything is loaded or logged."""
+    start, end = settings.start_learning_rate, settings.end_learning_rate
+    if not 0 < start < end:
+        raise ConfigError("start_lr", f"must be positive and below end_lr ({start} >= {end})")
+    if settings.iterations < 2:
+        raise ConfigError("iterations", f"must be at least 2, not {settings.iterations}")
+    if not 0 <= settings.smoothing_factor < 1:
+        raise ConfigError("smoothing", f"must be in [0, 1), not {settings.smoothing_factor}")
+    if settings.divergence_threshold <= 1:
+        raise ConfigError("divergence_threshold", f"must be above 1, not {settings.divergence_threshold}")
 
-    Everything that can be wrong is checked before the run is created. Inside ``mlflow run``
-    the run is the one MLflow opened; with ``parent_run_id`` it is nested under that search.
-    """
-    import flair
-    from flair.trainers import ModelTrainer
 
-    from ..adapters.corpora import check_corpus, load_for_experiment
-    from ..adapters.embeddings import EmbeddingFactory
-    from ..adapters.lr_finder import (
-        Plotter,
-        find_learning_rate,
-        log_lr_find_to_mlflow,
-        read_learning_rate_tsv,
-        suggest_learning_rates,
-    )
-    from ..adapters.models import build_model, logged_values, optimizer_class, optimizer_name
-    from ..store.runs import adopt_or_create_run, connect
-
-    config_path = None
-    if not isinstance(config, ExperimentConfig):
-        config_path = Path(config)
-        config = ExperimentConfig.from_file(config_path)
-    if not 0 < start_learning_rate < end_learning_rate:
-        raise ConfigError("start_lr", f"must be positive and below end_lr ({start_learning_rate} >= {end_learning_rate})")
-    if iterations < 2:
-        raise ConfigError("iterations", f"must be at least 2, not {iterations}")
-    if not 0 <= smoothing_factor < 1:
-        raise ConfigError("smoothing", f"must be in [0, 1), not {smoothing_factor}")
-    if divergence_threshold <= 1:
-        raise ConfigError("divergence_threshold", f"must be above 1, not {divergence_threshold}")
-
-    tested = model_params(config, params)
-    optimizer_value = optimizer if optimizer is not None else tested.get("optimizer", "sgd")
-    optimizer_type = optimizer_class(optimizer_value)
-    batch_size = int(mini_batch_size or tested.get("mini_batch_size", 32))
-    optimizer_kwargs = {k: v for k, v in tested.items() if k in PARAMETERS and PARAMETERS[k].group == "optimizer"}
-
+def _tested_model(config: ExperimentConfig, tested: dict[str, Any]) -> tuple[Any, Any]:
+    """The experiment's corpus and a fresh model of the tested configuration, built as a trial builds it."""
     corpus = load_for_experiment(config)
     check_corpus(corpus, config.label_type)
     factory = EmbeddingFactory(corpus)
@@ -95,54 +79,82 @@ def run_lr_find(config: ExperimentConfig | str | Path, *, params: Mapping[str, A
     label_dictionary = corpus.make_label_dictionary(config.label_type, add_unk=False)
     try:
         model = build_model(config.task, tested, config.label_type, label_dictionary, factory, config.multi_label)
-    except ConfigError as error:
+    except ConfigError as error:  # the tested values come from --param: point there
         raise type(error)(f"param.{error.field}" if "." not in error.field else error.field, error.problem) from error
+    return model, corpus
 
-    writer = connect(tracking_uri)
-    tags = {LR_FIND_TAG: "true", TASK_TAG: config.task}
-    run = adopt_or_create_run(writer, config.experiment, run_name or "lr_find", tags, parent_run_id=parent_run_id)
-    run_id, created = run.run_id, run.created
+
+def _logged_params(config: ExperimentConfig, tested: dict[str, Any], optimizer: type, settings: RangeSettings) -> dict:
+    """The run's params: the configuration tested and the test's settings (the learning rate is swept, not set)."""
     logged = {
         "task": config.task,
         "corpus": config.corpus.describe(),
         "label_type": config.label_type,
         "downsample": config.downsample,
         **tested,
-        "optimizer": optimizer_name(optimizer_type),
-        "start_lr": start_learning_rate,
-        "end_lr": end_learning_rate,
-        "iterations": iterations,
-        "mini_batch_size": batch_size,
-        "smoothing": smoothing_factor,
-        "divergence_threshold": divergence_threshold,
+        "optimizer": optimizer_name(optimizer),
+        "start_lr": settings.start_learning_rate,
+        "end_lr": settings.end_learning_rate,
+        "iterations": settings.iterations,
+        "mini_batch_size": settings.mini_batch_size,
+        "smoothing": settings.smoothing_factor,
+        "divergence_threshold": settings.divergence_threshold,
     }
-    logged.pop("learning_rate", None)  # swept, not set
-    try:
-        writer.log_params(run_id, logged_values(logged))
-        if config_path is not None:
-            writer.log_file(run_id, config_path)
-        with tempfile.TemporaryDirectory(prefix="flair-mlflow-lr-") as scratch:
-            folder = Path(output) if output else Path(scratch)
-            folder.mkdir(parents=True, exist_ok=True)
-            trainer = ModelTrainer(model, corpus)
-            tsv_path = find_learning_rate(
-                trainer, folder, optimizer_type, start_learning_rate=start_learning_rate,
-                end_learning_rate=end_learning_rate, iterations=iterations, mini_batch_size=batch_size,
-                stop_early=stop_early, smoothing_factor=smoothing_factor,
-                divergence_threshold=divergence_threshold, **optimizer_kwargs,
-            )  # fmt: skip
-            curve = read_learning_rate_tsv(tsv_path)
-            suggestion = suggest_learning_rates(
-                curve.learning_rates, curve.smoothed_losses, divergence_threshold=divergence_threshold
-            )
-            png_path = Plotter().plot_learning_rate(tsv_path, suggestion=suggestion)
-            log_lr_find_to_mlflow(tsv_path, suggestion, png_path, params=None, run_id=run_id, client=writer.client)
-            if output is None:  # the files live on as the run's artefacts only: return their names
-                tsv_path, png_path = Path(tsv_path.name), Path(png_path.name)
-    except BaseException:
-        if created:
-            writer.end(run_id, "FAILED")
-        raise
-    if created:
-        writer.end(run_id, "FINISHED")
+    logged.pop("learning_rate", None)
+    return logged_values(logged)
+
+
+def _test_and_log(writer: RunWriter, run_id: str, model: Any, corpus: Any, optimizer: type,
+                  optimizer_kwargs: dict[str, Any], settings: RangeSettings, output: str | Path | None) -> LRFindResult:  # fmt: skip
+    """The range test, its plot and its logging; files in ``output``, else only in the run."""
+    with tempfile.TemporaryDirectory(prefix="flair-mlflow-lr-") as scratch:
+        folder = Path(output) if output else Path(scratch)
+        folder.mkdir(parents=True, exist_ok=True)
+        tsv_path = find_learning_rate(ModelTrainer(model, corpus), folder, optimizer, **asdict(settings), **optimizer_kwargs)
+        suggestion = read_suggestion_file(folder)
+        png_path = Plotter().plot_learning_rate(tsv_path, suggestion=suggestion)
+        log_lr_find_to_mlflow(tsv_path, suggestion, png_path, run_id=run_id, writer=writer)
+    if output is None:  # the files live on as the run's artefacts only: return their names
+        tsv_path, png_path = Path(tsv_path.name), Path(png_path.name)
     return LRFindResult(run_id, tsv_path, png_path, suggestion)
+
+
+def run_lr_find(config: ExperimentConfig | str | Path, *, params: Mapping[str, Any] | None = None,
+                optimizer: Any = None, start_learning_rate: float = DEFAULTS.start_learning_rate,
+                end_learning_rate: float = DEFAULTS.end_learning_rate, iterations: int = DEFAULTS.iterations,
+                mini_batch_size: int | None = None, smoothing_factor: float = DEFAULTS.smoothing_factor,
+                divergence_threshold: float = DEFAULTS.divergence_threshold, stop_early: bool = DEFAULTS.stop_early,
+                tracking_uri: str | None = None, parent_run_id: str | None = None,
+                output: str | Path | None = None, run_name: str | None = None) -> LRFindResult:  # fmt: skip
+    """Run the range test on the experiment's model and log it as one MLflow run.
+
+    Everything that can be wrong is checked before the run is created. Inside ``mlflow run``
+    the run is the one MLflow opened; with ``parent_run_id`` it is nested under that search.
+    """
+    config_path = None if isinstance(config, ExperimentConfig) else Path(config)
+    if config_path is not None:
+        config = ExperimentConfig.from_file(config_path)
+    tested = model_params(config, params)
+    batch_size = int(mini_batch_size or tested.get("mini_batch_size", DEFAULTS.mini_batch_size))
+    settings = RangeSettings(start_learning_rate, end_learning_rate, iterations, batch_size, smoothing_factor,
+                             divergence_threshold, stop_early)  # fmt: skip
+    _check(settings)
+    optimizer_type = optimizer_class(optimizer if optimizer is not None else tested.get("optimizer", "sgd"))
+    optimizer_kwargs = {k: v for k, v in tested.items() if k in PARAMETERS and PARAMETERS[k].group == "optimizer"}
+    model, corpus = _tested_model(config, tested)
+
+    writer = connect(tracking_uri)
+    tags = {LR_FIND_TAG: "true", TASK_TAG: config.task}
+    run = adopt_or_create_run(writer, config.experiment, run_name or "lr_find", tags, parent_run_id=parent_run_id)
+    try:
+        writer.log_params(run.run_id, _logged_params(config, tested, optimizer_type, settings))
+        if config_path is not None:
+            writer.log_file(run.run_id, config_path)
+        result = _test_and_log(writer, run.run_id, model, corpus, optimizer_type, optimizer_kwargs, settings, output)
+    except BaseException:
+        if run.created:
+            writer.end(run.run_id, "FAILED")
+        raise
+    if run.created:
+        writer.end(run.run_id, "FINISHED")
+    return result

@@ -23,6 +23,7 @@ RESUMES_TAG = "flair_mlflow.resumes"
 # the learning-rate finder
 LR_FIND_TAG = "flair_mlflow.lr_find"
 LR_WARNING_TAG = "lr_find.warning"
+LR_DEFAULT_RULE_TAG = "lr_find.default_rule"
 # registration
 REGISTER_TAG = "flair_mlflow.register"
 SEARCH_RUN_TAG = "flair_mlflow.search_run_id"

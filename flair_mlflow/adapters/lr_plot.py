@@ -1,0 +1,94 @@
+"""The range-test curve as a picture, drawn off-screen.
+
+Flair's ``Plotter.plot_learning_rate`` goes through pyplot and calls ``plt.show(block=True)``,
+which blocks on an interactive backend; this one draws on an Agg canvas only, so it is safe in
+servers, notebooks and tests, and leaves pyplot's global state alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from ..core.lr_curve import read_learning_rate_tsv
+from ..core.lr_rules import LRSuggestion, suggest_learning_rates
+
+log = logging.getLogger("flair")
+
+__all__ = ["Plotter"]
+
+
+def plotted_slice(points: int, skip_first: int, skip_last: int) -> slice:
+    """The points drawn: all but the skipped ones, or the whole curve where skipping would leave
+    fewer than two (a short or early-stopped run) rather than an empty axis."""
+    end = points - skip_last if skip_last > 0 else points
+    return slice(skip_first, end) if end - skip_first >= 2 else slice(0, points)
+
+
+def _loss_limits(raw: list[float], smoothed: list[float]) -> Optional[tuple[float, float]]:
+    """Scaled to the smoothed curve: raw spikes would otherwise squash it flat."""
+    finite = [v for v in smoothed if math.isfinite(v)]
+    if not finite:
+        return None
+    low, high = min(finite), max(finite)
+    finite_raw = [v for v in raw if math.isfinite(v)]
+    low = min([low, *finite_raw]) if finite_raw else low
+    pad = 0.05 * (high - low) if high > low else max(abs(high) * 0.05, 1e-3)
+    return low - pad, high + pad
+
+
+def _mark_suggestion(ax: Any, suggestion: LRSuggestion) -> None:
+    ax.axvline(suggestion.suggested_lr, color="tab:red", linestyle="--",
+               label=f"suggested lr {suggestion.suggested_lr:.2e} ({suggestion.default_rule})")  # fmt: skip
+    if suggestion.warning:
+        ax.set_title("warning: " + suggestion.warning, fontsize=7, color="tab:red", wrap=True)
+
+
+class Plotter:
+    """Plots the range-test curve without touching pyplot's global state."""
+
+    def plot_learning_rate(
+        self,
+        file_name: Union[str, Path],
+        skip_first: int = 10,
+        skip_last: int = 5,
+        suggestion: Optional[LRSuggestion] = None,
+    ) -> Path:
+        """Write ``learning_rate.png`` next to the TSV and return its path; the suggestion (computed
+        from the TSV when not given) is marked."""
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+        from matplotlib.ticker import LogLocator
+
+        file_name = Path(file_name)
+        curve = read_learning_rate_tsv(file_name)
+        if suggestion is None and curve.learning_rates:
+            suggestion = suggest_learning_rates(curve.learning_rates, curve.smoothed_losses)
+        shown = plotted_slice(len(curve.learning_rates), skip_first, skip_last)
+        lrs, raw, smoothed = curve.learning_rates[shown], curve.losses[shown], curve.smoothed_losses[shown]
+
+        fig = Figure(figsize=(8, 5), dpi=150)
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot(1, 1, 1)
+        ax.plot(lrs, raw, color="tab:blue", alpha=0.3, linewidth=1, label="loss")
+        ax.plot(lrs, smoothed, color="tab:blue", linewidth=2, label="smoothed loss")
+        if suggestion is not None:
+            _mark_suggestion(ax, suggestion)
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(base=10))
+        limits = _loss_limits(raw, smoothed)
+        if limits is not None:
+            ax.set_ylim(*limits)
+        ax.set_xlabel("learning rate")
+        ax.set_ylabel("loss per data point")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(loc="best", fontsize=8)
+        fig.tight_layout()
+
+        path = file_name.parent / "learning_rate.png"
+        fig.savefig(path, format="png")
+        fig.clear()
+        log.info(f"Learning rate plot saved to {path}")
+        return path
