@@ -16,6 +16,7 @@ from flair_mlflow import ConfigError, run_lr_find, run_search
 from .conftest import ROOT, TREC_TINY, WNUT_TINY
 
 
+@pytest.mark.slow  # `mlflow run` starts a fresh interpreter that imports Flair
 def test_mlflow_run_lr_find_entry_point(tmp_path: Path, flair_cache, write_config):
     config = write_config(WNUT_TINY)
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -46,6 +47,7 @@ def test_mlflow_run_lr_find_entry_point(tmp_path: Path, flair_cache, write_confi
     assert rates == sorted(rates) and rates[0] == pytest.approx(1e-7)
 
 
+@pytest.mark.slow  # a two-trial search
 def test_search_takes_its_range_from_a_finder_run(tmp_path: Path, flair_cache, tracking_uri, write_config):
     config = write_config(WNUT_TINY, max_evals=2)
     finder = run_lr_find(config, iterations=20, mini_batch_size=8)
@@ -76,3 +78,5 @@ def test_lr_find_on_text_classification_nested_under_a_search(tmp_path: Path, fl
     assert (tmp_path / "lr" / "learning_rate.tsv").read_text().startswith("ITERATION\tTIMESTAMP\tLEARNING_RATE\tTRAIN_LOSS")
     assert (tmp_path / "lr" / "learning_rate.png").read_bytes()[:4] == b"\x89PNG"
     assert math.isfinite(finder.suggestion.suggested_lr)
+    assert run.data.metrics["suggested_lr"] == pytest.approx(finder.suggestion.suggested_lr)
+    assert run.data.tags["lr_find.default_rule"] == finder.suggestion.default_rule
