@@ -43,9 +43,9 @@ _EXPORTS = {
     "run_lr_find": "lr_find.run",
     "LRFindResult": "lr_find.run",
     # registering and reading back
-    "register_best": "register.registry",
-    "Registration": "register.registry",
-    "search_trials": "register.registry",
+    "register_best": "register.train",
+    "Registration": "register.train",
+    "search_trials": "search.trials_table",
     # Flair trainer plugin for training outside a search
     "MLflowLoggerPlugin": "adapters.plugins",
 }

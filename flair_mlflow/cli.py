@@ -12,11 +12,7 @@ import click
 
 from .cli_registry import register, trials
 from .cli_types import CONTEXT_SETTINGS, OPT_FLOAT, OPT_INT, OPT_STR, choice, running, shared_options, switch_option
-from .core.parameters import OptimizationValue
-
-#: hyperopt's algorithms as ``core.config.ALGORITHMS`` names them (that module loads hyperopt;
-#: tests/test_cli.py holds the two equal)
-ALGORITHMS = ("tpe", "rand", "anneal", "atpe")
+from .core.parameters import ALGORITHMS, OptimizationValue
 
 
 @click.group(context_settings=CONTEXT_SETTINGS)

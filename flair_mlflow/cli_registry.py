@@ -31,7 +31,7 @@ def register(search_run_id: str | None, name: str, train_with_dev: bool | None, 
     """
     from mlflow.exceptions import MlflowException
 
-    from .register.registry import register_best
+    from .register.train import register_best
 
     with running(debug, exit_1=(MlflowException,)):
         result = register_best(search_run_id or None, name, train_with_dev=bool(train_with_dev),
@@ -48,7 +48,7 @@ def register(search_run_id: str | None, name: str, train_with_dev: bool | None, 
 @shared_options("tracking_uri", "debug")
 def trials(search_run_id: str, csv_path: str | None, tracking_uri: str | None, debug: bool) -> None:
     """Print the trials of search SEARCH_RUN_ID, best first, with their parameters."""
-    from .register.registry import search_trials
+    from .search.trials_table import search_trials
 
     with running(debug):
         table = search_trials(search_run_id, tracking_uri=tracking_uri)

@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 import flair_mlflow
-from flair_mlflow.cli import ALGORITHMS, lr_find, main
+from flair_mlflow.cli import lr_find, main
 from flair_mlflow.cli_types import CommandError, Interrupted, running
 from flair_mlflow.core.errors import ConfigError
 from flair_mlflow.core.interrupts import SearchInterrupted
@@ -161,12 +161,6 @@ def test_help_lists_choices_and_defaults():
     assert "--max_evals" not in tune_help  # one spelling shown; the other is normalised
     lr_help = " ".join(CliRunner().invoke(main, ["lr-find", "--help"]).output.split())  # unwrapped
     assert "[default: (100)]" in lr_help and "[default: (0.98)]" in lr_help
-
-
-def test_choices_are_the_ones_the_experiment_file_accepts():
-    from flair_mlflow.core.config import ALGORITHMS as CONFIG_ALGORITHMS
-
-    assert tuple(ALGORITHMS) == tuple(CONFIG_ALGORITHMS)
 
 
 def test_lr_find_defaults_shown_are_the_ones_run_lr_find_uses():

@@ -24,7 +24,11 @@ from click.testing import CliRunner
 
 from flair_mlflow import run_search
 from flair_mlflow.cli_registry import register, trials
-from flair_mlflow.register.registry import assign_alias, best_configuration, config_hash, register_best, search_trials
+from flair_mlflow.core.hashing import digest as config_hash
+from flair_mlflow.register.best import best_configuration
+from flair_mlflow.register.champion import assign_alias
+from flair_mlflow.register.train import register_best
+from flair_mlflow.search.trials_table import TrialsTable, search_trials
 from flair_mlflow.store.tags import (
     BEST_TRIAL_TAG,
     CONFIG_HASH_TAG,
@@ -144,6 +148,7 @@ def tiny_registered(store):
     return {"output": result.output, "outer_run_id": outer.info.run_id}
 
 
+@pytest.mark.slow
 def test_register_logs_a_linked_run_and_a_champion(store, wnut_search, wnut_registered):
     client = store["client"]
     output = wnut_registered["output"]
@@ -187,6 +192,7 @@ def test_register_logs_a_linked_run_and_a_champion(store, wnut_search, wnut_regi
     assert "flair==" in requirements and "torch==" in requirements
 
 
+@pytest.mark.slow
 def test_second_registration_follows_the_champion_rule(store, wnut_registered):
     client = store["client"]
     first = client.get_model_version("wnut-ner", "1")
@@ -199,11 +205,11 @@ def test_second_registration_follows_the_champion_rule(store, wnut_registered):
     assert str(client.get_model_version_by_alias("wnut-ner", second.alias).version) == "2"
 
 
-def test_champion_rule_on_the_registry(store, wnut_registered):
+def test_champion_rule_on_the_registry(store):
     """Better wins, worse and equal wait, and scores on another test split are never compared."""
     client = store["client"]
-    source = client.get_model_version("wnut-ner", "1")
-    uri = source.source  # the logged model (models:/m-...) behind version 1
+    logged = client.create_logged_model(client.create_experiment("champion-rule"), name="rule")
+    uri = f"models:/{logged.model_id}"  # a logged model without files: the rule reads tags and scores only
     metric, split = "test_score (micro avg f1-score)", "split A"
 
     def version(score: float, test_split: str = split) -> str:
@@ -224,6 +230,7 @@ def test_champion_rule_on_the_registry(store, wnut_registered):
     assert str(client.get_model_version_by_alias("rule", "challenger").version) == "5"
 
 
+@pytest.mark.slow
 def test_register_classifier(store, trec_search, trec_registered):
     assert trec_registered.alias == "champion" and trec_registered.version == "1"
     run = store["client"].get_run(trec_registered.run_id)
@@ -237,6 +244,7 @@ def test_register_classifier(store, trec_search, trec_registered):
         assert 0.0 <= prediction[0]["score"] <= 1.0
 
 
+@pytest.mark.slow
 def test_register_from_best_params_inside_mlflow_run(store, tiny_registered):
     client = store["client"]
     version = client.get_model_version_by_alias("tiny-ner", "champion")
@@ -248,6 +256,35 @@ def test_register_from_best_params_inside_mlflow_run(store, tiny_registered):
     assert run.data.metrics["test_score"] > 0.5
 
 
+@pytest.mark.slow
+def test_register_leaves_the_process_tracking_uri_alone(store, tiny_registered):
+    """--tracking-uri reaches the store through a client: MLflow's process-wide URI stays the caller's."""
+    folder = store["folder"]
+    elsewhere = f"sqlite:///{folder / 'elsewhere.db'}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", elsewhere)
+        mlflow.set_tracking_uri(elsewhere)
+        try:
+            result = register_best(config=folder / "tiny.yaml", best_params=folder / "tiny_best.yaml", max_epochs=1,
+                                   tracking_uri=store["uri"])  # fmt: skip
+            assert mlflow.get_tracking_uri() == elsewhere
+            assert os.environ["MLFLOW_TRACKING_URI"] == elsewhere
+        finally:
+            mlflow.set_tracking_uri(store["uri"])
+    assert not (folder / "elsewhere.db").exists()
+    client = store["client"]
+    run = client.get_run(result.run_id)
+    assert run.info.status == "FINISHED" and run.data.params["max_epochs"] == "1"
+    assert result.name is None and result.version is None and result.registry_uri is None
+    logged = client.get_logged_model(result.model_uri.removeprefix("models:/"))
+    assert logged.source_run_id == result.run_id and str(logged.status) == "READY"
+    assert [output.model_id for output in run.outputs.model_outputs] == [logged.model_id]
+    assert mlflow.models.get_model_info(result.model_uri).signature.inputs.to_dict() == [
+        {"type": "string", "required": True}
+    ]
+
+
+@pytest.mark.slow
 def test_registered_models_predict_in_a_fresh_process(store, wnut_registered, tiny_registered, trec_registered):
     """Loaded by name in a new interpreter that never imports flair_mlflow."""
     script = textwrap.dedent(
@@ -282,6 +319,7 @@ def test_registered_models_predict_in_a_fresh_process(store, wnut_registered, ti
     assert [len(labels) for labels in out["trec-qc"]] == [1, 0, 1]
 
 
+@pytest.mark.slow
 def test_mlflow_models_serve_answers(store, tiny_registered):
     port = _free_port()
     log_path = store["folder"] / "serve.log"
@@ -324,6 +362,7 @@ def test_mlflow_models_serve_answers(store, tiny_registered):
             process.wait()
 
 
+@pytest.mark.slow
 def test_trials_command(store, wnut_search, tmp_path: Path):
     csv_path = tmp_path / "trials.csv"
     result = CliRunner().invoke(trials, [wnut_search.parent_run_id, "--csv", str(csv_path)])
@@ -336,6 +375,27 @@ def test_trials_command(store, wnut_search, tmp_path: Path):
     assert len(rows) == 1 and rows[0]["status"] == "FINISHED"
     assert rows[0]["run_id"] == wnut_search.outcomes[0].run_id
     assert float(rows[0]["final_score"]) == pytest.approx(wnut_search.outcomes[0].final_score)
+
+
+def test_trials_table_text_and_csv():
+    """Aligned columns, scores to four places, long numbers shortened and long values cut; the CSV keeps all."""
+    long_value = "x" * 60
+    rows = [
+        {"trial": 2, "run_id": "r2", "status": "FINISHED", "final_score": 0.81234567, "final_variance": 0.0,
+         "learning_rate": "0.22314282381128248", "embeddings": long_value},
+        {"trial": 1, "run_id": "r1", "status": "FAILED", "final_score": None, "final_variance": float("nan"),
+         "learning_rate": "1e-05", "embeddings": "kumo"},
+    ]  # fmt: skip
+    table = TrialsTable("abc", "dev_score", ["learning_rate", "embeddings"], rows)
+    lines = table.to_text(width=20).splitlines()
+    assert lines[0].split() == table.columns
+    assert set(lines[1].replace(" ", "")) == {"-"}
+    assert lines[2].split() == ["2", "r2", "FINISHED", "0.8123", "0.0000", "0.223143", "x" * 19 + "…"]
+    assert lines[3].split() == ["1", "r1", "FAILED", "-", "-", "1e-05", "kumo"]
+    assert lines[0].index("status") == lines[2].index("FINISHED") == lines[3].index("FAILED")
+    written = list(csv.reader(io.StringIO(table.to_csv())))
+    assert written[0] == table.columns
+    assert written[1][5:] == ["0.22314282381128248", long_value] and written[2][3] == ""
 
 
 def _hand_made_search(client: mlflow.MlflowClient, experiment_id: str, children: list[tuple[str, float | None]],
@@ -376,6 +436,7 @@ def test_trials_ranking_and_best_of_an_unfinished_search(store):
     assert best_configuration(by_loss).params["hidden_size"] == 16
 
 
+@pytest.mark.slow
 def test_bad_input_is_one_line_and_exit_code_2(store, wnut_search):
     client = store["client"]
     experiment = client.create_experiment("bad-input")

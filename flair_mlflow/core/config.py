@@ -17,11 +17,17 @@ import yaml
 from .coerce import positive_int, setting
 from .corpus_config import CorpusConfig, corpus_from, validate_corpus
 from .errors import ConfigError
-from .parameters import PARAMETERS, TRAINING_ARGUMENTS, OptimizationValue, check_parameter_name, coerce_value
+from .parameters import (
+    ALGORITHMS,
+    PARAMETERS,
+    TRAINING_ARGUMENTS,
+    OptimizationValue,
+    check_parameter_name,
+    coerce_value,
+)
 from .space import SearchSpace
 
 TASKS = ("sequence_tagging", "text_classification")
-ALGORITHMS = ("tpe", "rand", "anneal", "atpe")
 
 #: Training arguments the search sets itself; a user who passes them would break the trial.
 RESERVED_TRAINING_ARGUMENTS = {

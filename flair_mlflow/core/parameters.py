@@ -9,6 +9,9 @@ from typing import Any, Callable
 from .coerce import as_betas, as_bool, as_float, as_identity, as_int, as_layers
 from .errors import ConfigError
 
+#: hyperopt's search algorithms by the names the experiment file and the CLI use
+ALGORITHMS = ("tpe", "rand", "anneal", "atpe")
+
 
 class Parameter(enum.Enum):
     """Names of searchable parameters, as in Flair's old ``flair.hyperparameter.Parameter``."""

@@ -1,0 +1,162 @@
+"""Reading back what to register: a search's best configuration, or a ``best_params.yaml``, and its experiment.
+
+Everything here only reads; an input error raises :class:`ConfigError` before a run exists.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import mlflow
+import yaml
+
+from ..core.config import RESERVED_TRAINING_ARGUMENTS, ExperimentConfig
+from ..core.errors import ConfigError
+from ..core.parameters import PARAMETERS, check_parameter_name, coerce_value
+from ..store.runs import artifact_text, connect, get_search_run, resolved_experiment_text
+from ..store.tags import BEST_TRIAL_NUMBER_TAG, BEST_TRIAL_RUN_TAG
+from ..store.trial_runs import FINAL_SCORE, has_final_score, ranked_trial_runs, trial_number
+
+#: Settings ``register`` makes itself; a configuration that names them would fight it.
+REGISTER_ARGUMENTS = {"train_with_dev", "max_epochs"} | set(RESERVED_TRAINING_ARGUMENTS)
+
+BestParamsSource = str | os.PathLike | Mapping[str, Any]
+ConfigSource = ExperimentConfig | str | os.PathLike
+
+
+@dataclass
+class BestConfiguration:
+    """A configuration worth training for good, with where it came from."""
+
+    config: ExperimentConfig
+    params: dict[str, Any]
+    search_run_id: str | None = None
+    best_trial_run_id: str | None = None
+    experiment_id: str | None = None
+    search_score: float | None = None
+    source: str = ""
+
+
+def search_config(client: mlflow.MlflowClient, run: Any) -> ExperimentConfig:
+    """The search's experiment, as it ran (after overrides), from ``experiment_resolved.yaml``."""
+    run_id = run.info.run_id
+    text = resolved_experiment_text(client, run_id)
+    if text is None:
+        problem = f"search '{run_id}' has no experiment_resolved.yaml; give the experiment file with --config"
+        raise ConfigError("search_run_id", problem)
+    try:
+        return ExperimentConfig.from_dict(yaml.safe_load(text))
+    except (ConfigError, yaml.YAMLError, TypeError, AttributeError) as error:
+        raise ConfigError(
+            "search_run_id",
+            f"the experiment of search '{run_id}' cannot be rebuilt from experiment_resolved.yaml ({error}); "
+            "give the experiment file with --config",
+        ) from None
+
+
+def _param_from_text(text: str) -> Any:
+    """A parameter's value from the string MLflow stores (``0.1``, ``True``, ``None``, ``adam``)."""
+    if text == "None":
+        return None
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    return value if isinstance(value, (str, int, float, bool, list)) else text
+
+
+def typed_params(params: Mapping[str, Any], task: str, field_prefix: str = "best_params") -> dict[str, Any]:
+    """Real values of a configuration, refusing what a registration sets itself."""
+    typed: dict[str, Any] = {}
+    for name, value in params.items():
+        field_name = f"{field_prefix}.{name}"
+        if name in REGISTER_ARGUMENTS:
+            raise ConfigError(field_name, "is set by register itself (see --max-epochs, --train-with-dev)")
+        if value is None:
+            continue
+        if name in PARAMETERS:
+            check_parameter_name(name, task, field_name)
+            value = coerce_value(name, value, field_name)
+        typed[name] = value
+    return typed
+
+
+def read_best_params(source: BestParamsSource) -> dict[str, Any]:
+    """A ``best_params.yaml`` (a flat mapping parameter -> value; comments allowed) or a mapping."""
+    if isinstance(source, Mapping):
+        return dict(source)
+    path = Path(source)
+    if not path.is_file():
+        raise ConfigError("best_params", f"file '{path}' does not exist")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError:
+        raise ConfigError("best_params", f"'{path}' is not valid YAML") from None
+    if not isinstance(data, Mapping) or not data:
+        raise ConfigError("best_params", f"'{path}' must be a mapping from parameter name to value")
+    return {str(k): v for k, v in data.items()}
+
+
+def _best_of_search(client: mlflow.MlflowClient, search_run: Any) -> tuple[dict[str, Any], str | None, float | None, str]:
+    """The best trial's (parameters, run id, score, description): the search's own ``best_params.yaml``
+    when it finished, else the best finished trial run (a search still running or cut short)."""
+    run_id = search_run.info.run_id
+    best_trial = search_run.data.tags.get(BEST_TRIAL_RUN_TAG) or None
+    text = artifact_text(client, run_id, "best_params.yaml") if best_trial else None
+    if text is not None:
+        number = search_run.data.tags.get(BEST_TRIAL_NUMBER_TAG, "?")
+        score = search_run.data.metrics.get("best_score")
+        return dict(yaml.safe_load(text) or {}), best_trial, score, f"trial {number} of search {run_id}"
+    ranked = ranked_trial_runs(client, search_run)
+    if not ranked or not has_final_score(ranked[0]):
+        raise ConfigError("search_run_id", f"search '{run_id}' has no finished trial to register")
+    best = ranked[0]
+    params = {k: _param_from_text(v) for k, v in best.data.params.items()}
+    source = f"trial {trial_number(best) or '?'} of search {run_id}"
+    return params, best.info.run_id, best.data.metrics[FINAL_SCORE], source
+
+
+def best_configuration(search_run_id: str | None = None, *, best_params: BestParamsSource | None = None,
+                       config: ConfigSource | None = None, tracking_uri: str | None = None) -> BestConfiguration:  # fmt: skip
+    """The best configuration of a search (or of a ``best_params.yaml``) and the experiment it belongs to.
+
+    The experiment comes from ``config`` when given, else from the search's
+    ``experiment_resolved.yaml``; the parameters from ``best_params`` when given, else from the
+    search's best trial. Raises :class:`ConfigError` before anything is written.
+    """
+    client = connect(tracking_uri).client
+    return read_best_configuration(client, search_run_id, best_params=best_params, config=config)
+
+
+def read_best_configuration(client: mlflow.MlflowClient, search_run_id: str | None, *,
+                            best_params: BestParamsSource | None, config: ConfigSource | None) -> BestConfiguration:  # fmt: skip
+    """:func:`best_configuration` from a store already reached."""
+    experiment = None
+    if config is not None:
+        experiment = config if isinstance(config, ExperimentConfig) else ExperimentConfig.from_file(config)
+    search_run = get_search_run(client, search_run_id, "search_run_id") if search_run_id else None
+    if search_run is None and experiment is None:
+        raise ConfigError(
+            "search_run_id", "give the run id of a search, or an experiment file (--config) with --best-params"
+        )
+    if experiment is None:
+        experiment = search_config(client, search_run)
+    if best_params is not None:
+        params, trial, score = read_best_params(best_params), None, None
+        source = "best_params.yaml" if isinstance(best_params, Mapping) else str(best_params)
+    elif search_run is not None:
+        params, trial, score, source = _best_of_search(client, search_run)
+    else:
+        raise ConfigError("best_params", "without a search run id, give the configuration to train as --best-params")
+    return BestConfiguration(
+        config=experiment,
+        params=typed_params({**experiment.fixed, **params}, experiment.task),
+        search_run_id=search_run.info.run_id if search_run else None,
+        best_trial_run_id=trial,
+        experiment_id=search_run.info.experiment_id if search_run else None,
+        search_score=score,
+        source=source,
+    )

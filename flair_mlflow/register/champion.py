@@ -1,0 +1,86 @@
+"""The registry: a new model version, and the champion rule that decides its alias.
+
+Test scores are compared only between versions scored the same way (same metric, same test
+split), so an alias never moves on an unfair comparison.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+import mlflow
+from mlflow.exceptions import MlflowException
+
+from ..store.tags import METRIC_TAG, REGISTER_RUN_TAG, SCORE_TAG, TEST_SPLIT_TAG
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+#: The run metric the champion rule compares (higher is better: Flair's main score on test).
+SCORE_METRIC = "test_score"
+
+
+def register_version(client: mlflow.MlflowClient, name: str, model_uri: str, run_id: str, score: float, metric: str,
+                     test_split: str, tags: Mapping[str, str], source: str) -> tuple[str, str, str]:  # fmt: skip
+    """Register ``model_uri`` (``models:/<model id>``) as a new version of ``name`` and give it its
+    alias; returns (version, alias, why). ``source`` (what was trained) goes into its description."""
+    try:
+        client.create_registered_model(name)
+    except MlflowException as error:
+        if error.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
+            raise
+    version_tags = {**tags, METRIC_TAG: metric, TEST_SPLIT_TAG: test_split, SCORE_TAG: repr(score), REGISTER_RUN_TAG: run_id}
+    model_id = model_uri.removeprefix("models:/")
+    created = client.create_model_version(name, model_uri, run_id=run_id, tags=version_tags, model_id=model_id)
+    version = str(created.version)
+    alias, reason = assign_alias(client, name, version, score, metric, test_split)
+    client.update_model_version(name, version, description=f"{metric} = {score:.4f} on {test_split}; {source}; {alias}: {reason}")
+    return version, alias, reason
+
+
+def current_champion(client: mlflow.MlflowClient, name: str) -> Any:
+    """The version holding ``champion``, or None (no such alias, or no such model yet)."""
+    try:
+        return client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        return None
+
+
+def assign_alias(client: mlflow.MlflowClient, name: str, version: str, score: float, metric: str,
+                 test_split: str) -> tuple[str, str]:  # fmt: skip
+    """Give ``version`` the alias ``champion`` when it beats the champion on the same metric and
+    test split, else ``challenger``; returns (alias, why). Versions scored differently are never
+    compared: the new one waits as challenger for a person to decide."""
+    champion = current_champion(client, name)
+    alias, reason = CHALLENGER, ""
+    if champion is None or str(champion.version) == str(version):
+        alias, reason = CHAMPION, f"first version with a score: {metric} = {score:.4f}"
+    else:
+        old_metric = champion.tags.get(METRIC_TAG)
+        old_split = champion.tags.get(TEST_SPLIT_TAG)
+        old_score = version_score(client, champion)
+        if old_metric != metric or old_split != test_split or old_score is None:
+            reason = (
+                f"not comparable with champion version {champion.version} (scored as {old_metric or 'unknown'} on "
+                f"{old_split or 'an unknown split'}; this one as {metric} on {test_split}); promote it by hand with "
+                f"MlflowClient().set_registered_model_alias('{name}', '{CHAMPION}', '{version}')"
+            )
+        elif score > old_score:
+            alias = CHAMPION
+            reason = f"{metric} {score:.4f} beats champion version {champion.version} ({old_score:.4f})"
+        else:
+            reason = f"{metric} {score:.4f} does not beat champion version {champion.version} ({old_score:.4f})"
+    client.set_registered_model_alias(name, alias, str(version))
+    return alias, reason
+
+
+def version_score(client: mlflow.MlflowClient, version: Any) -> float | None:
+    """A version's test score: its tag, else its run's metric; None where neither is a number."""
+    text = version.tags.get(SCORE_TAG)
+    try:
+        value = float(text) if text is not None else None
+    except ValueError:
+        value = None
+    if value is None and version.run_id:
+        value = client.get_run(version.run_id).data.metrics.get(SCORE_METRIC)
+    return value if value is not None and math.isfinite(value) else None

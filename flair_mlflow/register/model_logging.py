@@ -1,0 +1,96 @@
+"""Logging a saved Flair model as an MLflow pyfunc model of one run, through an explicit client.
+
+MLflow's ``mlflow.pyfunc.log_model`` writes to the process-wide tracking URI (it takes no client
+or URI), so using it against ``--tracking-uri`` would mean setting that URI for the whole process.
+The steps ``log_model`` takes are done here through the client instead: a logged model of the
+run, the pyfunc files saved with its ids, uploaded, marked READY, and linked to the run.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import mlflow
+
+MODEL_NAME = "model"
+EXAMPLE_TEXTS = ["George Washington went to Washington .", "What is the capital of France ?"]
+
+
+def pip_requirements() -> list[str]:
+    """What loading the model elsewhere needs: the versions it was trained with."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    requirements = []
+    for package in ("mlflow", "flair", "torch", "transformers", "pandas"):
+        try:
+            requirements.append(f"{package}=={version(package).split('+')[0]}")
+        except PackageNotFoundError:
+            requirements.append(package)
+    return requirements
+
+
+def model_signature(task: str):
+    """Texts in (one string column, so a plain list works too); a list of spans or labels per text out."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+    from mlflow.types.schema import Array, Object, Property
+
+    if task == "sequence_tagging":
+        item = Object([
+            Property("text", "string"), Property("label", "string"), Property("start", "long"),
+            Property("end", "long"), Property("score", "double"),
+        ])  # fmt: skip
+    else:
+        item = Object([Property("label", "string"), Property("score", "double")])
+    return ModelSignature(inputs=Schema([ColSpec("string")]), outputs=Schema([ColSpec(Array(item))]))
+
+
+def save_pyfunc(path: Path, description, model_file: str | os.PathLike, task: str, label_type: str) -> None:
+    """The pyfunc model's files in ``path``, ``description`` (an ``mlflow.models.Model``) as its MLmodel.
+
+    The wrapper is saved as model code (``pyfunc_model.py`` by path), so loading it needs only
+    mlflow, flair, torch and pandas: no ``flair_mlflow``, no embedding packages (Flair stores
+    word vectors and transformer weights inside the model file).
+    """
+    from . import pyfunc_model
+
+    with warnings.catch_warnings():
+        # the signature is given explicitly; type hints would change how MLflow converts inputs
+        warnings.filterwarnings("ignore", message=".*type hints.*", category=UserWarning)
+        mlflow.pyfunc.save_model(
+            str(path),
+            python_model=str(Path(pyfunc_model.__file__)),
+            artifacts={pyfunc_model.FLAIR_MODEL_ARTIFACT: str(model_file)},
+            signature=model_signature(task),
+            input_example=list(EXAMPLE_TEXTS),
+            pip_requirements=pip_requirements(),
+            metadata={"flair_mlflow.task": task, "flair_mlflow.label_type": label_type},
+            mlflow_model=description,
+        )
+
+
+def log_flair_model(client: mlflow.MlflowClient, run_id: str, model_file: str | os.PathLike, task: str,
+                    label_type: str, name: str = MODEL_NAME) -> str:  # fmt: skip
+    """Log a saved Flair model as a pyfunc model of run ``run_id``; returns its ``models:/<model id>`` URI."""
+    from mlflow.entities import LoggedModelOutput, LoggedModelStatus
+    from mlflow.models import Model
+
+    run = client.get_run(run_id)
+    logged = client.create_logged_model(
+        run.info.experiment_id, name=name, source_run_id=run_id, params=dict(run.data.params)
+    )
+    try:
+        with tempfile.TemporaryDirectory(prefix="flair-mlflow-model-") as folder:
+            description = Model(artifact_path=logged.artifact_location, run_id=run_id, model_uuid=logged.model_id,
+                                model_id=logged.model_id)  # fmt: skip
+            save_pyfunc(Path(folder) / "model", description, model_file, task, label_type)
+            client.log_model_artifacts(logged.model_id, str(Path(folder) / "model"))
+    except BaseException:
+        client.finalize_logged_model(logged.model_id, LoggedModelStatus.FAILED)
+        raise
+    client.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
+    client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])
+    return f"models:/{logged.model_id}"
