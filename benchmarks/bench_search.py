@@ -95,18 +95,17 @@ class _CallTimer:
 
 def _run_trials(config: ExperimentConfig, trials: list[dict], tracking_uri: str | None) -> float:
     """Wall time of the same trials, with tracking to ``tracking_uri`` or with none at all."""
-    settings = TrialSettings.from_config(config)
-    runner = TrialRunner(settings, config)
-    for sentence in runner.corpus.get_all_sentences():  # loaded before timing; no vectors left by another arm
-        sentence.clear_embeddings()
+    tracking: dict[str, str] = {}
     if tracking_uri is not None:
         writer = RunWriter(tracking_uri)
         experiment = writer.client.get_experiment_by_name("bench") or writer.client.get_experiment(
             writer.client.create_experiment("bench")
         )
-        settings.tracking_uri = tracking_uri
-        settings.experiment_id = experiment.experiment_id
-        settings.parent_run_id = writer.client.create_run(experiment.experiment_id).info.run_id
+        parent_run_id = writer.client.create_run(experiment.experiment_id).info.run_id
+        tracking = {"tracking_uri": tracking_uri, "experiment_id": experiment.experiment_id, "parent_run_id": parent_run_id}
+    runner = TrialRunner(TrialSettings.from_config(config, **tracking), config)
+    for sentence in runner.corpus.get_all_sentences():  # loaded before timing; no vectors left by another arm
+        sentence.clear_embeddings()
     started = time.perf_counter()
     for number, sampled in enumerate(trials, start=1):
         outcome = runner.run(number, sampled)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -14,6 +15,8 @@ import mlflow
 import pytest
 
 from flair_mlflow import run_search
+from flair_mlflow.store.tags import TRIAL_NUMBER_TAG as TRIAL_TAG
+from flair_mlflow.store.tags import VALS_TAG
 
 from .conftest import WNUT_TINY
 
@@ -28,6 +31,7 @@ def _children(client: mlflow.MlflowClient, parent_run_id: str) -> list:
     return sorted(runs, key=lambda r: r.info.run_name)
 
 
+@pytest.mark.slow
 def test_parallel_search_has_the_shape_of_a_sequential_one(flair_cache, mlflow_server, write_config, monkeypatch):
     monkeypatch.setenv("SPARK_LOCAL_IP", "127.0.0.1")
     config = write_config(WNUT_TINY, experiment="spark", max_evals=3)
@@ -41,6 +45,8 @@ def test_parallel_search_has_the_shape_of_a_sequential_one(flair_cache, mlflow_s
     assert [c.info.run_name for c in children] == ["trial-001", "trial-002", "trial-003"]
     for child in children:
         assert child.info.status == "FINISHED"
+        assert child.data.tags[TRIAL_TAG] == str(int(child.info.run_name.removeprefix("trial-")))
+        assert set(json.loads(child.data.tags[VALS_TAG])) == {"embeddings", "hidden_size", "dropout"}
         history = client.get_metric_history(child.info.run_id, "run_1/dev_score")
         assert sorted(m.step for m in history) == [1, 2]
         assert "final_score" in child.data.metrics
@@ -68,6 +74,7 @@ def test_remote_spark_with_a_local_store_is_refused(tmp_path: Path, write_config
         assert not client.search_runs([e.experiment_id for e in client.search_experiments()])
 
 
+@pytest.mark.slow
 def test_parallel_search_stops_without_improvement(flair_cache, mlflow_server, write_config, monkeypatch):
     """The no-improvement rule reads the outcomes Spark holds; a parallel search used to ignore it."""
     monkeypatch.setenv("SPARK_LOCAL_IP", "127.0.0.1")
@@ -87,6 +94,16 @@ def test_parallel_search_stops_without_improvement(flair_cache, mlflow_server, w
     assert all(c.data.tags.get("flair_mlflow.status") == "cancelled" for c in children if c.info.status == "KILLED")
     assert [o.number for o in result.outcomes] == sorted(o.number for o in result.outcomes)
 
+    # resumed with --parallelism 1: the counted trials are restored under their numbers, the next follows the last
+    more = {**overrides, "parallelism": 1, "early_stop_trials": None, "max_evals": len(result.outcomes) + 1}
+    resumed = run_search(config, overrides=more, tracking_uri=mlflow_server, show_progress=False,
+                         resume=result.parent_run_id)  # fmt: skip
+    numbers = [o.number for o in result.outcomes]
+    assert [o.number for o in resumed.outcomes] == numbers + [max(numbers) + 1]
+    assert [o.run_id for o in resumed.outcomes][:-1] == [o.run_id for o in result.outcomes]
+    parent = mlflow.MlflowClient(mlflow_server).get_run(result.parent_run_id)
+    assert parent.info.status == "FINISHED" and parent.data.metrics["trials"] == len(numbers) + 1
+
 
 def _spark_python_workers() -> list[int]:
     """PIDs of PySpark's forked Python workers: the children of its ``pyspark.daemon``."""
@@ -105,6 +122,7 @@ def _spark_python_workers() -> list[int]:
     return [pid for pid, ppid in parents.items() if ppid in daemons]
 
 
+@pytest.mark.slow
 def test_a_lost_spark_worker_fails_its_trial_and_the_search_goes_on(flair_cache, mlflow_server, write_config,
                                                                       monkeypatch):  # fmt: skip
     """A Python worker killed mid-trial: its child run ends FAILED under its number, nothing stays RUNNING."""

@@ -1,31 +1,30 @@
-"""Trials side by side on Spark, through hyperopt's own ``SparkTrials``.
+"""Trials side by side on Spark, through hyperopt's own ``SparkTrials``: the loop's Spark executor.
 
 Each trial runs in a Spark task and writes its child run from the worker, by explicit parent run
-id (the fluent API's active-run stack does not cross processes). hyperopt does not tell a task
-its trial id, so a worker names its run ``trial-pending``; the driver gives it its number
-(hyperopt's trial id + 1, the order in which trials were suggested) once results are back, so
-the run tree has the same shape as a sequential search's.
+id (the fluent API's active-run stack does not cross processes). The trial's number and point
+reach the task through the space (see :mod:`.hyperopt_adapter`), so the worker names, numbers and
+tags its run as a sequential search would. Outcomes come back in hyperopt's trial documents; the
+parent hears of them when the search ends.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 import sys
-from typing import Any
+from typing import Any, Mapping
 from urllib.parse import urlparse
 
 from ..adapters.models import value_text
+from ..core.config import ExperimentConfig
 from ..core.errors import ConfigError
+from ..core.interrupts import SignalInterrupt
 from ..core.outcome import TrialOutcome, TrialState
 from ..store.runs import child_runs
-from ..store.tags import STATUS_TAG, TRIAL_NUMBER_TAG, VALS_TAG
-from ..store.writer import param_text
-from .resume import has_result, restored_outcome, vals_json
-from .trial import TrialRunner
-
-log = logging.getLogger("flair_mlflow")
+from ..store.tags import STATUS_TAG, TRIAL_NUMBER_TAG
+from .hyperopt_adapter import every_trial, is_cancelled, is_lost, sampled_point, trial_error
+from .resume import has_result, restored_outcome
+from .trial import TrialRunner, trial_params
 
 LOCAL_STORE_SCHEMES = ("", "file", "sqlite")
 
@@ -78,10 +77,8 @@ class SparkObjective:
         import torch
 
         torch.set_num_threads(self.threads)
-        outcome = self.runner.run(0, sampled)
-        result = outcome.hyperopt_result()
-        result["outcome"] = _plain_outcome(outcome)
-        return result
+        outcome = self.runner.run_suggested(sampled)
+        return {**outcome.hyperopt_result(), "outcome": _plain_outcome(outcome)}
 
 
 def _plain_outcome(outcome: TrialOutcome) -> dict[str, Any]:
@@ -92,112 +89,110 @@ def _plain_outcome(outcome: TrialOutcome) -> dict[str, Any]:
     return data
 
 
-def every_trial(trials: Any) -> list[dict[str, Any]]:
-    """All of hyperopt's trial documents in trial-id order, cancelled and failed ones included.
+def start_spark(config: ExperimentConfig, tracking_uri: str, resume: str | None):
+    """The SparkTrials of a parallel search, or a ConfigError for what a parallel search cannot do.
 
-    ``Trials.trials`` leaves out trials in the cancelled and error states, which are just the ones
-    a search must account for when SparkTrials stops early or loses a task.
+    Called before any run exists, so a refusal leaves nothing behind.
     """
-    return sorted(getattr(trials, "_dynamic_trials", trials.trials), key=lambda t: t["tid"])
+    if resume:
+        raise ConfigError("resume", "a parallel search cannot be resumed in parallel; resume it with --parallelism 1")
+    if config.pruning is not None:
+        raise ConfigError("pruning", "the median stopping rule learns from trials in one process; use parallelism 1")
+    check_reachable_from_workers(tracking_uri, config.spark_master)
+    return spark_trials(config.parallelism, config.spark_master)
 
 
-def outcomes_of_trials(trials: Any, finished_only: bool = True) -> list[TrialOutcome]:
-    """The outcomes Spark trials hold, in trial-id order, numbered by it (trial id + 1).
+class SparkExecutor:
+    """Trials side by side as Spark tasks; the run tree and parent reports are a sequential search's."""
 
-    With ``finished_only`` a trial still running is left out; otherwise every trial counts but one
-    that SparkTrials cancelled (an early stop, a time budget) before it returned, and one whose
-    Spark task itself failed (a worker lost) becomes a failed outcome.
-    """
-    from hyperopt import STATUS_FAIL, STATUS_OK
-    from hyperopt.base import JOB_STATE_CANCEL
+    interrupt = SignalInterrupt  # SparkTrials cancels its Spark jobs on a KeyboardInterrupt
 
+    def __init__(self, trials: Any, runner: TrialRunner, parent: Any, space: Mapping[str, Any], parallelism: int,
+                 show_progress: bool) -> None:  # fmt: skip
+        self.trials = trials
+        self.objective = SparkObjective(runner, torch_threads_per_trial(parallelism))
+        self.show_progressbar = show_progress
+        self.parent = parent
+        self.space = space
+        self.fixed = runner.settings.fixed
+
+    def outcomes_so_far(self, trials: Any) -> list[TrialOutcome]:
+        return outcomes_of_trials(trials)
+
+    def final_outcomes(self, settle: bool) -> list[TrialOutcome]:
+        """Every trial's outcome; with ``settle`` (not after a signal) also those whose result never came back."""
+        outcomes = outcomes_of_trials(self.trials)
+        if settle:
+            outcomes = self._settle(outcomes)
+        for index in range(len(outcomes)):
+            self.parent.log_score(outcomes[: index + 1])
+        return outcomes
+
+    def _settle(self, outcomes: list[TrialOutcome]) -> list[TrialOutcome]:
+        """Account for the trials whose result never reached the driver; returns every outcome.
+
+        SparkTrials cancels the trials still running when a search stops early (no improvement, time
+        budget) and drops the result of one that finished in the same instant; a trial whose Spark
+        task failed (its Python worker killed, out of memory, its host lost) leaves its run RUNNING.
+        A run that FINISHED (or FAILED) with its metrics becomes its trial's outcome, so no completed
+        training is lost; one cut off by a cancellation ends KILLED, tagged ``cancelled``; one cut
+        off by a failed task ends FAILED with ``error.class`` ``SparkTaskFailed``. Any other run left
+        RUNNING (a failed attempt of a task Spark retried) ends KILLED, tagged ``cancelled``.
+        """
+        writer = self.parent.writer
+        by_number = {outcome.number: outcome for outcome in outcomes}
+        runs = child_runs(writer.client, self.parent.experiment_id, self.parent.run_id)
+        settled: set[str] = set()
+        for doc in every_trial(self.trials):
+            if not (is_cancelled(doc) or is_lost(doc)) or "outcome" in (doc.get("result") or {}):
+                continue
+            number = doc["tid"] + 1
+            attempts = sorted((r for r in runs if r.data.tags.get(TRIAL_NUMBER_TAG) == str(number)),
+                              key=lambda r: r.info.start_time or 0)  # fmt: skip
+            if not attempts:
+                continue  # cut off before the trial created its run; a lost one's outcome says so
+            run = attempts[-1]
+            settled.add(run.info.run_id)
+            params = trial_params(sampled_point(self.space, doc["misc"]["vals"]), self.fixed)
+            if has_result(run):
+                by_number[number] = restored_outcome(writer.client, run, number, params, None)
+            elif is_cancelled(doc):
+                _cancel(writer, run.info.run_id)
+            else:
+                error = _task_error(doc)
+                writer.fail(run.info.run_id, "SparkTaskFailed", error)
+                by_number[number] = TrialOutcome(number=number, params=params, status=TrialState.FAILED,
+                                                 run_id=run.info.run_id, error=f"SparkTaskFailed: {error}")  # fmt: skip
+        for run in runs:
+            if run.info.status == "RUNNING" and run.info.run_id not in settled:
+                _cancel(writer, run.info.run_id)
+        return sorted(by_number.values(), key=lambda o: o.number)
+
+
+def outcomes_of_trials(trials: Any) -> list[TrialOutcome]:
+    """The outcomes Spark trials hold, in trial-id order: those returned, and a failed one for each
+    trial whose Spark task itself failed. Cancelled and running trials have none."""
     outcomes: list[TrialOutcome] = []
-    for trial in every_trial(trials):
-        number = trial["tid"] + 1
-        result = trial.get("result") or {}
+    for doc in every_trial(trials):
+        result = doc.get("result") or {}
         if "outcome" in result:
-            outcome = TrialOutcome(**result["outcome"])
-        elif trial.get("state") == JOB_STATE_CANCEL or (finished_only and result.get("status") not in (STATUS_OK, STATUS_FAIL)):
-            continue
-        else:
-            outcome = TrialOutcome(number=number, params={}, status=TrialState.FAILED, error=f"SparkTaskFailed: {_task_error(trial)}")
-        outcome.number = number
-        outcomes.append(outcome)
+            outcomes.append(TrialOutcome(**result["outcome"]))
+        elif is_lost(doc):
+            error = f"SparkTaskFailed: {_task_error(doc)}"
+            outcomes.append(TrialOutcome(number=doc["tid"] + 1, params={}, status=TrialState.FAILED, error=error))
     return outcomes
 
 
-def collect_outcomes(trials: Any, writer: Any) -> list[TrialOutcome]:
-    """Every trial's outcome once the search ends, each child run renamed ``trial-NNN`` by trial id."""
-    outcomes = outcomes_of_trials(trials, finished_only=False)
-    vals = {trial["tid"] + 1: trial.get("misc", {}).get("vals", {}) for trial in every_trial(trials)}
-    for outcome in outcomes:
-        if outcome.run_id:  # hyperopt's own record of the point lets a sequential --resume continue
-            _number_run(writer, outcome.run_id, outcome.number, vals[outcome.number])
-    return outcomes
+def _cancel(writer: Any, run_id: str) -> None:
+    writer.set_tags(run_id, {STATUS_TAG: TrialState.CANCELLED.value})
+    writer.end(run_id, TrialState.CANCELLED.run_status)
 
 
-def settle_unreturned_trials(trials: Any, writer: Any, parent_run_id: str, runner: TrialRunner, space: Any,
-                             outcomes: list[TrialOutcome]) -> list[TrialOutcome]:  # fmt: skip
-    """Account for the trials whose result never came back to the driver; returns every outcome.
-
-    SparkTrials cancels the trials still running when a search stops early (no improvement, time
-    budget) and drops the result of one that finished in the same instant; a trial whose Spark
-    task failed (its Python worker was killed, ran out of memory, lost its host) leaves its child
-    run RUNNING. Each such run is matched to its trial by its logged parameters and numbered. One
-    that FINISHED (or FAILED) with its metrics becomes that trial's outcome, so no completed
-    training is lost; one cut off by a cancellation ends KILLED, tagged ``cancelled``; one cut off
-    by a failed task ends FAILED with ``error.class`` ``SparkTaskFailed``, as a trial that raised.
-    """
-    import hyperopt
-    from hyperopt.base import JOB_STATE_CANCEL, JOB_STATE_ERROR
-
-    by_number = {outcome.number: outcome for outcome in outcomes}
-    experiment_id = writer.client.get_run(parent_run_id).info.experiment_id
-    unnumbered = [r for r in child_runs(writer.client, experiment_id, parent_run_id) if TRIAL_NUMBER_TAG not in r.data.tags]
-    for trial in every_trial(trials):
-        state = trial.get("state")
-        if state not in (JOB_STATE_CANCEL, JOB_STATE_ERROR) or "outcome" in (trial.get("result") or {}):
-            continue
-        number = trial["tid"] + 1
-        vals = trial.get("misc", {}).get("vals", {})
-        params = runner.trial_params(hyperopt.space_eval(space, {k: v[0] for k, v in vals.items() if v}))
-        logged = {k: param_text(v) for k, v in runner.logged_params(params).items()}
-        run = next((r for r in unnumbered if all(r.data.params.get(k) == v for k, v in logged.items())), None)
-        if run is None:
-            continue  # the task failed before the trial created its run: its outcome says so
-        unnumbered.remove(run)
-        _number_run(writer, run.info.run_id, number, vals)
-        if has_result(run):
-            by_number[number] = restored_outcome(writer.client, run, number, params, None)
-        elif state == JOB_STATE_CANCEL:
-            writer.set_tags(run.info.run_id, {STATUS_TAG: TrialState.CANCELLED.value})
-            writer.end(run.info.run_id, "KILLED")
-        else:
-            error = _task_error(trial)
-            writer.fail(run.info.run_id, "SparkTaskFailed", error)
-            by_number[number] = TrialOutcome(number=number, params=params, status=TrialState.FAILED, run_id=run.info.run_id,
-                                             error=f"SparkTaskFailed: {error}")  # fmt: skip
-    for run in unnumbered:  # a run no trial document accounts for: cut off as the search ended
-        if run.info.status == "RUNNING":
-            writer.set_tags(run.info.run_id, {STATUS_TAG: TrialState.CANCELLED.value})
-            writer.end(run.info.run_id, "KILLED")
-    return sorted(by_number.values(), key=lambda o: o.number)
-
-
-def _number_run(writer: Any, run_id: str, number: int, vals: dict[str, Any]) -> None:
-    """Give a worker's ``trial-pending`` run its trial's name, number and hyperopt point."""
-    from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
-
-    writer.set_tags(run_id, {MLFLOW_RUN_NAME: f"trial-{number:03d}", TRIAL_NUMBER_TAG: str(number), VALS_TAG: vals_json(vals)})
-
-
-def _task_error(trial: dict[str, Any]) -> str:
-    """One line on why Spark lost the task, from what SparkTrials kept: the exception's type and,
-    for an exception raised in the worker's Python code, its traceback."""
-    kind, detail = (list(trial.get("misc", {}).get("error") or ()) + [None, None])[:2]
-    kind = str(kind or "").removeprefix("<class '").removesuffix("'>").rsplit(".", 1)[-1] or "an error"
-    lines = [line.strip() for line in str(detail or "").splitlines() if line.strip()]
+def _task_error(doc: dict[str, Any]) -> str:
+    """One line on why Spark lost the task: the last line of the worker's traceback where SparkTrials kept one."""
+    kind, detail = trial_error(doc)
+    lines = [line.strip() for line in detail.splitlines() if line.strip()]
     if lines:
         return " ".join(f"the Spark task running this trial failed: {lines[-1]}".split())[:1000]
-    return (f"the Spark task running this trial failed ({kind}): its Python worker exited, was killed or ran out "
-            "of memory; the Spark driver's log has the cause")
+    return (f"the Spark task running this trial failed ({kind or 'an error'}): its Python worker exited, was killed "
+            "or ran out of memory; the Spark driver's log has the cause")

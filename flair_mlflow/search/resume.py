@@ -18,36 +18,28 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-import numpy as np
-
 from ..core.config import ExperimentConfig
 from ..core.errors import ConfigError
 from ..core.hashing import digest, file_digest
 from ..core.outcome import TrialOutcome, TrialState
 from ..store.runs import child_runs, get_search_run
-from ..store.tags import CORPUS_HASH_TAG, PRUNED_AT_TAG, SPACE_HASH_TAG, TRIAL_NUMBER_TAG, VALS_TAG
+from ..store.tags import (
+    CORPUS_HASH_TAG,
+    ERROR_CLASS_TAG,
+    ERROR_MESSAGE_TAG,
+    PRUNED_AT_TAG,
+    SPACE_HASH_TAG,
+    TRIAL_NUMBER_TAG,
+    VALS_TAG,
+)
+from .hyperopt_adapter import restored_trials, sampled_point
+from .trial import trial_params
 
 #: what each hash covers, for the message that refuses a resume
 HASH_PARTS = {
     SPACE_HASH_TAG: "search space (task, search_space, fixed, max_epochs, training_runs, optimization_value)",
     CORPUS_HASH_TAG: "corpus (corpus, label_type, downsample, seed, multi_label, evaluate_test)",
 }
-
-
-# -- what a trial records so it can be restored ----------------------------------------------
-def vals_json(vals: Mapping[str, Any]) -> str:
-    """hyperopt's ``misc.vals`` of one trial as JSON (numpy numbers made plain; floats round-trip exactly)."""
-
-    def plain(value: Any) -> Any:
-        if isinstance(value, (bool, np.bool_)):
-            return bool(value)
-        if isinstance(value, (int, np.integer)):
-            return int(value)
-        if isinstance(value, (float, np.floating)):
-            return float(value)
-        return value
-
-    return json.dumps({label: [plain(v) for v in values] for label, values in vals.items()}, sort_keys=True)
 
 
 def _corpus_identity(config: ExperimentConfig) -> dict[str, Any]:
@@ -137,19 +129,26 @@ def experiment_from_run(client: Any, run_id: str, overrides: Mapping[str, Any] |
 
 @dataclass
 class PreviousTrials:
-    """What a resumed search starts from: its finished trials and hyperopt's view of them."""
+    """What a resumed search starts from: its finished trials and hyperopt's record of their points."""
 
     parent: Any
     outcomes: list[TrialOutcome] = field(default_factory=list)
-    vals: list[dict[str, list]] = field(default_factory=list)
+    vals: list[dict[str, list]] = field(default_factory=list)  # each outcome's misc.vals
     abandoned: list[str] = field(default_factory=list)  # child runs a killed process left RUNNING
     rerun: int = 0  # trials that were interrupted and will run again
+
+    def hyperopt_trials(self, space: Mapping[str, Any]):
+        """hyperopt's ``Trials`` holding these trials under their numbers (trial id = number - 1)."""
+        done = [(o.number - 1, vals, o.hyperopt_result()) for o, vals in zip(self.outcomes, self.vals)]
+        return restored_trials(space, done)
 
 
 def has_result(run: Any) -> bool:
     """A trial's run that ended with what a search counts: a loss, or the error it failed with."""
     status = run.info.status
-    return (status == "FINISHED" and "loss" in run.data.metrics) or (status == "FAILED" and "error.class" in run.data.tags)
+    if status == TrialState.FAILED.run_status:
+        return ERROR_CLASS_TAG in run.data.tags
+    return status == TrialState.COMPLETE.run_status and "loss" in run.data.metrics
 
 
 def restored_outcome(client: Any, run: Any, number: int, params: dict[str, Any], history_key: str | None) -> TrialOutcome:
@@ -158,9 +157,9 @@ def restored_outcome(client: Any, run: Any, number: int, params: dict[str, Any],
     outcome = TrialOutcome(number=number, params=params, run_id=run.info.run_id)
     if run.info.end_time and run.info.start_time:
         outcome.duration_s = (run.info.end_time - run.info.start_time) / 1000.0
-    if run.info.status == "FAILED":
+    if run.info.status == TrialState.FAILED.run_status:
         outcome.status = TrialState.FAILED
-        outcome.error = f"{data.tags.get('error.class', 'Error')}: {data.tags.get('error.message', '')}"
+        outcome.error = f"{data.tags.get(ERROR_CLASS_TAG, 'Error')}: {data.tags.get(ERROR_MESSAGE_TAG, '')}"
         return outcome
     scores = sorted(
         (int(key.split("/")[0][4:]), value)
@@ -185,30 +184,26 @@ def restored_outcome(client: Any, run: Any, number: int, params: dict[str, Any],
     return outcome
 
 
-def read_previous_trials(client: Any, parent: Any, space: Mapping[str, Any], trial_params: Any,
+def read_previous_trials(client: Any, parent: Any, space: Mapping[str, Any], fixed: Mapping[str, Any],
                          history_key: str | None = None) -> PreviousTrials:  # fmt: skip
     """The parent's trials as outcomes and hyperopt points; trials that did not finish are left to run again.
 
     A trial counts when its child run ended FINISHED with a ``loss`` metric, or FAILED with the
     ``error.class`` tag a failing trial writes (it would fail again). Runs still RUNNING belong to
     a process that was killed (``kill -9``, a lost machine); they are listed in ``abandoned``.
-    KILLED ones were interrupted. Both run again under their trial number.
-    ``trial_params`` turns a sampled point into the trial's real values (``TrialRunner.trial_params``).
+    KILLED ones were interrupted. Both run again under their trial number. Of two counted runs
+    with one number (a Spark task retried) the later one counts.
     """
-    import hyperopt
-
     previous = PreviousTrials(parent=parent)
-    found: list[tuple[int, int, Any, dict[str, list]]] = []
+    found: dict[int, tuple[int, Any, dict[str, list]]] = {}
     for run in child_runs(client, parent.info.experiment_id, parent.info.run_id):
         tags = run.data.tags
         number_text = tags.get(TRIAL_NUMBER_TAG, "")
         if not number_text.isdigit():
             continue  # not a trial of this search
-        status = run.info.status
-        counted = has_result(run)
-        if status in ("RUNNING", "SCHEDULED"):
+        if run.info.status in ("RUNNING", "SCHEDULED"):
             previous.abandoned.append(run.info.run_id)
-        if not counted:
+        if not has_result(run):
             previous.rerun += 1
             continue
         if VALS_TAG not in tags:
@@ -216,52 +211,11 @@ def read_previous_trials(client: Any, parent: Any, space: Mapping[str, Any], tri
                 "resume", f"trial {number_text} (run '{run.info.run_id}') has no {VALS_TAG} tag; it cannot be restored"
             )
         vals = {label: list(values) for label, values in json.loads(tags[VALS_TAG]).items()}
-        found.append((int(number_text), run.info.start_time or 0, run, vals))
-    for number, _, run, vals in sorted(found, key=lambda item: (item[0], item[1])):
-        point = {label: values[0] for label, values in vals.items() if values}
-        params = trial_params(hyperopt.space_eval(space, point))
+        started = run.info.start_time or 0
+        if int(number_text) not in found or found[int(number_text)][0] <= started:
+            found[int(number_text)] = (started, run, vals)
+    for number, (_, run, vals) in sorted(found.items()):
+        params = trial_params(sampled_point(space, vals), fixed)
         previous.outcomes.append(restored_outcome(client, run, number, params, history_key))
         previous.vals.append(vals)
     return previous
-
-
-def hyperopt_trials(previous: PreviousTrials, space: Mapping[str, Any]):
-    """hyperopt's ``Trials`` holding the finished trials, as if it had run them itself."""
-    import hyperopt
-    from hyperopt.base import Domain
-    from hyperopt.utils import coarse_utcnow
-
-    trials = hyperopt.Trials()
-    if not previous.outcomes:
-        return trials
-    labels = list(Domain(lambda _: 0, space).params)
-    tids = trials.new_trial_ids(len(previous.outcomes))
-    miscs = []
-    for tid, vals in zip(tids, previous.vals):
-        full = {label: list(vals.get(label, [])) for label in labels}
-        miscs.append({
-            "tid": tid, "cmd": None, "workdir": None,
-            "idxs": {label: [tid] if values else [] for label, values in full.items()},
-            "vals": full,
-        })  # fmt: skip
-    results = [outcome.hyperopt_result() for outcome in previous.outcomes]
-    docs = trials.new_trial_docs(tids, [None] * len(tids), results, miscs)
-    now = coarse_utcnow()
-    for doc in docs:
-        doc.update(state=hyperopt.JOB_STATE_DONE, book_time=now, refresh_time=now)
-    trials.insert_trial_docs(docs)
-    trials.refresh()
-    return trials
-
-
-def continued_rng(seed: int | None, done: int) -> np.random.Generator | None:
-    """The seeded generator as it stands after ``done`` trials: fmin draws one number per trial.
-
-    Without this a resumed search would replay the first trials' random draws.
-    """
-    if seed is None:
-        return None
-    rng = np.random.default_rng(seed)
-    for _ in range(done):
-        rng.integers(2**31 - 1)
-    return rng

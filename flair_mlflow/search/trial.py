@@ -13,7 +13,8 @@ import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cached_property
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -28,14 +29,19 @@ from ..core.interrupts import Interrupted
 from ..core.outcome import TrialOutcome, TrialState, score_of_training_run
 from ..core.parameters import OptimizationValue, coerce_value
 from ..core.rules import MedianStoppingRule
-from ..store.tags import PRUNED_AT_TAG, PRUNED_TAG, STATUS_TAG, TASK_TAG, TRIAL_NUMBER_TAG
+from ..store.tags import PRUNED_AT_TAG, PRUNED_TAG, STATUS_TAG, TASK_TAG, TRIAL_NUMBER_TAG, VALS_TAG
 from ..store.writer import RunWriter
+from .hyperopt_adapter import split_key, vals_json
 
 log = logging.getLogger("flair_mlflow")
 
-@dataclass
+
+@dataclass(frozen=True)
 class TrialSettings:
-    """What every trial of one search shares; plain data so it pickles."""
+    """What every trial of one search shares, complete before the first trial; plain data so it pickles.
+
+    Without ``parent_run_id`` a trial writes no run (a benchmark, a test of the training alone).
+    """
 
     task: str
     label_type: str
@@ -43,8 +49,8 @@ class TrialSettings:
     training_runs: int
     optimization_value: str = "dev_score"
     multi_label: bool = False
-    fixed: dict[str, Any] = field(default_factory=dict)
-    parameter_names: list[str] = field(default_factory=list)
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+    parameter_names: tuple[str, ...] = ()
     seed: int | None = None
     evaluate_test: bool = False
     main_evaluation_metric: tuple[str, str] = ("micro avg", "f1-score")
@@ -64,7 +70,7 @@ class TrialSettings:
             optimization_value=config.optimization_value,
             multi_label=config.multi_label,
             fixed=dict(config.fixed),
-            parameter_names=config.parameter_names,
+            parameter_names=tuple(config.parameter_names),
             seed=config.seed,
             evaluate_test=config.evaluate_test,
             embedding_cache_mb=config.embedding_cache_mb,
@@ -76,91 +82,83 @@ class TrialSettings:
         return OptimizationValue.parse(self.optimization_value)
 
 
+def trial_params(sampled: Mapping[str, Any], fixed: Mapping[str, Any]) -> dict[str, Any]:
+    """A trial's real parameter values: sampled ones, each of its true type, then the fixed ones."""
+    params = {name: coerce_value(name, value, f"search_space.{name}") for name, value in sampled.items()}
+    for name, value in fixed.items():
+        params.setdefault(name, value)
+    return params
+
+
 class TrialRunner:
-    """Runs trials from their sampled parameters; callable wherever the corpus can be had.
+    """Runs trials from their sampled parameters, in any process that can have the corpus.
 
     ``corpus_source`` is an :class:`ExperimentConfig` (the corpus is loaded in the process that
     runs the trial, once per process) or a Flair ``Corpus`` given through the Python API.
+    ``stopping_rule`` is the search's median stopping rule (None: no pruning); the sequential
+    search feeds it each finished trial.
     """
 
-    def __init__(self, settings: TrialSettings, corpus_source: Any) -> None:
+    def __init__(self, settings: TrialSettings, corpus_source: Any,
+                 stopping_rule: MedianStoppingRule | None = None) -> None:  # fmt: skip
         self.settings = settings
         self.corpus_source = corpus_source
-        self._corpus = None
-        self._label_dictionary = None
-        self._factory: EmbeddingFactory | None = None
-        self._cache: EmbeddingCache | None = None
-        #: the search's median stopping rule, fed by the driver after each trial; None: no pruning
-        self.stopping_rule: MedianStoppingRule | None = None
+        self.stopping_rule = stopping_rule
 
     def __getstate__(self) -> dict[str, Any]:
+        """What travels to another process: no frozen embeddings (rebuilt once there), and no corpus
+        that process can load itself from the experiment."""
         state = dict(self.__dict__)
+        dropped = ["factory", "cache"]
         if isinstance(self.corpus_source, ExperimentConfig):
-            state.update(_corpus=None, _label_dictionary=None)
-        state["_factory"] = None  # frozen embeddings are rebuilt once in the receiving process
-        state["_cache"] = None
+            dropped += ["corpus", "label_dictionary"]
+        for name in dropped:
+            state.pop(name, None)
         return state
 
-    # -- the corpus and shared resources ------------------------------------------------------
-    @property
+    # -- the corpus and shared resources, built on first use in the process that runs trials --------
+    @cached_property
     def corpus(self):
-        if self._corpus is None:
-            from ..adapters.corpora import check_corpus, load_for_experiment, without_test
+        from ..adapters.corpora import check_corpus, load_for_experiment, without_test
 
-            if isinstance(self.corpus_source, ExperimentConfig):
-                full = load_for_experiment(self.corpus_source)
-            else:
-                full = self.corpus_source
-            check_corpus(full, self.settings.label_type)
-            self._corpus = full if self.settings.evaluate_test else without_test(full)
-        return self._corpus
+        source = self.corpus_source
+        full = load_for_experiment(source) if isinstance(source, ExperimentConfig) else source
+        check_corpus(full, self.settings.label_type)
+        return full if self.settings.evaluate_test else without_test(full)
 
-    @property
+    @cached_property
     def label_dictionary(self):
-        if self._label_dictionary is None:
-            self._label_dictionary = self.corpus.make_label_dictionary(self.settings.label_type, add_unk=False)
-        return self._label_dictionary
+        return self.corpus.make_label_dictionary(self.settings.label_type, add_unk=False)
 
-    @property
+    @cached_property
     def factory(self) -> EmbeddingFactory:
-        if self._factory is None:
-            self._factory = EmbeddingFactory(self.corpus)
-        return self._factory
+        return EmbeddingFactory(self.corpus)
 
-    @property
+    @cached_property
     def cache(self) -> EmbeddingCache:
-        if self._cache is None:
-            self._cache = EmbeddingCache(self.settings.embedding_cache_mb)
-        return self._cache
+        return EmbeddingCache(self.settings.embedding_cache_mb)
 
     # -- one trial ---------------------------------------------------------------------------
-    def trial_params(self, sampled: dict[str, Any]) -> dict[str, Any]:
-        """The trial's real parameter values: fixed ones, then sampled ones, each of its true type."""
-        params = {name: coerce_value(name, value, f"search_space.{name}") for name, value in sampled.items()}
-        for name, value in self.settings.fixed.items():
-            params.setdefault(name, value)
-        return params
-
-    def logged_params(self, params: dict[str, Any]) -> dict[str, Any]:
+    def logged_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
         names = self.settings.parameter_names or list(params)
         return logged_values({name: params.get(name) for name in names})
 
-    def __call__(self, number: int, sampled: dict[str, Any]) -> TrialOutcome:
-        return self.run(number, sampled)
+    def run_suggested(self, sampled: Mapping[str, Any]) -> TrialOutcome:
+        """The trial hyperopt suggested, in whichever process it runs: its number (trial id + 1) and
+        hyperopt's record of the point come with it through the space (see :mod:`.hyperopt_adapter`)."""
+        tid, vals, point = split_key(sampled)
+        return self.run(tid + 1, point, tags={VALS_TAG: vals_json(vals)})
 
-    def run(self, number: int, sampled: dict[str, Any], tags: dict[str, str] | None = None) -> TrialOutcome:
-        """One trial under ``number``; 0 means "numbered later" (a Spark worker, which hyperopt does not
-        tell its trial id): the run is named ``trial-pending`` and carries no trial-number tag."""
+    def run(self, number: int, sampled: Mapping[str, Any], tags: Mapping[str, str] | None = None) -> TrialOutcome:
+        """Trial ``number`` on the sampled parameters; a failure is an outcome, a signal or bad input raises."""
         started = time.time()
-        params = self.trial_params(sampled)
+        params = trial_params(sampled, self.settings.fixed)
         outcome = TrialOutcome(number=number, params=params)
         writer = RunWriter(self.settings.tracking_uri) if self.settings.parent_run_id else None
         if writer is not None:
+            tags = {TRIAL_NUMBER_TAG: str(number), TASK_TAG: self.settings.task, **(tags or {})}
             outcome.run_id = writer.create_child(
-                self.settings.experiment_id,
-                self.settings.parent_run_id,
-                f"trial-{number:03d}" if number else "trial-pending",
-                tags={**({TRIAL_NUMBER_TAG: str(number)} if number else {}), TASK_TAG: self.settings.task, **(tags or {})},
+                self.settings.experiment_id, self.settings.parent_run_id, f"trial-{number:03d}", tags=tags
             )
             writer.log_params(outcome.run_id, self.logged_params(params), new_run=True)
         try:
@@ -170,12 +168,12 @@ class TrialRunner:
                 raise FloatingPointError(f"the {self.settings.objective.config_name} is not a number (NaN)")
         except ConfigError:
             if writer is not None:
-                writer.end(outcome.run_id, "FAILED")
+                writer.end(outcome.run_id, TrialState.FAILED.run_status)
             raise
         except (KeyboardInterrupt, Interrupted):
             if writer is not None:
                 writer.set_tags(outcome.run_id, {STATUS_TAG: TrialState.KILLED.value})
-                writer.end(outcome.run_id, "KILLED")
+                writer.end(outcome.run_id, TrialState.KILLED.run_status)
             raise
         except Exception as error:  # the trial fails; the search goes on
             outcome.status = TrialState.FAILED
@@ -188,7 +186,7 @@ class TrialRunner:
             if writer is not None:
                 if outcome.pruned:
                     writer.set_tags(outcome.run_id, {PRUNED_TAG: "true", PRUNED_AT_TAG: outcome.pruned_at})
-                writer.end(outcome.run_id, "FINISHED")
+                writer.end(outcome.run_id, outcome.status.run_status)
         outcome.duration_s = time.time() - started
         return outcome
 
@@ -224,7 +222,7 @@ class TrialRunner:
 
         settings = self.settings
         test_scores: list[float] = []
-        history_key = "dev_score" if settings.objective is OptimizationValue.DEV_SCORE else "dev_loss"
+        history_key = settings.objective.config_name  # the plugin's name for the optimised value
         for index in range(settings.training_runs):
             if settings.seed is not None:
                 flair.set_seed(settings.seed + 1000 * number + index)

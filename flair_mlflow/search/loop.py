@@ -1,0 +1,169 @@
+"""The one trial loop: hyperopt's ``fmin`` over an executor, its stops, signals and the parent's end.
+
+An executor runs the trials: :class:`SequentialExecutor` one after another in this process,
+``distributed.SparkExecutor`` side by side on Spark. Both run a trial through
+:meth:`TrialRunner.run_suggested`; they differ only in where outcomes live while the search runs
+and in when the parent run hears of them. Whatever ends the loop (its limits, every trial failing,
+a signal, an error), the parent run is finished with the reason, in one ``finally``.
+"""
+
+from __future__ import annotations
+
+import enum
+import signal
+import time
+from typing import Any, Callable, Mapping, Protocol, Sequence
+
+from ..core.config import ExperimentConfig
+from ..core.interrupts import Interrupted, SearchInterrupted, catch_signals
+from ..core.outcome import TrialOutcome, TrialState, best_outcome, trials_since_best
+from .hyperopt_adapter import continued_rng, keyed_space, keyed_suggest
+
+
+class StopReason(str, enum.Enum):
+    """Why a search ended: the parent's ``stop_reason`` tag."""
+
+    MAX_EVALS = "max_evals"
+    NO_IMPROVEMENT = "no_improvement"
+    TIME_BUDGET = "time_budget"
+    INTERRUPTED = "interrupted"
+    ALL_TRIALS_FAILED = "all_trials_failed"
+    ERROR = "error"
+
+    @property
+    def run_status(self) -> str:
+        """The MLflow status the parent run ends with."""
+        if self is StopReason.INTERRUPTED:
+            return "KILLED"
+        return "FAILED" if self in (StopReason.ALL_TRIALS_FAILED, StopReason.ERROR) else "FINISHED"
+
+
+class Executor(Protocol):
+    trials: Any  # hyperopt's Trials (or SparkTrials) the loop hands to fmin
+    interrupt: Callable[[int], BaseException]  # what SIGINT and SIGTERM raise while trials run
+    show_progressbar: bool  # hyperopt's own progress bar
+
+    def objective(self, sampled: Mapping[str, Any]) -> dict[str, Any]: ...
+
+    def outcomes_so_far(self, trials: Any) -> list[TrialOutcome]: ...
+
+    def final_outcomes(self, settle: bool) -> list[TrialOutcome]: ...
+
+
+class Parent(Protocol):  # parent.ParentRun
+    run_id: str
+
+    def after_trial(self, outcomes: Sequence[TrialOutcome]) -> None: ...
+
+    def kill_running_trials(self) -> None: ...
+
+    def finish(self, outcomes: Sequence[TrialOutcome], reason: StopReason) -> None: ...
+
+
+class Stops:
+    """fmin's stopping arguments (trial count, time budget, no-improvement rule), and afterwards why it stopped."""
+
+    def __init__(self, config: ExperimentConfig, executor: Executor) -> None:
+        self.max_evals = config.max_evals
+        self.budget_s = config.time_budget_minutes * 60 if config.time_budget_minutes else None
+        self.patience = config.early_stop_trials
+        self.executor = executor
+        self.no_improvement = False
+
+    def fmin_arguments(self) -> dict[str, Any]:
+        early_stop = self._early_stop if self.patience else None
+        return {"max_evals": self.max_evals, "timeout": self.budget_s, "early_stop_fn": early_stop}
+
+    def _early_stop(self, trials: Any, *state: Any) -> tuple[bool, list]:
+        """hyperopt's early-stop hook: ``early_stop_trials`` finished trials without a new best."""
+        if trials_since_best(self.executor.outcomes_so_far(trials)) >= self.patience:
+            self.no_improvement = True
+            return True, []
+        return False, []
+
+    def reason(self, outcomes: Sequence[TrialOutcome], elapsed_s: float) -> StopReason:
+        """Why fmin returned; it returns quietly at its timeout, so the budget is checked here."""
+        if outcomes and not any(o.ok for o in outcomes):
+            return StopReason.ALL_TRIALS_FAILED
+        if self.no_improvement:
+            return StopReason.NO_IMPROVEMENT
+        if self.budget_s and len(outcomes) < self.max_evals and elapsed_s >= self.budget_s:
+            return StopReason.TIME_BUDGET
+        return StopReason.MAX_EVALS
+
+
+def run_trials(executor: Executor, parent: Parent, space: Mapping[str, Any], suggest: Callable,
+               config: ExperimentConfig, done: int = 0) -> list[TrialOutcome]:  # fmt: skip
+    """Trials until a stop, ``done`` of them restored before; returns every outcome, the parent run finished.
+
+    A signal ends the trials and the parent KILLED and raises :class:`SearchInterrupted`.
+    """
+    import hyperopt
+
+    stops = Stops(config, executor)
+    reason: StopReason | None = None
+    started = time.time()
+    restore_signals = catch_signals(executor.interrupt)
+    try:
+        hyperopt.fmin(
+            fn=executor.objective,
+            space=keyed_space(space),
+            algo=keyed_suggest(suggest, space),
+            trials=executor.trials,
+            rstate=continued_rng(config.seed, done),
+            show_progressbar=executor.show_progressbar,
+            **stops.fmin_arguments(),
+        )
+    except hyperopt.exceptions.AllTrialsFailed:
+        pass  # the outcomes say so below
+    except (KeyboardInterrupt, Interrupted) as error:
+        reason = StopReason.INTERRUPTED
+        restore_signals()  # a second signal during the clean-up acts at once
+        parent.kill_running_trials()
+        raise SearchInterrupted(getattr(error, "signum", signal.SIGINT), parent.run_id) from None
+    except BaseException:
+        reason = StopReason.ERROR
+        raise
+    finally:
+        restore_signals()
+        outcomes = executor.final_outcomes(settle=reason is None)
+        reason = reason or stops.reason(outcomes, time.time() - started)
+        parent.finish(outcomes, reason)
+    return outcomes
+
+
+class SequentialExecutor:
+    """Trials one after another in this process; the parent hears of each as it ends."""
+
+    interrupt = Interrupted  # not a KeyboardInterrupt: Flair's trainer would swallow that one
+    show_progressbar = False  # a bar of its own, which shows the best score instead of the loss
+
+    def __init__(self, runner: Any, parent: Parent, trials: Any, restored: Sequence[TrialOutcome],
+                 max_evals: int, show_progress: bool) -> None:  # fmt: skip
+        from tqdm.auto import tqdm
+
+        self.runner = runner
+        self.parent = parent
+        self.trials = trials
+        self.outcomes = list(restored)
+        self.progress = tqdm(total=max_evals, initial=len(self.outcomes), desc="trials", unit="trial",
+                             disable=not show_progress)  # fmt: skip
+
+    def objective(self, sampled: Mapping[str, Any]) -> dict[str, Any]:
+        outcome = self.runner.run_suggested(sampled)
+        self.outcomes.append(outcome)
+        if self.runner.stopping_rule is not None and outcome.status is TrialState.COMPLETE:
+            self.runner.stopping_rule.record(outcome.epoch_values)
+        self.parent.after_trial(self.outcomes)
+        self.progress.update(1)
+        best = best_outcome(self.outcomes)
+        if best is not None:
+            self.progress.set_postfix({f"best {self.runner.settings.objective.config_name}": f"{best.final_score:.4f}"})
+        return outcome.hyperopt_result()
+
+    def outcomes_so_far(self, trials: Any) -> list[TrialOutcome]:
+        return self.outcomes
+
+    def final_outcomes(self, settle: bool) -> list[TrialOutcome]:
+        self.progress.close()
+        return list(self.outcomes)

@@ -1,0 +1,168 @@
+"""A search's parent run: opened (created, adopted from ``mlflow run`` or reopened by ``--resume``),
+kept current after each trial, and finished with the files a reader looks for first."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from ..core.config import ExperimentConfig
+from ..core.outcome import TrialOutcome, TrialState, best_outcome
+from ..core.parameters import OptimizationValue
+from ..store.runs import adopt_or_create_run, child_runs
+from ..store.tags import (
+    BEST_TRIAL_NUMBER_TAG,
+    BEST_TRIAL_RUN_TAG,
+    RESOLVED_EXPERIMENT_FILE,
+    RESUMED_TAG,
+    RESUMES_TAG,
+    SEARCH_TAG,
+    STATUS_TAG,
+    STOP_REASON_TAG,
+    TASK_TAG,
+)
+from ..store.writer import RunWriter
+from .loop import StopReason
+from .reports import best_params_yaml, param_selection_text, plot_trials, trials_csv
+from .resume import PreviousTrials, search_hashes
+
+log = logging.getLogger("flair_mlflow")
+
+
+@dataclass(frozen=True)
+class ParentRun:
+    """The run a search writes its own results to; ``created``: this search must end it."""
+
+    writer: RunWriter
+    run_id: str
+    experiment_id: str
+    created: bool
+    objective: OptimizationValue
+    parameter_names: tuple[str, ...]
+    base_path: Path | None = None  # the tutorial API's folder, which gets param_selection.txt too
+
+    @classmethod
+    def start(cls, writer: RunWriter, config: ExperimentConfig, space: Mapping[str, Any], *, run_name: str | None,
+              config_path: Path | None, lr_source: Mapping[str, Any], parameter_names: Sequence[str],
+              base_path: Path | None) -> "ParentRun":  # fmt: skip
+        """The run ``mlflow run`` or the caller already opened, or a new one, with the search's settings."""
+        # named here: MLflow's generated names draw on Python's global RNG, which loading the
+        # corpus has just seeded, so every search with the same seed would get the same name
+        name = run_name or f"search-{time.strftime('%Y%m%d-%H%M%S')}"
+        run = adopt_or_create_run(writer, config.experiment, name, {SEARCH_TAG: "true", TASK_TAG: config.task})
+        writer.log_params(run.run_id, _search_params(config))
+        if lr_source:
+            writer.log_params(run.run_id, {"lr_from": lr_source["lr_from"]})
+            writer.set_tags(run.run_id, {k: v for k, v in lr_source.items() if k != "lr_from"})
+        if config_path is not None and config_path.is_file():
+            writer.log_file(run.run_id, config_path)
+        resolved = config.to_yaml() if config.search_space else _describe_space(space, config)
+        writer.log_text(run.run_id, resolved, RESOLVED_EXPERIMENT_FILE)
+        if config.search_space:  # an experiment file: a later --resume can check it is the same search
+            writer.set_tags(run.run_id, search_hashes(config))
+        return cls(writer, run.run_id, run.experiment_id, run.created, config.objective, tuple(parameter_names),
+                   base_path)  # fmt: skip
+
+    @classmethod
+    def reopen(cls, writer: RunWriter, config: ExperimentConfig, previous: PreviousTrials, *,
+               parameter_names: Sequence[str]) -> "ParentRun":  # fmt: skip
+        """The resumed search's own parent, RUNNING again; trial runs a killed process left RUNNING end KILLED."""
+        parent = previous.parent
+        run_id = parent.info.run_id
+        for abandoned in previous.abandoned:
+            writer.set_tags(abandoned, {STATUS_TAG: TrialState.ABANDONED.value})
+            writer.end(abandoned, TrialState.ABANDONED.run_status)
+        writer.client.update_run(run_id, status="RUNNING")
+        writer.set_tags(run_id, {RESUMED_TAG: int(parent.data.tags.get(RESUMED_TAG, "0") or 0) + 1})
+        writer.log_params(run_id, {"max_evals": config.max_evals})  # a new value shows as resolved.max_evals
+        writer.log_text(run_id, config.to_yaml(), RESOLVED_EXPERIMENT_FILE)
+        outer = os.environ.get("MLFLOW_RUN_ID")
+        if outer and outer != run_id:  # `mlflow run ... -P resume=<id>` opened a run of its own
+            writer.set_tags(outer, {RESUMES_TAG: run_id})
+        log.info("resuming search run %s: %d trials done, %d to run again", run_id, len(previous.outcomes),
+                 previous.rerun)  # fmt: skip
+        return cls(writer, run_id, parent.info.experiment_id, True, config.objective, tuple(parameter_names))
+
+    # -- while the search runs ---------------------------------------------------------------------
+    def after_trial(self, outcomes: Sequence[TrialOutcome]) -> None:
+        """The last of ``outcomes`` has just finished: the tutorial's file and the scores so far."""
+        self.write_param_selection(outcomes, finished=False)
+        self.log_score(outcomes)
+
+    def log_score(self, outcomes: Sequence[TrialOutcome]) -> None:
+        """``trial_score`` of the last of ``outcomes`` and ``best_score_so_far`` over all, at its number."""
+        outcome = outcomes[-1]
+        metrics = {"trial_score": outcome.final_score} if outcome.ok else {}
+        best = best_outcome(outcomes)
+        if best is not None:
+            metrics["best_score_so_far"] = best.final_score
+        if metrics:
+            self.writer.log_metrics(self.run_id, metrics, step=outcome.number)
+
+    def write_param_selection(self, outcomes: Sequence[TrialOutcome], finished: bool) -> None:
+        text = param_selection_text(outcomes, self.objective, finished=finished)
+        self.writer.log_text(self.run_id, text, "param_selection.txt")
+        if self.base_path is not None:
+            self.base_path.mkdir(parents=True, exist_ok=True)
+            (self.base_path / "param_selection.txt").write_text(text, encoding="utf-8")
+
+    def kill_running_trials(self) -> None:
+        """After a signal, mark KILLED a trial run the interrupted code never got to end itself."""
+        try:
+            for run in child_runs(self.writer.client, self.experiment_id, self.run_id):
+                if run.info.status == "RUNNING":
+                    self.writer.set_tags(run.info.run_id, {STATUS_TAG: TrialState.KILLED.value})
+                    self.writer.end(run.info.run_id, TrialState.KILLED.run_status)
+        except Exception as error:  # best effort: a resume marks any left over
+            log.warning("could not mark the running trial KILLED: %s", error)
+
+    # -- at the end ----------------------------------------------------------------------------------
+    def finish(self, outcomes: Sequence[TrialOutcome], reason: StopReason) -> None:
+        """Counts, why the search stopped, the reports, the best trial; the run ends if this search owns it."""
+        failed = sum(1 for o in outcomes if not o.ok)
+        pruned = sum(1 for o in outcomes if o.pruned)
+        self.writer.log_metrics(self.run_id, {"trials": len(outcomes), "failed_trials": failed, "pruned_trials": pruned})
+        self.writer.set_tags(self.run_id, {STOP_REASON_TAG: reason.value})
+        self.write_param_selection(outcomes, finished=True)
+        if outcomes:
+            self.writer.log_text(self.run_id, trials_csv(outcomes, self.parameter_names), "trials.csv")
+            with tempfile.TemporaryDirectory() as folder:
+                self.writer.log_file(self.run_id, plot_trials(outcomes, self.objective, Path(folder) / "trials.png"))
+        best = best_outcome(outcomes)
+        if best is not None:
+            self.writer.log_metrics(self.run_id, {"best_score": best.final_score})
+            self.writer.set_tags(self.run_id, {BEST_TRIAL_RUN_TAG: best.run_id or "", BEST_TRIAL_NUMBER_TAG: best.number})
+            yaml_text = best_params_yaml(best, self.objective, self.parameter_names)
+            self.writer.log_text(self.run_id, yaml_text, "best_params.yaml")
+        if self.created or reason.run_status != "FINISHED":
+            self.writer.end(self.run_id, reason.run_status)
+
+
+def _search_params(config: ExperimentConfig) -> dict[str, Any]:
+    """The parent run's params: what a reader compares searches by."""
+    pruning = "off" if config.pruning is None else ",".join(f"{k}={v}" for k, v in config.pruning.items())
+    params = {
+        name: getattr(config, name)
+        for name in ("task", "label_type", "downsample", "max_epochs", "training_runs", "max_evals", "algorithm",
+                     "seed", "optimization_value", "evaluate_test", "embedding_cache_mb", "early_stop_trials",
+                     "time_budget_minutes", "parallelism")
+    }  # fmt: skip
+    params.update(corpus=config.corpus.describe(), pruning=pruning)
+    if config.task == "text_classification":
+        params["multi_label"] = config.multi_label
+    return params
+
+
+def _describe_space(space: Mapping[str, Any] | None, config: ExperimentConfig) -> str:
+    """A search given a hyperopt space in Python: its expressions as text, for a reader (not for resume)."""
+    import yaml
+
+    data = config.to_dict()
+    data["search_space"] = {name: " ".join(str(expression).split())[:500] for name, expression in (space or {}).items()}
+    data["fixed"] = {k: str(v) for k, v in config.fixed.items()}
+    return yaml.safe_dump(data, sort_keys=False)
