@@ -150,5 +150,5 @@ def test_vals_travel_as_plain_json_and_name_the_real_values():
 
 def test_an_unknown_algorithm_is_refused():
     assert algorithm_suggest("tpe") is hyperopt.tpe.suggest
-    with pytest.raises(ConfigError, match="tpe, rand, anneal or atpe"):
+    with pytest.raises(ConfigError, match="must be one of tpe, rand, anneal, atpe"):
         algorithm_suggest("grid")

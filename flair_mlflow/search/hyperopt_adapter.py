@@ -20,13 +20,14 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from ..core.errors import ConfigError
+from ..core.parameters import ALGORITHMS
 
 #: the label of the parameter that carries a trial's id and point into the objective
 TRIAL_KEY = "flair_mlflow.trial"
 
 
 def algorithm_suggest(name: str) -> Callable:
-    """hyperopt's suggest function for ``tpe``, ``rand``, ``anneal`` or ``atpe``."""
+    """hyperopt's suggest function for one of :data:`ALGORITHMS` (``tpe``, ``rand``, ``anneal``, ``atpe``)."""
     import hyperopt
 
     if name == "atpe":
@@ -38,10 +39,10 @@ def algorithm_suggest(name: str) -> Callable:
             raise ConfigError(
                 "algorithm", "'atpe' needs lightgbm and scikit-learn: pip install 'flair-mlflow[atpe]'"
             ) from None
-    try:
-        return {"tpe": hyperopt.tpe.suggest, "rand": hyperopt.rand.suggest, "anneal": hyperopt.anneal.suggest}[name]
-    except KeyError:
-        raise ConfigError("algorithm", f"must be tpe, rand, anneal or atpe, not {name!r}") from None
+    suggest = {"tpe": hyperopt.tpe.suggest, "rand": hyperopt.rand.suggest, "anneal": hyperopt.anneal.suggest}
+    if name not in suggest:
+        raise ConfigError("algorithm", f"must be one of {', '.join(ALGORITHMS)}, not {name!r}")
+    return suggest[name]
 
 
 # -- the trial's id and point, passed through the space -------------------------------------------
