@@ -135,26 +135,21 @@ def _load_column(corpus: CorpusConfig):
     from flair.datasets import ColumnCorpus
 
     check_column_files(corpus)
-    try:
-        return ColumnCorpus(
-            corpus.folder,
-            corpus.column_format,
-            train_file=corpus.train_file,
-            dev_file=corpus.dev_file,
-            test_file=corpus.test_file,
-            **corpus.arguments,
-        )
-    except Exception as error:
-        message = " ".join(str(error).split())[:300]
-        raise CorpusError("corpus.folder", f"cannot read column files in '{corpus.folder}': {message}") from error
+    return _load_folder(ColumnCorpus, corpus, "column", corpus.column_format)
 
 
 def _load_fasttext(corpus: CorpusConfig):
     from flair.datasets import ClassificationCorpus
 
+    return _load_folder(ClassificationCorpus, corpus, "FastText")
+
+
+def _load_folder(corpus_class: Any, corpus: CorpusConfig, kind: str, *arguments: Any):
+    """A Flair corpus of local files, any reader error named as the folder's."""
     try:
-        return ClassificationCorpus(
+        return corpus_class(
             corpus.folder,
+            *arguments,
             train_file=corpus.train_file,
             dev_file=corpus.dev_file,
             test_file=corpus.test_file,
@@ -162,7 +157,7 @@ def _load_fasttext(corpus: CorpusConfig):
         )
     except Exception as error:
         message = " ".join(str(error).split())[:300]
-        raise CorpusError("corpus.folder", f"cannot read FastText files in '{corpus.folder}': {message}") from error
+        raise CorpusError("corpus.folder", f"cannot read {kind} files in '{corpus.folder}': {message}") from error
 
 
 def label_types(corpus) -> set[str]:

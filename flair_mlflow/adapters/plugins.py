@@ -114,16 +114,10 @@ class MLflowLoggerPlugin(TrainerPlugin):
         return {**super().get_state(), "prefix": self.prefix, "log_params": self.log_params}
 
 
-def _training_params(parameters: Mapping[str, Any]) -> dict[str, str]:
-    keep = (
-        "learning_rate", "mini_batch_size", "max_epochs", "optimizer", "anneal_factor", "patience",
-        "min_learning_rate", "warmup_fraction", "embeddings_storage_mode", "train_with_dev", "dataset_size",
-    )  # fmt: skip
-    return {k: param_text(value_text(parameters[k])) for k in keep if k in parameters}
-
 
 
 def _training_params(parameters: Mapping[str, Any]) -> dict[str, str]:
+    """The training arguments worth a param on a run of its own (plugin used outside a search)."""
     keep = (
         "learning_rate", "mini_batch_size", "max_epochs", "optimizer", "anneal_factor", "patience",
         "min_learning_rate", "warmup_fraction", "embeddings_storage_mode", "train_with_dev", "dataset_size",
