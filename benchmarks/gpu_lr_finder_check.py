@@ -63,8 +63,14 @@ def make_classifier(corpus):
     from flair.models import TextClassifier
 
     words = sorted({t.text.lower() for s in corpus.get_all_sentences() for t in s})
-    embeddings = WordEmbeddings(None, vocab={w: i for i, w in enumerate(words)}, embedding_length=50,
-                                name="random-50d", fine_tune=True, force_cpu=False)  # fmt: skip
+    embeddings = WordEmbeddings(
+        None,
+        vocab={w: i for i, w in enumerate(words)},
+        embedding_length=50,
+        name="random-50d",
+        fine_tune=True,
+        force_cpu=False,
+    )
     document = DocumentRNNEmbeddings([embeddings], hidden_size=64, dropout=0.3, word_dropout=0.05)
     dictionary = corpus.make_label_dictionary("question_class", add_unk=False)
     return TextClassifier(document, label_type="question_class", label_dictionary=dictionary).to(flair.device)
@@ -100,30 +106,64 @@ def main() -> int:
     optimizer_state = copy.deepcopy(adam.state_dict())
     grads = [None if p.grad is None else p.grad.clone() for p in model.parameters()]
     devices = {p.device for p in model.parameters()}
-    generators = (torch.get_rng_state(), torch.cuda.get_rng_state_all() if cuda else [], random.getstate(), np.random.get_state())
+    generators = (
+        torch.get_rng_state(),
+        torch.cuda.get_rng_state_all() if cuda else [],
+        random.getstate(),
+        np.random.get_state(),
+    )
 
     with tempfile.TemporaryDirectory() as folder:
         started = time.perf_counter()
-        tsv = find_learning_rate(ModelTrainer(model, corpus), folder, optimizer=adam, start_learning_rate=1e-5,
-                                 end_learning_rate=10.0, iterations=60, mini_batch_size=32)  # fmt: skip
+        tsv = find_learning_rate(
+            ModelTrainer(model, corpus),
+            folder,
+            optimizer=adam,
+            start_learning_rate=1e-5,
+            end_learning_rate=10.0,
+            iterations=60,
+            mini_batch_size=32,
+        )
         seconds = time.perf_counter() - started
         curve = read_learning_rate_tsv(tsv)
         suggestion = suggest_learning_rates(curve.learning_rates, curve.smoothed_losses)
 
     check("model weights restored (values and device)", same_tensors(weights, model.state_dict()))
-    check("Adam state restored (moments, step, hyper-parameters)", same_optimizer_state(optimizer_state, adam.state_dict()))
-    check("gradients restored", all(
-        (p.grad is None) == (g is None) and (g is None or torch.equal(p.grad, g)) for p, g in zip(model.parameters(), grads)
-    ))  # fmt: skip
+    check(
+        "Adam state restored (moments, step, hyper-parameters)",
+        same_optimizer_state(optimizer_state, adam.state_dict()),
+    )
+    check(
+        "gradients restored",
+        all(
+            (p.grad is None) == (g is None) and (g is None or torch.equal(p.grad, g))
+            for p, g in zip(model.parameters(), grads)
+        ),
+    )
     check("parameters still on the device", {p.device for p in model.parameters()} == devices, str(devices))
     check("train mode kept", model.training)
-    after = (torch.get_rng_state(), torch.cuda.get_rng_state_all() if cuda else [], random.getstate(), np.random.get_state())
+    after = (
+        torch.get_rng_state(),
+        torch.cuda.get_rng_state_all() if cuda else [],
+        random.getstate(),
+        np.random.get_state(),
+    )
     check("CPU torch RNG restored", torch.equal(generators[0], after[0]))
-    check("CUDA RNG restored" if cuda else "(no CUDA RNG on the CPU)", all(torch.equal(a, b) for a, b in zip(generators[1], after[1])))
-    check("Python and NumPy RNG restored", generators[2] == after[2] and
-          all(np.array_equal(a, b) if isinstance(a, np.ndarray) else a == b for a, b in zip(generators[3], after[3])))  # fmt: skip
-    check("curve recorded", len(curve.learning_rates) > 10, f"{len(curve.learning_rates)} rows in {seconds:.1f}s, "
-          f"suggested {suggestion.suggested_lr:.3g} ({suggestion.default_rule})")  # fmt: skip
+    check(
+        "CUDA RNG restored" if cuda else "(no CUDA RNG on the CPU)",
+        all(torch.equal(a, b) for a, b in zip(generators[1], after[1])),
+    )
+    check(
+        "Python and NumPy RNG restored",
+        generators[2] == after[2]
+        and all(np.array_equal(a, b) if isinstance(a, np.ndarray) else a == b for a, b in zip(generators[3], after[3])),
+    )
+    check(
+        "curve recorded",
+        len(curve.learning_rates) > 10,
+        f"{len(curve.learning_rates)} rows in {seconds:.1f}s, "
+        f"suggested {suggestion.suggested_lr:.3g} ({suggestion.default_rule})",
+    )
 
     # the same model in eval mode with SGD as a class: eval mode comes back, the next draw is the same
     model.eval()
@@ -131,10 +171,19 @@ def main() -> int:
     expected = torch.rand(3, device=flair.device)
     torch.manual_seed(5)
     with tempfile.TemporaryDirectory() as folder:
-        find_learning_rate(ModelTrainer(model, corpus), folder, optimizer=torch.optim.SGD, iterations=20,
-                           mini_batch_size=32, momentum=0.9)  # fmt: skip
+        find_learning_rate(
+            ModelTrainer(model, corpus),
+            folder,
+            optimizer=torch.optim.SGD,
+            iterations=20,
+            mini_batch_size=32,
+            momentum=0.9,
+        )
     check("eval mode kept", not any(m.training for m in model.modules()))
-    check("the next random draw on the device is the one it would have been", torch.equal(torch.rand(3, device=flair.device), expected))
+    check(
+        "the next random draw on the device is the one it would have been",
+        torch.equal(torch.rand(3, device=flair.device), expected),
+    )
     check("weights unchanged after the SGD run", same_tensors(weights, model.state_dict()))
     print(f"{len(failures)} failed" if failures else "all checks passed")
     return 1 if failures else 0

@@ -32,20 +32,34 @@ main.add_command(trials)
 @click.option("--training-runs", type=OPT_INT, help="Training runs averaged per trial.")
 @click.option("--algorithm", type=choice(ALGORITHMS), help="hyperopt algorithm.")
 @click.option("--seed", type=OPT_INT, help="The same seed gives the same sequence of trials.")
-@click.option("--optimization-value", type=choice(v.config_name for v in OptimizationValue),
-              help="What a trial is judged by.")  # fmt: skip
+@click.option(
+    "--optimization-value", type=choice(v.config_name for v in OptimizationValue), help="What a trial is judged by."
+)
 @click.option("--downsample", type=OPT_FLOAT, help="Fraction of the corpus to use.")
 @click.option("--experiment", type=OPT_STR, help="MLflow experiment name.")
 @switch_option("evaluate-test", help="Also score trials on test.")
 @click.option("--lr-from", type=OPT_STR, help="Run id of an lr-find run: search log-uniform around its suggestion.")
-@click.option("--parallelism", type=OPT_INT,
-              help="Trials side by side on Spark (local[N] unless --spark-master); pruning and --resume need 1.")
+@click.option(
+    "--parallelism",
+    type=OPT_INT,
+    help="Trials side by side on Spark (local[N] unless --spark-master); pruning and --resume need 1.",
+)
 @click.option("--spark-master", type=OPT_STR, help="Spark master URL, e.g. spark://host:7077.")
-@click.option("--resume", type=OPT_STR,
-              help="Parent run id of a search to continue (without CONFIG: its experiment_resolved.yaml).")
+@click.option(
+    "--resume",
+    type=OPT_STR,
+    help="Parent run id of a search to continue (without CONFIG: its experiment_resolved.yaml).",
+)
 @shared_options("tracking_uri", "run_name", "verbose", "debug")
-def tune(config: str | None, tracking_uri: str | None, run_name: str | None, resume: str | None, verbose: bool,
-         debug: bool, **overrides: Any) -> None:  # fmt: skip
+def tune(
+    config: str | None,
+    tracking_uri: str | None,
+    run_name: str | None,
+    resume: str | None,
+    verbose: bool,
+    debug: bool,
+    **overrides: Any,
+) -> None:
     """Run the hyperparameter search described by the experiment file CONFIG.
 
     Every other option overrides the file's setting of the same name.
@@ -53,8 +67,14 @@ def tune(config: str | None, tracking_uri: str | None, run_name: str | None, res
     from .search.search import SearchFailed, run_search
 
     with running(debug, exit_1=(SearchFailed,)):
-        result = run_search(config or None, overrides=overrides, tracking_uri=tracking_uri, run_name=run_name,
-                            quiet=not verbose, resume=resume)  # fmt: skip
+        result = run_search(
+            config or None,
+            overrides=overrides,
+            tracking_uri=tracking_uri,
+            run_name=run_name,
+            quiet=not verbose,
+            resume=resume,
+        )
     click.echo(f"search run {result.parent_run_id}: {len(result.outcomes)} trials, {result.failed} failed")
     best = result.best
     if best is not None:
@@ -80,34 +100,63 @@ def _param_pairs(ctx: click.Context, param: click.Parameter, values: tuple[str, 
 
 @main.command("lr-find", context_settings=CONTEXT_SETTINGS)
 @click.argument("config", type=click.Path(dir_okay=False))
-@click.option("--optimizer", type=OPT_STR, help="sgd, adam, adamw, ... or a dotted class.",
-              show_default="the file's, else sgd")  # fmt: skip
+@click.option(
+    "--optimizer", type=OPT_STR, help="sgd, adam, adamw, ... or a dotted class.", show_default="the file's, else sgd"
+)
 @click.option("--start-lr", "start_learning_rate", type=OPT_FLOAT, help="First learning rate.", show_default="1e-7")
 @click.option("--end-lr", "end_learning_rate", type=OPT_FLOAT, help="Last learning rate.", show_default="10")
 @click.option("--iterations", type=OPT_INT, help="Mini-batches to run.", show_default="100")
 @click.option("--mini-batch-size", type=OPT_INT, help="Sentences per mini-batch.", show_default="the file's, else 32")
-@click.option("--smoothing", "smoothing_factor", type=OPT_FLOAT, help="Exponential moving average factor.",
-              show_default="0.98")  # fmt: skip
-@click.option("--divergence-threshold", type=OPT_FLOAT, show_default="4",
-              help="Stop when the smoothed loss exceeds this multiple of the best.")  # fmt: skip
+@click.option(
+    "--smoothing", "smoothing_factor", type=OPT_FLOAT, help="Exponential moving average factor.", show_default="0.98"
+)
+@click.option(
+    "--divergence-threshold",
+    type=OPT_FLOAT,
+    show_default="4",
+    help="Stop when the smoothed loss exceeds this multiple of the best.",
+)
 @switch_option("stop-early", help="Stop once the loss diverges (default: true).")
-@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", callback=_param_pairs,
-              help="Value for a searched parameter (repeatable).")  # fmt: skip
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    callback=_param_pairs,
+    help="Value for a searched parameter (repeatable).",
+)
 @click.option("--output", type=click.Path(file_okay=False), help="Also keep learning_rate.tsv/.png here.")
 @click.option("--parent-run-id", type=OPT_STR, help="Nest the run under this search run.")
 @shared_options("tracking_uri", "run_name", "debug")
-def lr_find(config: str, params: dict[str, Any], output: str | None, parent_run_id: str | None,
-            tracking_uri: str | None, run_name: str | None, debug: bool, **options: Any) -> None:  # fmt: skip
+def lr_find(
+    config: str,
+    params: dict[str, Any],
+    output: str | None,
+    parent_run_id: str | None,
+    tracking_uri: str | None,
+    run_name: str | None,
+    debug: bool,
+    **options: Any,
+) -> None:
     """Run the learning-rate range test on the model the experiment file CONFIG describes."""
     from .lr_find.run import run_lr_find
 
     given = {name: value for name, value in options.items() if value is not None}  # else run_lr_find's defaults
     with running(debug):
-        result = run_lr_find(config, params=params, output=output, parent_run_id=parent_run_id,
-                             tracking_uri=tracking_uri, run_name=run_name, **given)  # fmt: skip
+        result = run_lr_find(
+            config,
+            params=params,
+            output=output,
+            parent_run_id=parent_run_id,
+            tracking_uri=tracking_uri,
+            run_name=run_name,
+            **given,
+        )
     suggestion = result.suggestion
-    click.echo(f"lr_find run {result.run_id}: suggested learning rate {suggestion.suggested_lr:.3g} "
-               f"({suggestion.default_rule})")  # fmt: skip
+    click.echo(
+        f"lr_find run {result.run_id}: suggested learning rate {suggestion.suggested_lr:.3g} "
+        f"({suggestion.default_rule})"
+    )
     if suggestion.warning:
         click.echo(f"warning: {suggestion.warning}")
     click.echo(f"use it: flair-mlflow tune {config} --lr-from {result.run_id}")

@@ -22,8 +22,15 @@ from .cli_types import CONTEXT_SETTINGS, OPT_FLOAT, OPT_INT, OPT_STR, running, s
 @click.option("--best-params", type=OPT_STR, help="A best_params.yaml to train instead of the search's best trial.")
 @click.option("--config", type=OPT_STR, help="Experiment file (instead of the search's experiment).")
 @shared_options("tracking_uri", "run_name", "verbose", "debug")
-def register(search_run_id: str | None, name: str, train_with_dev: bool | None, tracking_uri: str | None,
-             verbose: bool, debug: bool, **options: Any) -> None:  # fmt: skip
+def register(
+    search_run_id: str | None,
+    name: str,
+    train_with_dev: bool | None,
+    tracking_uri: str | None,
+    verbose: bool,
+    debug: bool,
+    **options: Any,
+) -> None:
     """Train the best configuration of search SEARCH_RUN_ID, test it once and register it as NAME.
 
     The new version gets the alias `champion` when its test score beats the current champion's
@@ -34,8 +41,14 @@ def register(search_run_id: str | None, name: str, train_with_dev: bool | None, 
     from .register.train import register_best
 
     with running(debug, exit_1=(MlflowException,)):
-        result = register_best(search_run_id or None, name, train_with_dev=bool(train_with_dev),
-                               tracking_uri=tracking_uri, quiet=not verbose, **options)  # fmt: skip
+        result = register_best(
+            search_run_id or None,
+            name,
+            train_with_dev=bool(train_with_dev),
+            tracking_uri=tracking_uri,
+            quiet=not verbose,
+            **options,
+        )
     click.echo(f"register run {result.run_id}: {result.source}")
     click.echo(f"{result.metric} = {result.test_score:.4f} on {result.test_split}")
     click.echo(f"registered '{result.name}' version {result.version} as {result.alias}: {result.reason}")

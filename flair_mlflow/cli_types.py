@@ -82,10 +82,19 @@ def switch_option(name: str, help: str) -> Callable[[Callable], Callable]:
             ctx.params[dest] = False
 
     def decorate(function: Callable) -> Callable:
-        function = click.option(f"--no-{name}", is_flag=True, expose_value=False, callback=negate,
-                                help=f"Same as --{name} false.")(function)  # fmt: skip
-        return click.option(f"--{name}", dest, type=OPT_BOOL, is_flag=False, flag_value=True, default=None,
-                            metavar="[true|false]", help=help)(function)  # fmt: skip
+        function = click.option(
+            f"--no-{name}", is_flag=True, expose_value=False, callback=negate, help=f"Same as --{name} false."
+        )(function)
+        return click.option(
+            f"--{name}",
+            dest,
+            type=OPT_BOOL,
+            is_flag=False,
+            flag_value=True,
+            default=None,
+            metavar="[true|false]",
+            help=help,
+        )(function)
 
     return decorate
 
@@ -136,8 +145,11 @@ def running(debug: bool, exit_1: tuple[type[BaseException], ...] = ()) -> Iterat
     try:
         yield
     except SearchInterrupted as error:  # the runs are KILLED by now
-        raise Interrupted(f"Interrupted by {error.signal_name}: search run {error.parent_run_id} and its running "
-                          f"trial are KILLED; continue it with --resume {error.parent_run_id}", error.exit_code) from error  # fmt: skip
+        raise Interrupted(
+            f"Interrupted by {error.signal_name}: search run {error.parent_run_id} and its running "
+            f"trial are KILLED; continue it with --resume {error.parent_run_id}",
+            error.exit_code,
+        ) from error
     except KeyboardInterrupt as error:  # before a search started: nothing to mark
         raise Interrupted("Interrupted", 130) from error
     except FlairMlflowError as error:

@@ -30,12 +30,24 @@ class ParamSelector:
 
     task = ""
 
-    def __init__(self, corpus: Any, label_type: str, base_path: str | Path, max_epochs: int = 50,
-                 evaluation_metric: Any = ("micro avg", "f1-score"), training_runs: int = 1,
-                 optimization_value: OptimizationValue | str = OptimizationValue.DEV_LOSS, *,
-                 multi_label: bool = False, fixed: dict[str, Any] | None = None, algorithm: str = "tpe",
-                 seed: int | None = None, experiment: str | None = None, tracking_uri: str | None = None,
-                 show_progress: bool = True) -> None:  # fmt: skip
+    def __init__(
+        self,
+        corpus: Any,
+        label_type: str,
+        base_path: str | Path,
+        max_epochs: int = 50,
+        evaluation_metric: Any = ("micro avg", "f1-score"),
+        training_runs: int = 1,
+        optimization_value: OptimizationValue | str = OptimizationValue.DEV_LOSS,
+        *,
+        multi_label: bool = False,
+        fixed: dict[str, Any] | None = None,
+        algorithm: str = "tpe",
+        seed: int | None = None,
+        experiment: str | None = None,
+        tracking_uri: str | None = None,
+        show_progress: bool = True,
+    ) -> None:
         self.corpus = corpus
         self.label_type = label_type
         self.base_path = Path(base_path)
@@ -87,11 +99,20 @@ class SequenceTaggerParamSelector(ParamSelector):
 
     task = "sequence_tagging"
 
-    def __init__(self, corpus: Any, tag_type: str, base_path: str | Path, max_epochs: int = 50,
-                 evaluation_metric: Any = ("micro avg", "f1-score"), training_runs: int = 1,
-                 optimization_value: OptimizationValue | str = OptimizationValue.DEV_LOSS, **options: Any) -> None:  # fmt: skip
-        super().__init__(corpus, tag_type, base_path, max_epochs, evaluation_metric, training_runs,
-                         optimization_value, **options)  # fmt: skip
+    def __init__(
+        self,
+        corpus: Any,
+        tag_type: str,
+        base_path: str | Path,
+        max_epochs: int = 50,
+        evaluation_metric: Any = ("micro avg", "f1-score"),
+        training_runs: int = 1,
+        optimization_value: OptimizationValue | str = OptimizationValue.DEV_LOSS,
+        **options: Any,
+    ) -> None:
+        super().__init__(
+            corpus, tag_type, base_path, max_epochs, evaluation_metric, training_runs, optimization_value, **options
+        )
 
 
 class TextClassifierParamSelector(ParamSelector):
@@ -99,10 +120,29 @@ class TextClassifierParamSelector(ParamSelector):
 
     task = "text_classification"
 
-    def __init__(self, corpus: Any, label_type: str, multi_label: bool, base_path: str | Path,
-                 max_epochs: int = 50, fine_tune: bool = True, evaluation_metric: Any = ("micro avg", "f1-score"),
-                 training_runs: int = 1, optimization_value: OptimizationValue | str = OptimizationValue.DEV_LOSS,
-                 **options: Any) -> None:  # fmt: skip
+    def __init__(
+        self,
+        corpus: Any,
+        label_type: str,
+        multi_label: bool,
+        base_path: str | Path,
+        max_epochs: int = 50,
+        fine_tune: bool = True,
+        evaluation_metric: Any = ("micro avg", "f1-score"),
+        training_runs: int = 1,
+        optimization_value: OptimizationValue | str = OptimizationValue.DEV_LOSS,
+        **options: Any,
+    ) -> None:
         fixed = {"fine_tune": fine_tune, **options.pop("fixed", {})}
-        super().__init__(corpus, label_type, base_path, max_epochs, evaluation_metric, training_runs,
-                         optimization_value, multi_label=multi_label, fixed=fixed, **options)  # fmt: skip
+        super().__init__(
+            corpus,
+            label_type,
+            base_path,
+            max_epochs,
+            evaluation_metric,
+            training_runs,
+            optimization_value,
+            multi_label=multi_label,
+            fixed=fixed,
+            **options,
+        )

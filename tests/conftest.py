@@ -159,11 +159,25 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> str:
     folder = tmp_path_factory.mktemp("mlflow-server")
     port = _free_port()
     command = [
-        sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-        "--backend-store-uri", f"sqlite:///{folder / 'server.db'}", "--artifacts-destination", str(folder / "artifacts"),
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--backend-store-uri",
+        f"sqlite:///{folder / 'server.db'}",
+        "--artifacts-destination",
+        str(folder / "artifacts"),
+    ]
     log = open(folder / "server.log", "wb")
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=folder, env={**os.environ, **SERVER_ENV})
+    process = subprocess.Popen(
+        command, stdout=log, stderr=subprocess.STDOUT, cwd=folder, env={**os.environ, **SERVER_ENV}
+    )
     url = f"http://127.0.0.1:{port}"
     if not wait_for_http(f"{url}/health", process, 90):
         process.kill()

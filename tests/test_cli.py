@@ -45,8 +45,18 @@ def _probe(code: str, *args: str) -> tuple[dict, float]:
     return json.loads(result.stdout.strip().splitlines()[-1]), elapsed
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["tune", "--help"], ["lr-find", "--help"], ["register", "--help"],
-                                  ["trials", "--help"], ["--version"]], ids=" ".join)  # fmt: skip
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        ["tune", "--help"],
+        ["lr-find", "--help"],
+        ["register", "--help"],
+        ["trials", "--help"],
+        ["--version"],
+    ],
+    ids=" ".join,
+)
 def test_help_loads_neither_torch_flair_hyperopt_nor_mlflow(argv):
     report, elapsed = _probe(PROBE, json.dumps(argv))
     assert report == {"code": 0, "heavy": []}
@@ -85,10 +95,42 @@ def _params(argv: list[str]) -> dict:
 
 
 def test_underscore_and_dash_spellings_are_one_option():
-    dashes = _params(["tune", "e.yaml", "--max-evals", "20", "--optimization-value", "dev_loss", "--lr-from", "r1",
-                      "--spark-master", "local[2]", "--tracking-uri", "sqlite:///m.db", "--run-name", "n"])  # fmt: skip
-    underscores = _params(["tune", "e.yaml", "--max_evals", "20", "--optimization_value", "dev_loss", "--lr_from", "r1",
-                           "--spark_master", "local[2]", "--tracking_uri", "sqlite:///m.db", "--run_name", "n"])  # fmt: skip
+    dashes = _params(
+        [
+            "tune",
+            "e.yaml",
+            "--max-evals",
+            "20",
+            "--optimization-value",
+            "dev_loss",
+            "--lr-from",
+            "r1",
+            "--spark-master",
+            "local[2]",
+            "--tracking-uri",
+            "sqlite:///m.db",
+            "--run-name",
+            "n",
+        ]
+    )
+    underscores = _params(
+        [
+            "tune",
+            "e.yaml",
+            "--max_evals",
+            "20",
+            "--optimization_value",
+            "dev_loss",
+            "--lr_from",
+            "r1",
+            "--spark_master",
+            "local[2]",
+            "--tracking_uri",
+            "sqlite:///m.db",
+            "--run_name",
+            "n",
+        ]
+    )
     assert dashes == underscores
     assert dashes["max_evals"] == 20 and dashes["optimization_value"] == "dev_loss"
     assert _params(["lr_find", "e.yaml", "--start_lr", "1e-6"])["start_learning_rate"] == 1e-6
@@ -117,10 +159,14 @@ def test_blank_values_mean_not_given_and_integral_floats_are_integers():
 
 
 def test_readme_commands_parse():
-    assert _params(["tune", "examples/wnut17.yaml", "--max-evals", "20", "--experiment", "wnut"])["experiment"] == "wnut"
+    assert (
+        _params(["tune", "examples/wnut17.yaml", "--max-evals", "20", "--experiment", "wnut"])["experiment"] == "wnut"
+    )
     lr = _params(["lr-find", "examples/wnut17.yaml", "--optimizer", "adam", "--iterations", "200"])
     assert (lr["optimizer"], lr["iterations"], lr["stop_early"]) == ("adam", 200, None)
-    registered = _params(["register", "abc", "--name", "X", "--max-epochs", "50", "--train-with-dev", "--downsample", "1.0"])
+    registered = _params(
+        ["register", "abc", "--name", "X", "--max-epochs", "50", "--train-with-dev", "--downsample", "1.0"]
+    )
     assert (registered["name"], registered["max_epochs"], registered["train_with_dev"]) == ("X", 50, True)
     assert _params(["trials", "abc", "--csv", "f.csv"])["csv_path"] == "f.csv"
 
@@ -136,22 +182,78 @@ def _mlflow_run_argv(entry_point: str, parameters: dict[str, str]) -> list[str]:
 
 
 def test_mlproject_parameters_reach_the_options():
-    tune = _params(_mlflow_run_argv("tune", {
-        "config": "examples/trec6.yaml", "max_evals": "20", "max_epochs": "5", "training_runs": "3", "seed": "1",
-        "algorithm": "rand", "optimization_value": "dev_loss", "downsample": "0.5", "parallelism": "2",
-        "resume": "", "evaluate_test": "true"}))  # fmt: skip
-    assert tune == {**tune, "config": "examples/trec6.yaml", "max_evals": 20, "max_epochs": 5, "training_runs": 3,
-                    "seed": 1, "algorithm": "rand", "optimization_value": "dev_loss", "downsample": 0.5,
-                    "parallelism": 2, "resume": None, "evaluate_test": True}  # fmt: skip
-    lr = _params(_mlflow_run_argv("lr_find", {"config": "c.yaml", "optimizer": "adam", "iterations": "200",
-                                              "start_lr": "1e-6", "end_lr": "1", "mini_batch_size": "16"}))  # fmt: skip
-    assert (lr["optimizer"], lr["iterations"], lr["start_learning_rate"], lr["end_learning_rate"],
-            lr["mini_batch_size"]) == ("adam", 200, 1e-6, 1.0, 16)  # fmt: skip
-    registered = _params(_mlflow_run_argv("register", {"search_run_id": "abc", "model_name": "wnut-ner",
-                                                       "max_epochs": "50", "downsample": "1.0",
-                                                       "train_with_dev": "true"}))  # fmt: skip
-    assert registered == {**registered, "search_run_id": "abc", "name": "wnut-ner", "max_epochs": 50,
-                          "downsample": 1.0, "train_with_dev": True}  # fmt: skip
+    tune = _params(
+        _mlflow_run_argv(
+            "tune",
+            {
+                "config": "examples/trec6.yaml",
+                "max_evals": "20",
+                "max_epochs": "5",
+                "training_runs": "3",
+                "seed": "1",
+                "algorithm": "rand",
+                "optimization_value": "dev_loss",
+                "downsample": "0.5",
+                "parallelism": "2",
+                "resume": "",
+                "evaluate_test": "true",
+            },
+        )
+    )
+    assert tune == {
+        **tune,
+        "config": "examples/trec6.yaml",
+        "max_evals": 20,
+        "max_epochs": 5,
+        "training_runs": 3,
+        "seed": 1,
+        "algorithm": "rand",
+        "optimization_value": "dev_loss",
+        "downsample": 0.5,
+        "parallelism": 2,
+        "resume": None,
+        "evaluate_test": True,
+    }
+    lr = _params(
+        _mlflow_run_argv(
+            "lr_find",
+            {
+                "config": "c.yaml",
+                "optimizer": "adam",
+                "iterations": "200",
+                "start_lr": "1e-6",
+                "end_lr": "1",
+                "mini_batch_size": "16",
+            },
+        )
+    )
+    assert (
+        lr["optimizer"],
+        lr["iterations"],
+        lr["start_learning_rate"],
+        lr["end_learning_rate"],
+        lr["mini_batch_size"],
+    ) == ("adam", 200, 1e-6, 1.0, 16)
+    registered = _params(
+        _mlflow_run_argv(
+            "register",
+            {
+                "search_run_id": "abc",
+                "model_name": "wnut-ner",
+                "max_epochs": "50",
+                "downsample": "1.0",
+                "train_with_dev": "true",
+            },
+        )
+    )
+    assert registered == {
+        **registered,
+        "search_run_id": "abc",
+        "name": "wnut-ner",
+        "max_epochs": 50,
+        "downsample": 1.0,
+        "train_with_dev": True,
+    }
 
 
 # -- help ------------------------------------------------------------------------------------------
@@ -178,9 +280,12 @@ def test_lr_find_defaults_shown_are_the_ones_run_lr_find_uses():
 @click.argument("what")
 def _failing(what: str, debug: bool) -> None:
     """A command that fails as asked, inside the same ``running`` as every real command."""
-    errors = {"config": ConfigError("search_space.dropout", "low (0.5) must be below high (0.1)"),
-              "io": OSError("disk on fire"), "sigterm": SearchInterrupted(signal.SIGTERM, "p1"),
-              "ctrl-c": KeyboardInterrupt()}  # fmt: skip
+    errors = {
+        "config": ConfigError("search_space.dropout", "low (0.5) must be below high (0.1)"),
+        "io": OSError("disk on fire"),
+        "sigterm": SearchInterrupted(signal.SIGTERM, "p1"),
+        "ctrl-c": KeyboardInterrupt(),
+    }
     with running(debug, exit_1=(OSError,)):
         raise errors[what]
 
@@ -190,8 +295,11 @@ def _failing(what: str, debug: bool) -> None:
     [
         ("config", 2, "Error: search_space.dropout: low (0.5) must be below high (0.1)"),
         ("io", 1, "Error: disk on fire"),
-        ("sigterm", 143, "Interrupted by SIGTERM: search run p1 and its running trial are KILLED; "
-                         "continue it with --resume p1"),  # fmt: skip
+        (
+            "sigterm",
+            143,
+            "Interrupted by SIGTERM: search run p1 and its running trial are KILLED; continue it with --resume p1",
+        ),
         ("ctrl-c", 130, "Interrupted"),
     ],
 )

@@ -39,14 +39,24 @@ CASES = [
     ("low above high", lambda d: d["search_space"].update(dropout={"uniform": [0.5, 0.1]}), "search_space.dropout"),
     ("empty choice", lambda d: d["search_space"].update(hidden_size={"choice": []}), "search_space.hidden_size"),
     ("missing argument", lambda d: d["search_space"].update(dropout={"uniform": {"low": 0.1}}), "search_space.dropout"),
-    ("pchoice not summing to one", lambda d: d["search_space"].update(hidden_size={"pchoice": [[0.5, 8], [0.2, 16]]}),
-     "search_space.hidden_size"),  # fmt: skip
-    ("parameter of the other task", lambda d: d["search_space"].update(pooling={"choice": ["mean"]}), "search_space.pooling"),
+    (
+        "pchoice not summing to one",
+        lambda d: d["search_space"].update(hidden_size={"pchoice": [[0.5, 8], [0.2, 16]]}),
+        "search_space.hidden_size",
+    ),
+    (
+        "parameter of the other task",
+        lambda d: d["search_space"].update(pooling={"choice": ["mean"]}),
+        "search_space.pooling",
+    ),
     ("fixed unknown", lambda d: d["fixed"].update(learning_rat=0.1), "fixed.learning_rat"),
     ("fixed reserved", lambda d: d["fixed"].update(train_with_dev=True), "fixed.train_with_dev"),
     ("fixed and searched", lambda d: d["fixed"].update(dropout=0.1), "fixed.dropout"),
-    ("corpus folder missing", lambda d: d.update(corpus={"folder": "/nonexistent/x", "column_format": {0: "text"}}),
-     "corpus.folder"),  # fmt: skip
+    (
+        "corpus folder missing",
+        lambda d: d.update(corpus={"folder": "/nonexistent/x", "column_format": {0: "text"}}),
+        "corpus.folder",
+    ),
     ("corpus name and folder", lambda d: d.update(corpus={"name": "WNUT_17", "folder": "."}), "corpus"),
 ]
 
@@ -140,10 +150,17 @@ def _runs_in(store: Path) -> int:
 @pytest.mark.parametrize(
     "label,change,field",
     [
-        ("unknown parameter", lambda d: d["search_space"].update(hiden_size={"choice": [1]}), "search_space.hiden_size"),
+        (
+            "unknown parameter",
+            lambda d: d["search_space"].update(hiden_size={"choice": [1]}),
+            "search_space.hiden_size",
+        ),
         ("label type absent", lambda d: d.update(label_type="pos"), "label_type"),
-        ("embedding that cannot load", lambda d: d["search_space"].update(embeddings={"choice": ["/no/such/vectors.gensim"]}),
-         "search_space.embeddings"),  # fmt: skip
+        (
+            "embedding that cannot load",
+            lambda d: d["search_space"].update(embeddings={"choice": ["/no/such/vectors.gensim"]}),
+            "search_space.embeddings",
+        ),
         ("unknown dataset", lambda d: d.update(corpus={"name": "NO_SUCH_CORPUS"}), "corpus.name"),
     ],
 )

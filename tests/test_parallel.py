@@ -25,9 +25,7 @@ pytest.importorskip("pyspark")
 
 def _children(client: mlflow.MlflowClient, parent_run_id: str) -> list:
     parent = client.get_run(parent_run_id)
-    runs = client.search_runs(
-        [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'"
-    )
+    runs = client.search_runs([parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'")
     return sorted(runs, key=lambda r: r.info.run_name)
 
 
@@ -63,10 +61,24 @@ def test_remote_spark_with_a_local_store_is_refused(tmp_path: Path, write_config
     config = write_config(WNUT_TINY)
     store = tmp_path / "local.db"
     result = subprocess.run(
-        [sys.executable, "-m", "flair_mlflow.cli", "tune", str(config), "--parallelism", "4",
-         "--spark-master", "spark://spark-master.invalid:7077", "--tracking-uri", f"sqlite:///{store}"],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "flair_mlflow.cli",
+            "tune",
+            str(config),
+            "--parallelism",
+            "4",
+            "--spark-master",
+            "spark://spark-master.invalid:7077",
+            "--tracking-uri",
+            f"sqlite:///{store}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert result.returncode == 2, result.stderr
     assert "tracking_uri" in result.stderr and "tracking server" in result.stderr
     if store.exists():  # the reachability probe may create an empty store; no run may be in it
@@ -96,8 +108,9 @@ def test_parallel_search_stops_without_improvement(flair_cache, mlflow_server, w
 
     # resumed with --parallelism 1: the counted trials are restored under their numbers, the next follows the last
     more = {**overrides, "parallelism": 1, "early_stop_trials": None, "max_evals": len(result.outcomes) + 1}
-    resumed = run_search(config, overrides=more, tracking_uri=mlflow_server, show_progress=False,
-                         resume=result.parent_run_id)  # fmt: skip
+    resumed = run_search(
+        config, overrides=more, tracking_uri=mlflow_server, show_progress=False, resume=result.parent_run_id
+    )
     numbers = [o.number for o in result.outcomes]
     assert [o.number for o in resumed.outcomes] == numbers + [max(numbers) + 1]
     assert [o.run_id for o in resumed.outcomes][:-1] == [o.run_id for o in result.outcomes]
@@ -123,8 +136,9 @@ def _spark_python_workers() -> list[int]:
 
 
 @pytest.mark.slow
-def test_a_lost_spark_worker_fails_its_trial_and_the_search_goes_on(flair_cache, mlflow_server, write_config,
-                                                                      monkeypatch):  # fmt: skip
+def test_a_lost_spark_worker_fails_its_trial_and_the_search_goes_on(
+    flair_cache, mlflow_server, write_config, monkeypatch
+):
     """A Python worker killed mid-trial: its child run ends FAILED under its number, nothing stays RUNNING."""
     monkeypatch.setenv("SPARK_LOCAL_IP", "127.0.0.1")
     config = write_config(WNUT_TINY, experiment="spark-lost", max_evals=3)
@@ -136,7 +150,8 @@ def test_a_lost_spark_worker_fails_its_trial_and_the_search_goes_on(flair_cache,
         while time.time() < deadline and not killed:
             experiment = client.get_experiment_by_name("spark-lost")
             training = experiment and client.search_runs(
-                [experiment.experiment_id], filter_string="attributes.status = 'RUNNING' and metrics.`run_1/dev_score` > -1"
+                [experiment.experiment_id],
+                filter_string="attributes.status = 'RUNNING' and metrics.`run_1/dev_score` > -1",
             )
             if training:
                 for pid in _spark_python_workers():
@@ -146,8 +161,9 @@ def test_a_lost_spark_worker_fails_its_trial_and_the_search_goes_on(flair_cache,
 
     killer = threading.Thread(target=kill_a_worker_mid_trial, daemon=True)
     killer.start()
-    result = run_search(config, overrides={"parallelism": 2, "max_epochs": 3}, tracking_uri=mlflow_server,
-                        show_progress=False)  # fmt: skip
+    result = run_search(
+        config, overrides={"parallelism": 2, "max_epochs": 3}, tracking_uri=mlflow_server, show_progress=False
+    )
     killer.join(timeout=5)
     assert killed, "no Spark worker was seen training"
 

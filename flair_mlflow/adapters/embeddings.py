@@ -54,7 +54,11 @@ class EmbeddingFactory:
         key = ("token", part, fine_tune, layers)
         if key in self._frozen:
             return self._frozen[key]
-        embeddings = with_clear_errors(part, field, lambda: build_token_part(part, fine_tune, layers, field, self.corpus, self.character_dictionary))
+        embeddings = with_clear_errors(
+            part,
+            field,
+            lambda: build_token_part(part, fine_tune, layers, field, self.corpus, self.character_dictionary),
+        )
         if is_frozen(embeddings):
             self._share(key, embeddings)
         return embeddings
@@ -139,11 +143,18 @@ class EmbeddingFactory:
         rnn_arguments = {
             name: params[name]
             for name in (
-                "hidden_size", "rnn_layers", "reproject_words", "reproject_words_dimension", "bidirectional",
-                "dropout", "word_dropout", "locked_dropout", "rnn_type",
+                "hidden_size",
+                "rnn_layers",
+                "reproject_words",
+                "reproject_words_dimension",
+                "bidirectional",
+                "dropout",
+                "word_dropout",
+                "locked_dropout",
+                "rnn_type",
             )
             if params.get(name) is not None
-        }  # fmt: skip
+        }
         return DocumentRNNEmbeddings(word_list, **rnn_arguments)
 
     def _document_transformer(self, name: str, fine_tune: bool, layers: str, field: str):

@@ -117,8 +117,13 @@ def _loss_and_count(result: Any) -> tuple[torch.Tensor, int]:
     return loss, count
 
 
-def _train_batch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: list, learning_rate: float,
-                 max_grad_norm: Optional[float]) -> float:  # fmt: skip
+def _train_batch(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batch: list,
+    learning_rate: float,
+    max_grad_norm: Optional[float],
+) -> float:
     """One step as Flair's trainer takes it (backward on the summed loss, clipping); returns the loss
     per data point."""
     _set_learning_rate(optimizer, learning_rate)
@@ -133,8 +138,9 @@ def _train_batch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch
     return loss_sum.item() / max(count, 1)
 
 
-def _sweep(model: torch.nn.Module, optimizer: torch.optim.Optimizer, train_data, settings: RangeSettings,
-           tsv_path: Path) -> tuple[LRCurve, Optional[str]]:  # fmt: skip
+def _sweep(
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, train_data, settings: RangeSettings, tsv_path: Path
+) -> tuple[LRCurve, Optional[str]]:
     """Train batch after batch at growing rates, writing each row as it comes; stop on divergence."""
     curve, smoother = LRCurve(), SmoothedLoss(settings.smoothing_factor)
     model.train()
@@ -194,8 +200,16 @@ def find_learning_rate(
     A suggestion (see :func:`suggest_learning_rates`) is written next to the TSV as
     ``learning_rate_suggestion.json``. Returns the path of the TSV.
     """
-    settings = RangeSettings(start_learning_rate, end_learning_rate, iterations, mini_batch_size, smoothing_factor,
-                             divergence_threshold, stop_early, max_grad_norm)  # fmt: skip
+    settings = RangeSettings(
+        start_learning_rate,
+        end_learning_rate,
+        iterations,
+        mini_batch_size,
+        smoothing_factor,
+        divergence_threshold,
+        stop_early,
+        max_grad_norm,
+    )
     settings.check()
     train_data = trainer.corpus.train
     if train_data is None or len(train_data) == 0:
@@ -208,16 +222,22 @@ def find_learning_rate(
     # snapshot before building our own optimizer: a fresh optimizer is simply discarded
     snapshot = _TrainingSnapshot(trainer.model, given)
     try:
-        live = given if given is not None else optimizer(trainer.model.parameters(), lr=start_learning_rate, **optimizer_kwargs)
+        live = (
+            given
+            if given is not None
+            else optimizer(trainer.model.parameters(), lr=start_learning_rate, **optimizer_kwargs)
+        )
         curve, stopped_reason = _sweep(trainer.model, live, train_data, settings, tsv_path)
     finally:
         snapshot.restore()
 
-    suggestion = suggest_learning_rates(curve.learning_rates, curve.smoothed_losses,
-                                        divergence_threshold=divergence_threshold)  # fmt: skip
+    suggestion = suggest_learning_rates(
+        curve.learning_rates, curve.smoothed_losses, divergence_threshold=divergence_threshold
+    )
     optimizer_name = (optimizer if isinstance(optimizer, type) else type(optimizer)).__name__
-    write_suggestion_file(base_path, suggestion, len(curve.iterations), stopped_reason,
-                          settings.summary(optimizer_name, optimizer_kwargs))  # fmt: skip
+    write_suggestion_file(
+        base_path, suggestion, len(curve.iterations), stopped_reason, settings.summary(optimizer_name, optimizer_kwargs)
+    )
     log.info(f"LR finder: curve written to {tsv_path}; suggested learning rate {suggestion.suggested_lr:.3e}")
     if suggestion.warning:
         log.warning(f"LR finder: {suggestion.warning}")

@@ -40,8 +40,12 @@ def _loss_limits(raw: list[float], smoothed: list[float]) -> Optional[tuple[floa
 
 
 def _mark_suggestion(ax: Any, suggestion: LRSuggestion) -> None:
-    ax.axvline(suggestion.suggested_lr, color="tab:red", linestyle="--",
-               label=f"suggested lr {suggestion.suggested_lr:.2e} ({suggestion.default_rule})")  # fmt: skip
+    ax.axvline(
+        suggestion.suggested_lr,
+        color="tab:red",
+        linestyle="--",
+        label=f"suggested lr {suggestion.suggested_lr:.2e} ({suggestion.default_rule})",
+    )
     if suggestion.warning:
         ax.set_title("warning: " + suggestion.warning, fontsize=7, color="tab:red", wrap=True)
 

@@ -15,9 +15,16 @@ from .embedding_specs import spec_of
 from .embeddings import EmbeddingFactory
 
 TAGGER_ARGUMENTS = (
-    "hidden_size", "use_crf", "use_rnn", "rnn_layers", "rnn_type", "dropout", "word_dropout",
-    "locked_dropout", "reproject_embeddings",
-)  # fmt: skip
+    "hidden_size",
+    "use_crf",
+    "use_rnn",
+    "rnn_layers",
+    "rnn_type",
+    "dropout",
+    "word_dropout",
+    "locked_dropout",
+    "reproject_embeddings",
+)
 
 OPTIMIZERS = {
     "sgd": torch.optim.SGD,
@@ -74,19 +81,25 @@ def uses_fine_tuning(task: str, params: dict[str, Any]) -> bool:
     return bool(fine_tune and has_transformer)
 
 
-def build_model(task: str, params: dict[str, Any], label_type: str, label_dictionary, factory: EmbeddingFactory,
-                multi_label: bool = False):  # fmt: skip
+def build_model(
+    task: str,
+    params: dict[str, Any],
+    label_type: str,
+    label_dictionary,
+    factory: EmbeddingFactory,
+    multi_label: bool = False,
+):
     """A new, untrained SequenceTagger or TextClassifier for one training run."""
     from flair.models import SequenceTagger, TextClassifier
 
     if task == "sequence_tagging":
         fine_tune = bool(params.get("fine_tune", False))
-        embeddings = factory.token_embeddings(params["embeddings"], fine_tune=fine_tune, layers=params.get("layers", "-1"))
+        embeddings = factory.token_embeddings(
+            params["embeddings"], fine_tune=fine_tune, layers=params.get("layers", "-1")
+        )
         arguments = {name: params[name] for name in TAGGER_ARGUMENTS if params.get(name) is not None}
         arguments.setdefault("hidden_size", 256)
-        return SequenceTagger(
-            embeddings=embeddings, tag_dictionary=label_dictionary, tag_type=label_type, **arguments
-        )
+        return SequenceTagger(embeddings=embeddings, tag_dictionary=label_dictionary, tag_type=label_type, **arguments)
     document_embeddings = factory.document_embeddings(params)
     return TextClassifier(
         embeddings=document_embeddings,
@@ -124,7 +137,9 @@ def training_arguments(task: str, params: dict[str, Any]) -> TrainingArguments:
         elif name in accepted:
             arguments[name] = value
         else:
-            raise ConfigError(name, f"is not an argument of ModelTrainer.{method} (the trial {method.replace('_', '-')}s)")
+            raise ConfigError(
+                name, f"is not an argument of ModelTrainer.{method} (the trial {method.replace('_', '-')}s)"
+            )
     return TrainingArguments(method, arguments)
 
 

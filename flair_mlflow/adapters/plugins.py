@@ -43,8 +43,14 @@ class MLflowLoggerPlugin(TrainerPlugin):
     ``history`` keeps every epoch value for the caller.
     """
 
-    def __init__(self, run_id: str | None = None, prefix: str = "", log_params: bool = True,
-                 client: mlflow.MlflowClient | None = None, enabled: bool = True) -> None:  # fmt: skip
+    def __init__(
+        self,
+        run_id: str | None = None,
+        prefix: str = "",
+        log_params: bool = True,
+        client: mlflow.MlflowClient | None = None,
+        enabled: bool = True,
+    ) -> None:
         super().__init__()
         self.enabled = enabled
         self.run_id = run_id
@@ -114,14 +120,21 @@ class MLflowLoggerPlugin(TrainerPlugin):
         return {**super().get_state(), "prefix": self.prefix, "log_params": self.log_params}
 
 
-
-
 def _training_params(parameters: Mapping[str, Any]) -> dict[str, str]:
     """The training arguments worth a param on a run of its own (plugin used outside a search)."""
     keep = (
-        "learning_rate", "mini_batch_size", "max_epochs", "optimizer", "anneal_factor", "patience",
-        "min_learning_rate", "warmup_fraction", "embeddings_storage_mode", "train_with_dev", "dataset_size",
-    )  # fmt: skip
+        "learning_rate",
+        "mini_batch_size",
+        "max_epochs",
+        "optimizer",
+        "anneal_factor",
+        "patience",
+        "min_learning_rate",
+        "warmup_fraction",
+        "embeddings_storage_mode",
+        "train_with_dev",
+        "dataset_size",
+    )
     return {k: param_text(value_text(parameters[k])) for k in keep if k in parameters}
 
 

@@ -19,9 +19,18 @@ from .models import training_arguments
 log = logging.getLogger("flair_mlflow")
 
 
-def train_model(model: Any, corpus: Any, task: str, params: dict[str, Any], base_path: str | Path, *,
-                max_epochs: int, plugins: Sequence[Any], main_evaluation_metric: tuple[str, str],
-                train_with_dev: bool = False) -> dict[str, Any]:  # fmt: skip
+def train_model(
+    model: Any,
+    corpus: Any,
+    task: str,
+    params: dict[str, Any],
+    base_path: str | Path,
+    *,
+    max_epochs: int,
+    plugins: Sequence[Any],
+    main_evaluation_metric: tuple[str, str],
+    train_with_dev: bool = False,
+) -> dict[str, Any]:
     """Train ``model`` with the training parameters of ``params``; Flair's result dict.
 
     ``train`` or ``fine_tune`` is chosen by the configuration (a fine-tuned transformer); model

@@ -51,7 +51,6 @@ def positive_int(name: str, value: Any) -> int:
     return value
 
 
-
 def as_bool(value: Any) -> bool:
     if isinstance(value, bool):
         return value

@@ -144,13 +144,18 @@ def read_learning_rate_tsv(tsv_path: Union[str, Path]) -> LRCurve:
         smooth_col = col.get("SMOOTHED_LOSS", col["TRAIN_LOSS"])
         for row in reader:
             if row:
-                curve.add(int(row[col["ITERATION"]]), float(row[col["LEARNING_RATE"]]), float(row[raw_col]),
-                          float(row[smooth_col]))  # fmt: skip
+                curve.add(
+                    int(row[col["ITERATION"]]),
+                    float(row[col["LEARNING_RATE"]]),
+                    float(row[raw_col]),
+                    float(row[smooth_col]),
+                )
     return curve
 
 
-def write_suggestion_file(folder: Path, suggestion: LRSuggestion, rows: int, stopped_reason: Optional[str],
-                          settings: Mapping[str, Any]) -> Path:  # fmt: skip
+def write_suggestion_file(
+    folder: Path, suggestion: LRSuggestion, rows: int, stopped_reason: Optional[str], settings: Mapping[str, Any]
+) -> Path:
     """``learning_rate_suggestion.json`` beside the TSV: the suggestion, how the test ended, its settings."""
     summary = {
         "suggestion": asdict(suggestion),

@@ -85,7 +85,9 @@ def steepest_index(learning_rates: np.ndarray, losses: np.ndarray) -> Optional[i
     return idx
 
 
-def trimmed(lrs: np.ndarray, losses: np.ndarray, skip_first: Optional[int], skip_last: int) -> tuple[np.ndarray, np.ndarray]:
+def trimmed(
+    lrs: np.ndarray, losses: np.ndarray, skip_first: Optional[int], skip_last: int
+) -> tuple[np.ndarray, np.ndarray]:
     """The curve without its first 10% (or ``skip_first``) and last ``skip_last`` points, as fastai
     does: the bias-corrected average is shaky at the start and the end is the blow-up. A curve that
     would keep fewer than :data:`MIN_POINTS` is returned whole."""
@@ -96,8 +98,9 @@ def trimmed(lrs: np.ndarray, losses: np.ndarray, skip_first: Optional[int], skip
     return lrs, losses
 
 
-def curve_shape(trimmed_losses: np.ndarray, finite_losses: np.ndarray, had_non_finite: bool,
-                divergence_threshold: float) -> CurveShape:  # fmt: skip
+def curve_shape(
+    trimmed_losses: np.ndarray, finite_losses: np.ndarray, had_non_finite: bool, divergence_threshold: float
+) -> CurveShape:
     """The shape is judged on the trimmed curve (its first point is a single batch's loss); the
     blow-up on the whole finite curve."""
     minimum_index = int(np.argmin(trimmed_losses))
@@ -142,9 +145,7 @@ def disagreement_warning(valley: Optional[float], steepest: Optional[float]) -> 
     factor = max(valley, steepest) / min(valley, steepest)
     if factor <= RULES_DISAGREE_FACTOR:
         return None
-    return (
-        f"the valley ({valley:.2g}) and steepest-descent ({steepest:.2g}) rules disagree by {factor:.0f}x; read the plot"
-    )
+    return f"the valley ({valley:.2g}) and steepest-descent ({steepest:.2g}) rules disagree by {factor:.0f}x; read the plot"
 
 
 def _diverged_from_the_start(first_lr: float) -> LRSuggestion:

@@ -41,7 +41,6 @@ class MedianStoppingRule:
         return median_says_stop(self.history.get(epoch, []), value, self.maximise)
 
 
-
 def median_says_stop(earlier: list[float], value: float, maximise: bool) -> bool:
     """Worse than the median of earlier trials at the same epoch (no earlier trials: never)."""
     if not earlier:
@@ -70,7 +69,10 @@ def with_learning_rate_range(config: Any, suggested: float) -> Any:
     range does not end training at once.
     """
     low, high = learning_rate_range(suggested)
-    search_space = {**config.search_space, "learning_rate": {"loguniform": {"low": math.log(low), "high": math.log(high)}}}
+    search_space = {
+        **config.search_space,
+        "learning_rate": {"loguniform": {"low": math.log(low), "high": math.log(high)}},
+    }
     fixed = {k: v for k, v in config.fixed.items() if k != "learning_rate"}
     current_min = float(fixed.get("min_learning_rate", FLAIR_MIN_LEARNING_RATE))
     fixed["min_learning_rate"] = min(current_min, low * MIN_LR_HEADROOM)

@@ -49,9 +49,7 @@ def expression_from_spec(name: str, spec: Any, field: str | None = None) -> Appl
     """
     field = field or f"search_space.{name}"
     if not isinstance(spec, Mapping) or len(spec) != 1:
-        raise ConfigError(
-            field, f"must be one hyperopt expression such as {{uniform: [0.0, 0.5]}}, not {spec!r}"
-        )
+        raise ConfigError(field, f"must be one hyperopt expression such as {{uniform: [0.0, 0.5]}}, not {spec!r}")
     kind, arguments = next(iter(spec.items()))
     if kind not in EXPRESSIONS:
         raise ConfigError(field, f"unknown expression '{kind}'; use one of {', '.join(EXPRESSIONS)}")

@@ -104,13 +104,23 @@ def _logged_params(config: ExperimentConfig, tested: dict[str, Any], optimizer: 
     return logged_values(logged)
 
 
-def _test_and_log(writer: RunWriter, run_id: str, model: Any, corpus: Any, optimizer: type,
-                  optimizer_kwargs: dict[str, Any], settings: RangeSettings, output: str | Path | None) -> LRFindResult:  # fmt: skip
+def _test_and_log(
+    writer: RunWriter,
+    run_id: str,
+    model: Any,
+    corpus: Any,
+    optimizer: type,
+    optimizer_kwargs: dict[str, Any],
+    settings: RangeSettings,
+    output: str | Path | None,
+) -> LRFindResult:
     """The range test, its plot and its logging; files in ``output``, else only in the run."""
     with tempfile.TemporaryDirectory(prefix="flair-mlflow-lr-") as scratch:
         folder = Path(output) if output else Path(scratch)
         folder.mkdir(parents=True, exist_ok=True)
-        tsv_path = find_learning_rate(ModelTrainer(model, corpus), folder, optimizer, **asdict(settings), **optimizer_kwargs)
+        tsv_path = find_learning_rate(
+            ModelTrainer(model, corpus), folder, optimizer, **asdict(settings), **optimizer_kwargs
+        )
         suggestion = read_suggestion_file(folder)
         png_path = Plotter().plot_learning_rate(tsv_path, suggestion=suggestion)
         log_lr_find_to_mlflow(tsv_path, suggestion, png_path, run_id=run_id, writer=writer)
@@ -119,13 +129,23 @@ def _test_and_log(writer: RunWriter, run_id: str, model: Any, corpus: Any, optim
     return LRFindResult(run_id, tsv_path, png_path, suggestion)
 
 
-def run_lr_find(config: ExperimentConfig | str | Path, *, params: Mapping[str, Any] | None = None,
-                optimizer: Any = None, start_learning_rate: float = DEFAULTS.start_learning_rate,
-                end_learning_rate: float = DEFAULTS.end_learning_rate, iterations: int = DEFAULTS.iterations,
-                mini_batch_size: int | None = None, smoothing_factor: float = DEFAULTS.smoothing_factor,
-                divergence_threshold: float = DEFAULTS.divergence_threshold, stop_early: bool = DEFAULTS.stop_early,
-                tracking_uri: str | None = None, parent_run_id: str | None = None,
-                output: str | Path | None = None, run_name: str | None = None) -> LRFindResult:  # fmt: skip
+def run_lr_find(
+    config: ExperimentConfig | str | Path,
+    *,
+    params: Mapping[str, Any] | None = None,
+    optimizer: Any = None,
+    start_learning_rate: float = DEFAULTS.start_learning_rate,
+    end_learning_rate: float = DEFAULTS.end_learning_rate,
+    iterations: int = DEFAULTS.iterations,
+    mini_batch_size: int | None = None,
+    smoothing_factor: float = DEFAULTS.smoothing_factor,
+    divergence_threshold: float = DEFAULTS.divergence_threshold,
+    stop_early: bool = DEFAULTS.stop_early,
+    tracking_uri: str | None = None,
+    parent_run_id: str | None = None,
+    output: str | Path | None = None,
+    run_name: str | None = None,
+) -> LRFindResult:
     """Run the range test on the experiment's model and log it as one MLflow run.
 
     Everything that can be wrong is checked before the run is created. Inside ``mlflow run``
@@ -136,8 +156,15 @@ def run_lr_find(config: ExperimentConfig | str | Path, *, params: Mapping[str, A
         config = ExperimentConfig.from_file(config_path)
     tested = model_params(config, params)
     batch_size = int(mini_batch_size or tested.get("mini_batch_size", DEFAULTS.mini_batch_size))
-    settings = RangeSettings(start_learning_rate, end_learning_rate, iterations, batch_size, smoothing_factor,
-                             divergence_threshold, stop_early)  # fmt: skip
+    settings = RangeSettings(
+        start_learning_rate,
+        end_learning_rate,
+        iterations,
+        batch_size,
+        smoothing_factor,
+        divergence_threshold,
+        stop_early,
+    )
     _check(settings)
     optimizer_type = optimizer_class(optimizer if optimizer is not None else tested.get("optimizer", "sgd"))
     optimizer_kwargs = {k: v for k, v in tested.items() if k in PARAMETERS and PARAMETERS[k].group == "optimizer"}

@@ -100,7 +100,9 @@ def read_best_params(source: BestParamsSource) -> dict[str, Any]:
     return {str(k): v for k, v in data.items()}
 
 
-def _best_of_search(client: mlflow.MlflowClient, search_run: Any) -> tuple[dict[str, Any], str | None, float | None, str]:
+def _best_of_search(
+    client: mlflow.MlflowClient, search_run: Any
+) -> tuple[dict[str, Any], str | None, float | None, str]:
     """The best trial's (parameters, run id, score, description): the search's own ``best_params.yaml``
     when it finished, else the best finished trial run (a search still running or cut short)."""
     run_id = search_run.info.run_id
@@ -119,8 +121,13 @@ def _best_of_search(client: mlflow.MlflowClient, search_run: Any) -> tuple[dict[
     return params, best.info.run_id, best.data.metrics[FINAL_SCORE], source
 
 
-def best_configuration(search_run_id: str | None = None, *, best_params: BestParamsSource | None = None,
-                       config: ConfigSource | None = None, tracking_uri: str | None = None) -> BestConfiguration:  # fmt: skip
+def best_configuration(
+    search_run_id: str | None = None,
+    *,
+    best_params: BestParamsSource | None = None,
+    config: ConfigSource | None = None,
+    tracking_uri: str | None = None,
+) -> BestConfiguration:
     """The best configuration of a search (or of a ``best_params.yaml``) and the experiment it belongs to.
 
     The experiment comes from ``config`` when given, else from the search's
@@ -131,8 +138,13 @@ def best_configuration(search_run_id: str | None = None, *, best_params: BestPar
     return read_best_configuration(client, search_run_id, best_params=best_params, config=config)
 
 
-def read_best_configuration(client: mlflow.MlflowClient, search_run_id: str | None, *,
-                            best_params: BestParamsSource | None, config: ConfigSource | None) -> BestConfiguration:  # fmt: skip
+def read_best_configuration(
+    client: mlflow.MlflowClient,
+    search_run_id: str | None,
+    *,
+    best_params: BestParamsSource | None,
+    config: ConfigSource | None,
+) -> BestConfiguration:
     """:func:`best_configuration` from a store already reached."""
     experiment = None
     if config is not None:

@@ -20,8 +20,17 @@ CHALLENGER = "challenger"
 SCORE_METRIC = "test_score"
 
 
-def register_version(client: mlflow.MlflowClient, name: str, model_uri: str, run_id: str, score: float, metric: str,
-                     test_split: str, tags: Mapping[str, str], source: str) -> tuple[str, str, str]:  # fmt: skip
+def register_version(
+    client: mlflow.MlflowClient,
+    name: str,
+    model_uri: str,
+    run_id: str,
+    score: float,
+    metric: str,
+    test_split: str,
+    tags: Mapping[str, str],
+    source: str,
+) -> tuple[str, str, str]:
     """Register ``model_uri`` (``models:/<model id>``) as a new version of ``name`` and give it its
     alias; returns (version, alias, why). ``source`` (what was trained) goes into its description."""
     try:
@@ -29,12 +38,20 @@ def register_version(client: mlflow.MlflowClient, name: str, model_uri: str, run
     except MlflowException as error:
         if error.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
             raise
-    version_tags = {**tags, METRIC_TAG: metric, TEST_SPLIT_TAG: test_split, SCORE_TAG: repr(score), REGISTER_RUN_TAG: run_id}
+    version_tags = {
+        **tags,
+        METRIC_TAG: metric,
+        TEST_SPLIT_TAG: test_split,
+        SCORE_TAG: repr(score),
+        REGISTER_RUN_TAG: run_id,
+    }
     model_id = model_uri.removeprefix("models:/")
     created = client.create_model_version(name, model_uri, run_id=run_id, tags=version_tags, model_id=model_id)
     version = str(created.version)
     alias, reason = assign_alias(client, name, version, score, metric, test_split)
-    client.update_model_version(name, version, description=f"{metric} = {score:.4f} on {test_split}; {source}; {alias}: {reason}")
+    client.update_model_version(
+        name, version, description=f"{metric} = {score:.4f} on {test_split}; {source}; {alias}: {reason}"
+    )
     return version, alias, reason
 
 
@@ -46,8 +63,9 @@ def current_champion(client: mlflow.MlflowClient, name: str) -> Any:
         return None
 
 
-def assign_alias(client: mlflow.MlflowClient, name: str, version: str, score: float, metric: str,
-                 test_split: str) -> tuple[str, str]:  # fmt: skip
+def assign_alias(
+    client: mlflow.MlflowClient, name: str, version: str, score: float, metric: str, test_split: str
+) -> tuple[str, str]:
     """Give ``version`` the alias ``champion`` when it beats the champion on the same metric and
     test split, else ``challenger``; returns (alias, why). Versions scored differently are never
     compared: the new one waits as challenger for a person to decide."""

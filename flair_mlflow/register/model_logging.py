@@ -39,10 +39,15 @@ def model_signature(task: str):
     from mlflow.types.schema import Array, Object, Property
 
     if task == "sequence_tagging":
-        item = Object([
-            Property("text", "string"), Property("label", "string"), Property("start", "long"),
-            Property("end", "long"), Property("score", "double"),
-        ])  # fmt: skip
+        item = Object(
+            [
+                Property("text", "string"),
+                Property("label", "string"),
+                Property("start", "long"),
+                Property("end", "long"),
+                Property("score", "double"),
+            ]
+        )
     else:
         item = Object([Property("label", "string"), Property("score", "double")])
     return ModelSignature(inputs=Schema([ColSpec("string")]), outputs=Schema([ColSpec(Array(item))]))
@@ -72,8 +77,14 @@ def save_pyfunc(path: Path, description, model_file: str | os.PathLike, task: st
         )
 
 
-def log_flair_model(client: mlflow.MlflowClient, run_id: str, model_file: str | os.PathLike, task: str,
-                    label_type: str, name: str = MODEL_NAME) -> str:  # fmt: skip
+def log_flair_model(
+    client: mlflow.MlflowClient,
+    run_id: str,
+    model_file: str | os.PathLike,
+    task: str,
+    label_type: str,
+    name: str = MODEL_NAME,
+) -> str:
     """Log a saved Flair model as a pyfunc model of run ``run_id``; returns its ``models:/<model id>`` URI."""
     from mlflow.entities import LoggedModelOutput, LoggedModelStatus
     from mlflow.models import Model
@@ -84,8 +95,12 @@ def log_flair_model(client: mlflow.MlflowClient, run_id: str, model_file: str | 
     )
     try:
         with tempfile.TemporaryDirectory(prefix="flair-mlflow-model-") as folder:
-            description = Model(artifact_path=logged.artifact_location, run_id=run_id, model_uuid=logged.model_id,
-                                model_id=logged.model_id)  # fmt: skip
+            description = Model(
+                artifact_path=logged.artifact_location,
+                run_id=run_id,
+                model_uuid=logged.model_id,
+                model_id=logged.model_id,
+            )
             save_pyfunc(Path(folder) / "model", description, model_file, task, label_type)
             client.log_model_artifacts(logged.model_id, str(Path(folder) / "model"))
     except BaseException:

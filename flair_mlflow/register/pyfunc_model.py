@@ -84,9 +84,14 @@ def predict_texts(model, texts: list[str], mini_batch_size: int = PREDICT_BATCH_
                 label = span.get_label(label_type)
                 start, end = int(span.start_position), int(span.end_position)
                 spans.append(
-                    {"text": text[start:end], "label": str(label.value), "start": start, "end": end,
-                     "score": float(label.score)}
-                )  # fmt: skip
+                    {
+                        "text": text[start:end],
+                        "label": str(label.value),
+                        "start": start,
+                        "end": end,
+                        "score": float(label.score),
+                    }
+                )
             results.append(spans)
         else:
             labels = [

@@ -124,8 +124,14 @@ def _prepare(experiment: ExperimentConfig, params: dict[str, Any], corpus: Any, 
         if experiment.seed is not None:
             flair.set_seed(experiment.seed)
         label_dictionary = corpus.make_label_dictionary(experiment.label_type, add_unk=False)
-        model = build_model(experiment.task, params, experiment.label_type, label_dictionary,
-                            EmbeddingFactory(corpus), experiment.multi_label)  # fmt: skip
+        model = build_model(
+            experiment.task,
+            params,
+            experiment.label_type,
+            label_dictionary,
+            EmbeddingFactory(corpus),
+            experiment.multi_label,
+        )
     return corpus, model
 
 
@@ -151,27 +157,51 @@ def _experiment_name(writer: RunWriter, best: BestConfiguration) -> str | None:
     return best.config.experiment
 
 
-def _train_and_log(writer: RunWriter, registration: Registration, experiment: ExperimentConfig, best: BestConfiguration,
-                   model: Any, corpus: Any, settings: dict[str, Any], main_evaluation_metric: tuple[str, str],
-                   quiet: bool) -> None:  # fmt: skip
+def _train_and_log(
+    writer: RunWriter,
+    registration: Registration,
+    experiment: ExperimentConfig,
+    best: BestConfiguration,
+    model: Any,
+    corpus: Any,
+    settings: dict[str, Any],
+    main_evaluation_metric: tuple[str, str],
+    quiet: bool,
+) -> None:
     """Train into the run, score on test once, and log the model: fills ``test_score`` and ``model_uri``."""
     from ..adapters.plugins import MLflowLoggerPlugin
 
     run_id = registration.run_id
-    writer.log_params(run_id, {
-        **logged_values(best.params), "task": experiment.task, "corpus": experiment.corpus.describe(),
-        "label_type": experiment.label_type, "downsample": experiment.downsample, "seed": experiment.seed,
-        "max_epochs": experiment.max_epochs, "train_with_dev": settings["train_with_dev"],
-    })  # fmt: skip
-    writer.log_text(run_id, yaml.safe_dump({"config_hash": registration.config_hash, **settings}, sort_keys=False),
-                    "recipe.yaml")  # fmt: skip
+    writer.log_params(
+        run_id,
+        {
+            **logged_values(best.params),
+            "task": experiment.task,
+            "corpus": experiment.corpus.describe(),
+            "label_type": experiment.label_type,
+            "downsample": experiment.downsample,
+            "seed": experiment.seed,
+            "max_epochs": experiment.max_epochs,
+            "train_with_dev": settings["train_with_dev"],
+        },
+    )
+    writer.log_text(
+        run_id, yaml.safe_dump({"config_hash": registration.config_hash, **settings}, sort_keys=False), "recipe.yaml"
+    )
     plugin = MLflowLoggerPlugin(run_id=run_id, log_params=False, client=writer.client)
     with tempfile.TemporaryDirectory(prefix="flair-mlflow-register-") as base_path:
         with quiet_flair(quiet):
-            result = train_model(model, corpus, experiment.task, best.params, base_path,
-                                 max_epochs=experiment.max_epochs, plugins=[plugin],
-                                 main_evaluation_metric=main_evaluation_metric,
-                                 train_with_dev=settings["train_with_dev"])  # fmt: skip
+            result = train_model(
+                model,
+                corpus,
+                experiment.task,
+                best.params,
+                base_path,
+                max_epochs=experiment.max_epochs,
+                plugins=[plugin],
+                main_evaluation_metric=main_evaluation_metric,
+                train_with_dev=settings["train_with_dev"],
+            )
         registration.test_score = float(result["test_score"])
         metrics = {SCORE_METRIC: registration.test_score}
         if best.search_score is not None and math.isfinite(best.search_score):
@@ -182,16 +212,26 @@ def _train_and_log(writer: RunWriter, registration: Registration, experiment: Ex
             writer.log_file(run_id, predictions, "test")
         model_file = Path(base_path) / "flair-model.pt"
         model.save(model_file)
-        registration.model_uri = log_flair_model(writer.client, run_id, model_file, experiment.task,
-                                                 experiment.label_type)  # fmt: skip
+        registration.model_uri = log_flair_model(
+            writer.client, run_id, model_file, experiment.task, experiment.label_type
+        )
 
 
-def register_best(search_run_id: str | None = None, name: str | None = None, *, max_epochs: int | None = None,
-                  train_with_dev: bool = False, downsample: float | None = None,
-                  best_params: BestParamsSource | None = None, config: ConfigSource | None = None, corpus: Any = None,
-                  tracking_uri: str | None = None, run_name: str | None = None,
-                  main_evaluation_metric: tuple[str, str] = ("micro avg", "f1-score"),
-                  quiet: bool = True) -> Registration:  # fmt: skip
+def register_best(
+    search_run_id: str | None = None,
+    name: str | None = None,
+    *,
+    max_epochs: int | None = None,
+    train_with_dev: bool = False,
+    downsample: float | None = None,
+    best_params: BestParamsSource | None = None,
+    config: ConfigSource | None = None,
+    corpus: Any = None,
+    tracking_uri: str | None = None,
+    run_name: str | None = None,
+    main_evaluation_metric: tuple[str, str] = ("micro avg", "f1-score"),
+    quiet: bool = True,
+) -> Registration:
     """Train the search's best configuration on its corpus, test it once, log and register it.
 
     The Python twin of ``flair-mlflow register``. With ``name`` the model is registered and gets
@@ -212,23 +252,41 @@ def register_best(search_run_id: str | None = None, name: str | None = None, *, 
     corpus, model = _prepare(experiment, best.params, corpus, quiet)
     settings = recipe(experiment, best.params, train_with_dev)
     registration = Registration(
-        run_id="", model_uri="", test_score=math.nan, config_hash=digest(settings), name=name, source=best.source,
-        metric=f"{SCORE_METRIC} ({' '.join(main_evaluation_metric)})", params=dict(best.params),
+        run_id="",
+        model_uri="",
+        test_score=math.nan,
+        config_hash=digest(settings),
+        name=name,
+        source=best.source,
+        metric=f"{SCORE_METRIC} ({' '.join(main_evaluation_metric)})",
+        params=dict(best.params),
         test_split=describe_test_split(experiment, given_corpus),
-    )  # fmt: skip
+    )
     tags = _run_tags(best, experiment, registration)
     run_name = run_name or (f"register-{name}" if name else "register")
     run = adopt_or_create_run(writer, _experiment_name(writer, best), run_name, tags, refuse=best.search_run_id)
     registration.run_id = run.run_id
-    log.info("run %s: training %s for %d epochs on %s", run.run_id, best.source, experiment.max_epochs,
-             experiment.corpus.describe())  # fmt: skip
+    log.info(
+        "run %s: training %s for %d epochs on %s",
+        run.run_id,
+        best.source,
+        experiment.max_epochs,
+        experiment.corpus.describe(),
+    )
     try:
         _train_and_log(writer, registration, experiment, best, model, corpus, settings, main_evaluation_metric, quiet)
         if name:
             registration.version, registration.alias, registration.reason = register_version(
-                writer.client, name, registration.model_uri, run.run_id, registration.test_score, registration.metric,
-                registration.test_split, {key: tags[key] for key in VERSION_TAGS if key in tags}, best.source,
-            )  # fmt: skip
+                writer.client,
+                name,
+                registration.model_uri,
+                run.run_id,
+                registration.test_score,
+                registration.metric,
+                registration.test_split,
+                {key: tags[key] for key in VERSION_TAGS if key in tags},
+                best.source,
+            )
     except KeyboardInterrupt:
         writer.end(run.run_id, "KILLED")
         raise

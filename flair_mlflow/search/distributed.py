@@ -107,8 +107,15 @@ class SparkExecutor:
 
     interrupt = SignalInterrupt  # SparkTrials cancels its Spark jobs on a KeyboardInterrupt
 
-    def __init__(self, trials: Any, runner: TrialRunner, parent: Any, space: Mapping[str, Any], parallelism: int,
-                 show_progress: bool) -> None:  # fmt: skip
+    def __init__(
+        self,
+        trials: Any,
+        runner: TrialRunner,
+        parent: Any,
+        space: Mapping[str, Any],
+        parallelism: int,
+        show_progress: bool,
+    ) -> None:
         self.trials = trials
         self.objective = SparkObjective(runner, torch_threads_per_trial(parallelism))
         self.show_progressbar = show_progress
@@ -147,8 +154,10 @@ class SparkExecutor:
             if not (is_cancelled(doc) or is_lost(doc)) or "outcome" in (doc.get("result") or {}):
                 continue
             number = doc["tid"] + 1
-            attempts = sorted((r for r in runs if r.data.tags.get(TRIAL_NUMBER_TAG) == str(number)),
-                              key=lambda r: r.info.start_time or 0)  # fmt: skip
+            attempts = sorted(
+                (r for r in runs if r.data.tags.get(TRIAL_NUMBER_TAG) == str(number)),
+                key=lambda r: r.info.start_time or 0,
+            )
             if not attempts:
                 continue  # cut off before the trial created its run; a lost one's outcome says so
             run = attempts[-1]
@@ -161,8 +170,13 @@ class SparkExecutor:
             else:
                 error = _task_error(doc)
                 writer.fail(run.info.run_id, "SparkTaskFailed", error)
-                by_number[number] = TrialOutcome(number=number, params=params, status=TrialState.FAILED,
-                                                 run_id=run.info.run_id, error=f"SparkTaskFailed: {error}")  # fmt: skip
+                by_number[number] = TrialOutcome(
+                    number=number,
+                    params=params,
+                    status=TrialState.FAILED,
+                    run_id=run.info.run_id,
+                    error=f"SparkTaskFailed: {error}",
+                )
         for run in runs:
             if run.info.status == "RUNNING" and run.info.run_id not in settled:
                 _cancel(writer, run.info.run_id)
@@ -194,5 +208,7 @@ def _task_error(doc: dict[str, Any]) -> str:
     lines = [line.strip() for line in detail.splitlines() if line.strip()]
     if lines:
         return " ".join(f"the Spark task running this trial failed: {lines[-1]}".split())[:1000]
-    return (f"the Spark task running this trial failed ({kind or 'an error'}): its Python worker exited, was killed "
-            "or ran out of memory; the Spark driver's log has the cause")
+    return (
+        f"the Spark task running this trial failed ({kind or 'an error'}): its Python worker exited, was killed "
+        "or ran out of memory; the Spark driver's log has the cause"
+    )

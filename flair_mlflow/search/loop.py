@@ -92,8 +92,14 @@ class Stops:
         return StopReason.MAX_EVALS
 
 
-def run_trials(executor: Executor, parent: Parent, space: Mapping[str, Any], suggest: Callable,
-               config: ExperimentConfig, done: int = 0) -> list[TrialOutcome]:  # fmt: skip
+def run_trials(
+    executor: Executor,
+    parent: Parent,
+    space: Mapping[str, Any],
+    suggest: Callable,
+    config: ExperimentConfig,
+    done: int = 0,
+) -> list[TrialOutcome]:
     """Trials until a stop, ``done`` of them restored before; returns every outcome, the parent run finished.
 
     A signal ends the trials and the parent KILLED and raises :class:`SearchInterrupted`.
@@ -138,16 +144,24 @@ class SequentialExecutor:
     interrupt = Interrupted  # not a KeyboardInterrupt: Flair's trainer would swallow that one
     show_progressbar = False  # a bar of its own, which shows the best score instead of the loss
 
-    def __init__(self, runner: Any, parent: Parent, trials: Any, restored: Sequence[TrialOutcome],
-                 max_evals: int, show_progress: bool) -> None:  # fmt: skip
+    def __init__(
+        self,
+        runner: Any,
+        parent: Parent,
+        trials: Any,
+        restored: Sequence[TrialOutcome],
+        max_evals: int,
+        show_progress: bool,
+    ) -> None:
         from tqdm.auto import tqdm
 
         self.runner = runner
         self.parent = parent
         self.trials = trials
         self.outcomes = list(restored)
-        self.progress = tqdm(total=max_evals, initial=len(self.outcomes), desc="trials", unit="trial",
-                             disable=not show_progress)  # fmt: skip
+        self.progress = tqdm(
+            total=max_evals, initial=len(self.outcomes), desc="trials", unit="trial", disable=not show_progress
+        )
 
     def objective(self, sampled: Mapping[str, Any]) -> dict[str, Any]:
         outcome = self.runner.run_suggested(sampled)

@@ -47,9 +47,18 @@ class ParentRun:
     base_path: Path | None = None  # the tutorial API's folder, which gets param_selection.txt too
 
     @classmethod
-    def start(cls, writer: RunWriter, config: ExperimentConfig, space: Mapping[str, Any], *, run_name: str | None,
-              config_path: Path | None, lr_source: Mapping[str, Any], parameter_names: Sequence[str],
-              base_path: Path | None) -> "ParentRun":  # fmt: skip
+    def start(
+        cls,
+        writer: RunWriter,
+        config: ExperimentConfig,
+        space: Mapping[str, Any],
+        *,
+        run_name: str | None,
+        config_path: Path | None,
+        lr_source: Mapping[str, Any],
+        parameter_names: Sequence[str],
+        base_path: Path | None,
+    ) -> "ParentRun":
         """The run ``mlflow run`` or the caller already opened, or a new one, with the search's settings."""
         # named here: MLflow's generated names draw on Python's global RNG, which loading the
         # corpus has just seeded, so every search with the same seed would get the same name
@@ -65,12 +74,14 @@ class ParentRun:
         writer.log_text(run.run_id, resolved, RESOLVED_EXPERIMENT_FILE)
         if config.search_space:  # an experiment file: a later --resume can check it is the same search
             writer.set_tags(run.run_id, search_hashes(config))
-        return cls(writer, run.run_id, run.experiment_id, run.created, config.objective, tuple(parameter_names),
-                   base_path)  # fmt: skip
+        return cls(
+            writer, run.run_id, run.experiment_id, run.created, config.objective, tuple(parameter_names), base_path
+        )
 
     @classmethod
-    def reopen(cls, writer: RunWriter, config: ExperimentConfig, previous: PreviousTrials, *,
-               parameter_names: Sequence[str]) -> "ParentRun":  # fmt: skip
+    def reopen(
+        cls, writer: RunWriter, config: ExperimentConfig, previous: PreviousTrials, *, parameter_names: Sequence[str]
+    ) -> "ParentRun":
         """The resumed search's own parent, RUNNING again; trial runs a killed process left RUNNING end KILLED."""
         parent = previous.parent
         run_id = parent.info.run_id
@@ -84,8 +95,9 @@ class ParentRun:
         outer = os.environ.get("MLFLOW_RUN_ID")
         if outer and outer != run_id:  # `mlflow run ... -P resume=<id>` opened a run of its own
             writer.set_tags(outer, {RESUMES_TAG: run_id})
-        log.info("resuming search run %s: %d trials done, %d to run again", run_id, len(previous.outcomes),
-                 previous.rerun)  # fmt: skip
+        log.info(
+            "resuming search run %s: %d trials done, %d to run again", run_id, len(previous.outcomes), previous.rerun
+        )
         return cls(writer, run_id, parent.info.experiment_id, True, config.objective, tuple(parameter_names))
 
     # -- while the search runs ---------------------------------------------------------------------
@@ -126,7 +138,9 @@ class ParentRun:
         """Counts, why the search stopped, the reports, the best trial; the run ends if this search owns it."""
         failed = sum(1 for o in outcomes if not o.ok)
         pruned = sum(1 for o in outcomes if o.pruned)
-        self.writer.log_metrics(self.run_id, {"trials": len(outcomes), "failed_trials": failed, "pruned_trials": pruned})
+        self.writer.log_metrics(
+            self.run_id, {"trials": len(outcomes), "failed_trials": failed, "pruned_trials": pruned}
+        )
         self.writer.set_tags(self.run_id, {STOP_REASON_TAG: reason.value})
         self.write_param_selection(outcomes, finished=True)
         if outcomes:
@@ -136,7 +150,9 @@ class ParentRun:
         best = best_outcome(outcomes)
         if best is not None:
             self.writer.log_metrics(self.run_id, {"best_score": best.final_score})
-            self.writer.set_tags(self.run_id, {BEST_TRIAL_RUN_TAG: best.run_id or "", BEST_TRIAL_NUMBER_TAG: best.number})
+            self.writer.set_tags(
+                self.run_id, {BEST_TRIAL_RUN_TAG: best.run_id or "", BEST_TRIAL_NUMBER_TAG: best.number}
+            )
             yaml_text = best_params_yaml(best, self.objective, self.parameter_names)
             self.writer.log_text(self.run_id, yaml_text, "best_params.yaml")
         if self.created or reason.run_status != "FINISHED":
@@ -148,10 +164,23 @@ def _search_params(config: ExperimentConfig) -> dict[str, Any]:
     pruning = "off" if config.pruning is None else ",".join(f"{k}={v}" for k, v in config.pruning.items())
     params = {
         name: getattr(config, name)
-        for name in ("task", "label_type", "downsample", "max_epochs", "training_runs", "max_evals", "algorithm",
-                     "seed", "optimization_value", "evaluate_test", "embedding_cache_mb", "early_stop_trials",
-                     "time_budget_minutes", "parallelism")
-    }  # fmt: skip
+        for name in (
+            "task",
+            "label_type",
+            "downsample",
+            "max_epochs",
+            "training_runs",
+            "max_evals",
+            "algorithm",
+            "seed",
+            "optimization_value",
+            "evaluate_test",
+            "embedding_cache_mb",
+            "early_stop_trials",
+            "time_budget_minutes",
+            "parallelism",
+        )
+    }
     params.update(corpus=config.corpus.describe(), pruning=pruning)
     if config.task == "text_classification":
         params["multi_label"] = config.multi_label

@@ -117,13 +117,15 @@ def experiment_from_run(client: Any, run_id: str, overrides: Mapping[str, Any] |
         except Exception as error:
             message = " ".join(str(error).split())[:200]
             raise ConfigError(
-                "resume", f"run '{run_id}' has no readable experiment_resolved.yaml; give the experiment file: {message}"
+                "resume",
+                f"run '{run_id}' has no readable experiment_resolved.yaml; give the experiment file: {message}",
             ) from None
         try:
             return ExperimentConfig.from_file(local, overrides)
         except ConfigError as error:
             raise ConfigError(
-                "resume", f"the experiment_resolved.yaml of run '{run_id}' is not usable ({error}); give the experiment file"
+                "resume",
+                f"the experiment_resolved.yaml of run '{run_id}' is not usable ({error}); give the experiment file",
             ) from None
 
 
@@ -151,7 +153,9 @@ def has_result(run: Any) -> bool:
     return status == TrialState.COMPLETE.run_status and "loss" in run.data.metrics
 
 
-def restored_outcome(client: Any, run: Any, number: int, params: dict[str, Any], history_key: str | None) -> TrialOutcome:
+def restored_outcome(
+    client: Any, run: Any, number: int, params: dict[str, Any], history_key: str | None
+) -> TrialOutcome:
     """A trial's outcome read back from its child run (``history_key``: also its per-epoch values)."""
     data = run.data
     outcome = TrialOutcome(number=number, params=params, run_id=run.info.run_id)
@@ -177,15 +181,20 @@ def restored_outcome(client: Any, run: Any, number: int, params: dict[str, Any],
         outcome.status = TrialState.PRUNED
     if history_key is not None:
         outcome.epoch_values = [
-            [m.value for m in sorted(client.get_metric_history(run.info.run_id, f"run_{index}/{history_key}"),
-                                     key=lambda m: m.step)]  # fmt: skip
+            [
+                m.value
+                for m in sorted(
+                    client.get_metric_history(run.info.run_id, f"run_{index}/{history_key}"), key=lambda m: m.step
+                )
+            ]
             for index, _ in scores
         ]
     return outcome
 
 
-def read_previous_trials(client: Any, parent: Any, space: Mapping[str, Any], fixed: Mapping[str, Any],
-                         history_key: str | None = None) -> PreviousTrials:  # fmt: skip
+def read_previous_trials(
+    client: Any, parent: Any, space: Mapping[str, Any], fixed: Mapping[str, Any], history_key: str | None = None
+) -> PreviousTrials:
     """The parent's trials as outcomes and hyperopt points; trials that did not finish are left to run again.
 
     A trial counts when its child run ended FINISHED with a ``loss`` metric, or FAILED with the

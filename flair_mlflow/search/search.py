@@ -85,7 +85,9 @@ def check_embeddings(config: ExperimentConfig, corpus) -> None:
         spec = config.search_space.get(name)
         if isinstance(spec, Mapping):
             kind, arguments = next(iter(spec.items()))
-            options = arguments.get("options", arguments.get("p_options")) if isinstance(arguments, Mapping) else arguments
+            options = (
+                arguments.get("options", arguments.get("p_options")) if isinstance(arguments, Mapping) else arguments
+            )
             if kind == "pchoice":
                 options = [pair[1] for pair in options]
             values.extend(options if isinstance(options, list) else [])
@@ -105,11 +107,21 @@ class Search:
     run id of a search to continue.
     """
 
-    def __init__(self, config: ExperimentConfig, *, corpus: Any = None, space: Mapping[str, Any] | None = None,
-                 tracking_uri: str | None = None, config_path: str | Path | None = None,
-                 run_name: str | None = None, base_path: str | Path | None = None, show_progress: bool = True,
-                 quiet: bool = True, main_evaluation_metric: tuple[str, str] = ("micro avg", "f1-score"),
-                 resume: str | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        config: ExperimentConfig,
+        *,
+        corpus: Any = None,
+        space: Mapping[str, Any] | None = None,
+        tracking_uri: str | None = None,
+        config_path: str | Path | None = None,
+        run_name: str | None = None,
+        base_path: str | Path | None = None,
+        show_progress: bool = True,
+        quiet: bool = True,
+        main_evaluation_metric: tuple[str, str] = ("micro avg", "f1-score"),
+        resume: str | None = None,
+    ) -> None:
         self.config = config
         self.corpus = corpus
         self.space = dict(space) if space is not None else None
@@ -157,14 +169,24 @@ class Search:
             parent = ParentRun.reopen(search.writer, config, previous, parameter_names=search.parameter_names)
         else:
             parent = ParentRun.start(
-                search.writer, config, search.space, run_name=self.run_name, config_path=self.config_path,
-                lr_source=search.lr_source, parameter_names=search.parameter_names, base_path=self.base_path,
-            )  # fmt: skip
+                search.writer,
+                config,
+                search.space,
+                run_name=self.run_name,
+                config_path=self.config_path,
+                lr_source=search.lr_source,
+                parameter_names=search.parameter_names,
+                base_path=self.base_path,
+            )
         settings = TrialSettings.from_config(
-            config, tracking_uri=search.writer.tracking_uri, experiment_id=parent.experiment_id,
-            parent_run_id=parent.run_id, parameter_names=search.parameter_names, quiet=self.quiet,
+            config,
+            tracking_uri=search.writer.tracking_uri,
+            experiment_id=parent.experiment_id,
+            parent_run_id=parent.run_id,
+            parameter_names=search.parameter_names,
+            quiet=self.quiet,
             main_evaluation_metric=self.main_evaluation_metric,
-        )  # fmt: skip
+        )
         runner = TrialRunner(settings, search.corpus_source, _stopping_rule(config, previous))
         restored = previous.outcomes if previous is not None else []
         if spark is not None:
@@ -172,7 +194,9 @@ class Search:
 
             executor = SparkExecutor(spark, runner, parent, search.space, config.parallelism, self.show_progress)
         else:
-            trials = previous.hyperopt_trials(search.space) if previous is not None else restored_trials(search.space, [])
+            trials = (
+                previous.hyperopt_trials(search.space) if previous is not None else restored_trials(search.space, [])
+            )
             executor = SequentialExecutor(runner, parent, trials, restored, config.max_evals, self.show_progress)
         outcomes = run_trials(executor, parent, search.space, suggest, config, done=len(restored))
         return _result(parent.run_id, parent.experiment_id, outcomes)
@@ -206,9 +230,16 @@ def _result(parent_run_id: str, experiment_id: str, outcomes: list[TrialOutcome]
     return result
 
 
-def run_search(config: ExperimentConfig | str | Path | None, *, overrides: Mapping[str, Any] | None = None,
-               tracking_uri: str | None = None, run_name: str | None = None, show_progress: bool = True,
-               quiet: bool = True, resume: str | None = None) -> SearchResult:  # fmt: skip
+def run_search(
+    config: ExperimentConfig | str | Path | None,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    tracking_uri: str | None = None,
+    run_name: str | None = None,
+    show_progress: bool = True,
+    quiet: bool = True,
+    resume: str | None = None,
+) -> SearchResult:
     """Run the search an experiment file describes; the Python twin of ``flair-mlflow tune``.
 
     ``resume`` is the parent run id of a search to continue; without ``config`` its experiment

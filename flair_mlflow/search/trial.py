@@ -99,8 +99,9 @@ class TrialRunner:
     search feeds it each finished trial.
     """
 
-    def __init__(self, settings: TrialSettings, corpus_source: Any,
-                 stopping_rule: MedianStoppingRule | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, settings: TrialSettings, corpus_source: Any, stopping_rule: MedianStoppingRule | None = None
+    ) -> None:
         self.settings = settings
         self.corpus_source = corpus_source
         self.stopping_rule = stopping_rule
@@ -190,8 +191,9 @@ class TrialRunner:
         outcome.duration_s = time.time() - started
         return outcome
 
-    def _train_and_score(self, number: int, params: dict[str, Any], outcome: TrialOutcome,
-                         writer: RunWriter | None) -> None:  # fmt: skip
+    def _train_and_score(
+        self, number: int, params: dict[str, Any], outcome: TrialOutcome, writer: RunWriter | None
+    ) -> None:
         objective = self.settings.objective
         # each training run's score and the trial's totals go out in one batch at the end (or when
         # the trial fails): one call per trial instead of one per training run plus one
@@ -201,7 +203,9 @@ class TrialRunner:
             scores = np.array(outcome.run_scores, dtype=float)
             outcome.final_score = float(scores.mean())
             outcome.final_variance = float(scores.var())
-            outcome.loss = 1.0 - outcome.final_score if objective is OptimizationValue.DEV_SCORE else outcome.final_score
+            outcome.loss = (
+                1.0 - outcome.final_score if objective is OptimizationValue.DEV_SCORE else outcome.final_score
+            )
             if test_scores:
                 outcome.test_score = float(np.mean(test_scores))
             if math.isfinite(outcome.final_score):
@@ -212,8 +216,14 @@ class TrialRunner:
             if writer is not None and unsent:
                 writer.log_metrics(outcome.run_id, unsent)
 
-    def _training_runs(self, number: int, params: dict[str, Any], outcome: TrialOutcome, writer: RunWriter | None,
-                       unsent: dict[str, float]) -> list[float]:  # fmt: skip
+    def _training_runs(
+        self,
+        number: int,
+        params: dict[str, Any],
+        outcome: TrialOutcome,
+        writer: RunWriter | None,
+        unsent: dict[str, float],
+    ) -> list[float]:
         """Train ``training_runs`` fresh models into ``outcome``; returns their test scores (if asked for).
 
         Epoch metrics are logged as they come; each run's score waits in ``unsent``.
@@ -238,13 +248,23 @@ class TrialRunner:
                 enabled=writer is not None,
             )
             plugins: list = [plugin, FrozenEmbeddingsInEval(self.factory.frozen_modules())]
-            stopper = MedianStoppingPlugin(self.stopping_rule, settings.max_epochs) if self.stopping_rule is not None else None
+            stopper = (
+                MedianStoppingPlugin(self.stopping_rule, settings.max_epochs)
+                if self.stopping_rule is not None
+                else None
+            )
             if stopper is not None:
                 plugins.append(stopper)
             with tempfile.TemporaryDirectory(prefix="flair-mlflow-trial-") as base_path:
                 result = train_model(
-                    model, self.corpus, settings.task, params, base_path, max_epochs=settings.max_epochs,
-                    plugins=plugins, main_evaluation_metric=settings.main_evaluation_metric,
+                    model,
+                    self.corpus,
+                    settings.task,
+                    params,
+                    base_path,
+                    max_epochs=settings.max_epochs,
+                    plugins=plugins,
+                    main_evaluation_metric=settings.main_evaluation_metric,
                 )
             run_score = score_of_training_run(plugin.history[history_key])
             outcome.run_scores.append(run_score)

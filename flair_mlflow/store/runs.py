@@ -48,8 +48,9 @@ def _probe(writer: RunWriter) -> None:
     from mlflow.utils.rest_utils import http_request, verify_rest_response
 
     endpoint = "/api/2.0/mlflow/experiments/search"
-    response = http_request(get_default_host_creds(writer.tracking_uri), endpoint, "POST",
-                            json={"max_results": 1}, **PROBE_RETRIES)  # fmt: skip
+    response = http_request(
+        get_default_host_creds(writer.tracking_uri), endpoint, "POST", json={"max_results": 1}, **PROBE_RETRIES
+    )
     verify_rest_response(response, endpoint)
 
 
@@ -75,9 +76,14 @@ class AdoptedRun:
     created: bool
 
 
-def adopt_or_create_run(writer: RunWriter, experiment: str | None, run_name: str,
-                        tags: Mapping[str, Any] | None = None, parent_run_id: str | None = None,
-                        refuse: str | None = None) -> AdoptedRun:  # fmt: skip
+def adopt_or_create_run(
+    writer: RunWriter,
+    experiment: str | None,
+    run_name: str,
+    tags: Mapping[str, Any] | None = None,
+    parent_run_id: str | None = None,
+    refuse: str | None = None,
+) -> AdoptedRun:
     """The run ``mlflow run`` opened (``MLFLOW_RUN_ID``) or the caller's active run, else a new one:
     nested under ``parent_run_id`` when given, else in the named experiment. ``refuse`` is a run id
     that must not be adopted (the search a registration reads from)."""
@@ -89,11 +95,15 @@ def adopt_or_create_run(writer: RunWriter, experiment: str | None, run_name: str
         adopted = AdoptedRun(run_id, writer.client.get_run(run_id).info.experiment_id, False)
     elif parent_run_id:
         experiment_id = writer.client.get_run(parent_run_id).info.experiment_id
-        run_id = writer.create_child(experiment_id, parent_run_id, run_name, tags={k: str(v) for k, v in (tags or {}).items()})
+        run_id = writer.create_child(
+            experiment_id, parent_run_id, run_name, tags={k: str(v) for k, v in (tags or {}).items()}
+        )
         return AdoptedRun(run_id, experiment_id, True)
     else:
         experiment_id = experiment_id_for(writer.client, experiment)
-        run = writer.client.create_run(experiment_id, run_name=run_name, tags={k: str(v) for k, v in (tags or {}).items()})
+        run = writer.client.create_run(
+            experiment_id, run_name=run_name, tags={k: str(v) for k, v in (tags or {}).items()}
+        )
         return AdoptedRun(run.info.run_id, experiment_id, True)
     if tags:
         writer.set_tags(adopted.run_id, tags)
@@ -131,7 +141,10 @@ def get_search_run(client: mlflow.MlflowClient, run_id: str, field: str) -> Any:
     try:
         run = client.get_run(run_id)
     except MlflowException as error:
-        if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE") or "not found" in str(error).lower():
+        if (
+            error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
+            or "not found" in str(error).lower()
+        ):
             raise ConfigError(field, f"no run '{run_id}' in the tracking store '{where}'") from None
         message = redact_uri(" ".join(str(error).split())[:200])
         raise ConfigError("tracking_uri", f"cannot read run '{run_id}' from '{where}': {message}") from None

@@ -57,7 +57,6 @@ class MetricBuffer:
             self.client.log_batch(self.run_id, metrics=chunk)
 
 
-
 def redact_uri(text: str) -> str:
     """``http://user:secret@host`` → ``http://***@host``, so no message repeats a password."""
     return re.sub(r"//[^/@\s]+@", "//***@", str(text))
@@ -70,7 +69,9 @@ class RunWriter:
         self.tracking_uri = tracking_uri or mlflow.get_tracking_uri()
         self.client = mlflow.MlflowClient(tracking_uri=self.tracking_uri)
 
-    def create_child(self, experiment_id: str, parent_run_id: str, name: str, tags: Mapping[str, str] | None = None) -> str:
+    def create_child(
+        self, experiment_id: str, parent_run_id: str, name: str, tags: Mapping[str, str] | None = None
+    ) -> str:
         run = self.client.create_run(
             experiment_id,
             run_name=name,
