@@ -58,12 +58,25 @@ def spark_trials(parallelism: int, spark_master: str | None = None):
         from pyspark.sql import SparkSession
     except ImportError:
         raise ConfigError("parallelism", "parallel trials need pyspark: pip install 'flair-mlflow[spark]'") from None
-    if is_local_master(spark_master):
-        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers use this environment
     builder = SparkSession.builder.appName("flair-mlflow").master(spark_master or f"local[{parallelism}]")
     builder = builder.config("spark.ui.enabled", "false").config("spark.python.worker.reuse", "true")
-    session = builder.getOrCreate()
+    session = _with_local_python(builder) if is_local_master(spark_master) else builder.getOrCreate()
     return SparkTrials(parallelism=parallelism, spark_session=session)
+
+
+def _with_local_python(builder: Any) -> Any:
+    """The session, its local workers running this environment's Python.
+
+    PySpark reads the workers' interpreter from ``PYSPARK_PYTHON`` once, when the context starts
+    (no Spark setting does it from Python); the variable is set for that moment only.
+    """
+    before = os.environ.get("PYSPARK_PYTHON")
+    os.environ["PYSPARK_PYTHON"] = before or sys.executable
+    try:
+        return builder.getOrCreate()
+    finally:
+        if before is None:
+            del os.environ["PYSPARK_PYTHON"]
 
 
 class SparkObjective:
