@@ -30,7 +30,7 @@ _EXPORTS = {
     "TrialOutcome": "core.outcome",
     "TrialState": "core.outcome",
     # searching
-    "run_search": "search.search",
+    "run_search": "selectors",  # search.search's, its result wired to register its best
     "SearchFailed": "search.search",
     "SearchResult": "search.search",
     "SequenceTaggerParamSelector": "selectors",

@@ -3,18 +3,23 @@
     from flair_mlflow import SearchSpace, Parameter, SequenceTaggerParamSelector
     param_selector = SequenceTaggerParamSelector(corpus, "ner", "resources/results", max_epochs=50)
     param_selector.optimize(search_space, max_evals=100)
+    param_selector.register_best(name="ner")   # the best configuration, trained, tested and registered
 
-Each trial is a nested MLflow run; ``base_path/param_selection.txt`` is written as before.
+Each trial is a nested MLflow run; ``base_path/param_selection.txt`` is written as before. This face
+also wires registration into a search's result (``SearchResult.register_best``): a search never
+imports register, so the faces hand it the way to.
 """
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .core.config import CorpusConfig, ExperimentConfig
 from .core.parameters import EVALUATION_METRICS, OptimizationValue
 from .core.space import SearchSpace
+from .search import search as search_job
 from .search.search import Search, SearchResult
 
 
@@ -23,6 +28,34 @@ def _main_metric(evaluation_metric: Any) -> tuple[str, str]:
         return evaluation_metric
     value = getattr(evaluation_metric, "value", evaluation_metric)
     return EVALUATION_METRICS.get(str(value), ("micro avg", "f1-score"))
+
+
+def registrar(
+    tracking_uri: str | None = None,
+    *,
+    corpus: Any = None,
+    config: ExperimentConfig | None = None,
+    main_evaluation_metric: tuple[str, str] = ("micro avg", "f1-score"),
+) -> Callable[..., Any]:
+    """What ``SearchResult.register_best`` calls: ``register_best`` on that search; for a search started
+    from Python, with its corpus, its experiment and its best trial's objects (embeddings) as they are."""
+
+    def register(result: SearchResult, name: str | None, **options: Any) -> Any:
+        from .register.train import register_best
+
+        given: dict[str, Any] = {"tracking_uri": tracking_uri, "main_evaluation_metric": main_evaluation_metric}
+        if corpus is not None:
+            given.update(corpus=corpus, config=config, best_objects=result.best.params if result.best else None)
+        return register_best(result.parent_run_id, name, **{**given, **options})
+
+    return register
+
+
+@functools.wraps(search_job.run_search)
+def run_search(config: Any, **options: Any) -> SearchResult:
+    result = search_job.run_search(config, **options)
+    result.registrar = registrar(options.get("tracking_uri"))
+    return result
 
 
 class ParamSelector:
@@ -91,32 +124,32 @@ class ParamSelector:
             main_evaluation_metric=self.main_evaluation_metric,
         )
         self.result = search.run()
+        self.result.registrar = registrar(
+            self.tracking_uri, corpus=self.corpus, config=config, main_evaluation_metric=self.main_evaluation_metric
+        )
         return self.result.best_params
+
+    def register_best(self, name: str | None = None, **options: Any) -> Any:
+        """Train the best configuration :meth:`optimize` found, with the corpus and embedding objects the
+        search used, test it once and register it as ``name`` (options: ``flair_mlflow.register_best``'s)."""
+        if self.result is None:
+            raise RuntimeError("nothing to register yet: run optimize() first")
+        return self.result.register_best(name, **options)
 
 
 class SequenceTaggerParamSelector(ParamSelector):
-    """``SequenceTaggerParamSelector(corpus, tag_type, base_path, max_epochs=50, training_runs=1, ...)``."""
+    """``SequenceTaggerParamSelector(corpus, tag_type, base_path, max_epochs=50, evaluation_metric=...,
+    training_runs=1, optimization_value=..., **options)``: the options of :class:`ParamSelector`."""
 
     task = "sequence_tagging"
 
-    def __init__(
-        self,
-        corpus: Any,
-        tag_type: str,
-        base_path: str | Path,
-        max_epochs: int = 50,
-        evaluation_metric: Any = ("micro avg", "f1-score"),
-        training_runs: int = 1,
-        optimization_value: OptimizationValue | str = OptimizationValue.DEV_LOSS,
-        **options: Any,
-    ) -> None:
-        super().__init__(
-            corpus, tag_type, base_path, max_epochs, evaluation_metric, training_runs, optimization_value, **options
-        )
+    def __init__(self, corpus: Any, tag_type: str, base_path: str | Path, *args: Any, **options: Any) -> None:
+        super().__init__(corpus, tag_type, base_path, *args, **options)
 
 
 class TextClassifierParamSelector(ParamSelector):
-    """``TextClassifierParamSelector(corpus, label_type, multi_label, base_path, max_epochs=50, fine_tune=True, ...)``."""
+    """``TextClassifierParamSelector(corpus, label_type, multi_label, base_path, max_epochs=50, fine_tune=True,
+    evaluation_metric=..., training_runs=1, optimization_value=..., **options)``."""
 
     task = "text_classification"
 
@@ -128,21 +161,10 @@ class TextClassifierParamSelector(ParamSelector):
         base_path: str | Path,
         max_epochs: int = 50,
         fine_tune: bool = True,
-        evaluation_metric: Any = ("micro avg", "f1-score"),
-        training_runs: int = 1,
-        optimization_value: OptimizationValue | str = OptimizationValue.DEV_LOSS,
+        *args: Any,
         **options: Any,
     ) -> None:
         fixed = {"fine_tune": fine_tune, **options.pop("fixed", {})}
         super().__init__(
-            corpus,
-            label_type,
-            base_path,
-            max_epochs,
-            evaluation_metric,
-            training_runs,
-            optimization_value,
-            multi_label=multi_label,
-            fixed=fixed,
-            **options,
+            corpus, label_type, base_path, max_epochs, *args, multi_label=multi_label, fixed=fixed, **options
         )

@@ -58,8 +58,25 @@ def spec_of(value: Any) -> str:
         return normalise_spec(value)
     if isinstance(value, (list, tuple)):
         return "+".join(spec_of(v) for v in value)
+    return _object_spec(value) or str(getattr(value, "name", type(value).__name__))
+
+
+def written_spec(value: Any) -> str | None:
+    """The spec that builds an embedding like ``value`` again, or None where no spec does (a user's
+    own embedding class, word vectors loaded from memory): what a search from Python records."""
+    spec = spec_of(value) if isinstance(value, (str, list, tuple)) else _object_spec(value)
+    if spec is None:
+        return None
+    body = spec.split(":", 1)[1] if spec.startswith(("pool:", "rnn:")) else spec
+    return spec if all(part_kind(part) is not None for part in body.split("+")) else None
+
+
+def _object_spec(value: Any) -> str | None:
+    """The spec of one of Flair's embedding classes; None for any other class."""
     from flair.embeddings import (
         CharacterEmbeddings,
+        DocumentPoolEmbeddings,
+        DocumentRNNEmbeddings,
         FlairEmbeddings,
         OneHotEmbeddings,
         StackedEmbeddings,
@@ -67,19 +84,33 @@ def spec_of(value: Any) -> str:
         WordEmbeddings,
     )
 
-    if isinstance(value, StackedEmbeddings):
-        return "+".join(spec_of(e) for e in value.embeddings)
+    if isinstance(value, (StackedEmbeddings, DocumentPoolEmbeddings, DocumentRNNEmbeddings)):
+        inner = value.embeddings  # a stack's members, or a document embedding's token embeddings
+        members = inner.embeddings if isinstance(inner, StackedEmbeddings) else inner
+        members = members if isinstance(members, list) else [members]
+        parts = [_object_spec(member) for member in members]
+        stack = "+".join(parts) if all(parts) else None
+        kind = {DocumentPoolEmbeddings: "pool:", DocumentRNNEmbeddings: "rnn:"}.get(type(value), "")
+        return kind + stack if stack else None
     if isinstance(value, CharacterEmbeddings):
         return "char"
     if isinstance(value, OneHotEmbeddings):
         return "onehot"
     if isinstance(value, TransformerEmbeddings):
-        return f"transformer:{getattr(value, 'base_model_name', value.name)}"
+        return f"transformer:{_transformer_name(str(getattr(value, 'base_model_name', value.name)))}"
     if isinstance(value, WordEmbeddings):
         return str(getattr(value, "embeddings", None) or value.name)
     if isinstance(value, FlairEmbeddings):
         return str(value.name)
-    return str(getattr(value, "name", type(value).__name__))
+    return None
+
+
+def _transformer_name(name: str) -> str:
+    """A transformer loaded from the offline MiniLM package's folder is named by the package."""
+    try:
+        return OFFLINE_TRANSFORMER if name == resolve_transformer(OFFLINE_TRANSFORMER) else name
+    except EmbeddingError:
+        return name
 
 
 def normalise_spec(spec: str | list[str]) -> str:
@@ -148,39 +179,54 @@ def build_token_part(part: str, fine_tune: bool, layers: str, field: str, corpus
         WordEmbeddings,
     )
 
-    lowered = part.lower()
-    if lowered == "char":
+    kind = part_kind(part)
+    if kind == "char":
         # the corpus' own characters: Flair's default dictionary is a download
         return CharacterEmbeddings(path_to_char_dict=characters())
-    if lowered == "onehot":
+    if kind == "onehot":
         if corpus is None:
             raise EmbeddingError(field, "'onehot' needs the corpus to build its vocabulary")
         return OneHotEmbeddings.from_corpus(corpus)
-    if lowered == OFFLINE_GLOVE:
+    if kind == OFFLINE_GLOVE:
         return load_offline_glove()
-    if lowered.startswith("transformer:"):
+    if kind == "transformer":
         name = part.split(":", 1)[1]
         return TransformerWordEmbeddings(resolve_transformer(name), fine_tune=fine_tune, layers=layers)
-    if lowered.startswith("flair:"):
-        return FlairEmbeddings(part.split(":", 1)[1])
-    if lowered.endswith(("-forward", "-backward", "-forward-fast", "-backward-fast")):
-        return FlairEmbeddings(part)
-    path = Path(part).expanduser()
-    if path.suffix in VECTOR_FILE_SUFFIXES or "/" in part or path.exists():
-        if not path.is_file():
+    if kind == "flair":
+        return FlairEmbeddings(part.split(":", 1)[1] if part.lower().startswith("flair:") else part)
+    if kind == "file":
+        if not Path(part).expanduser().is_file():
             raise EmbeddingError(field, f"vector file '{part}' does not exist")
-        return WordEmbeddings(str(path))
-    if (
-        lowered in FLAIR_WORD_EMBEDDINGS
-        or (len(lowered) == 2 and lowered.isalpha())
-        or lowered.endswith(("-wiki", "-crawl"))
-    ):
+        return WordEmbeddings(str(Path(part).expanduser()))
+    if kind == "word":
         return WordEmbeddings(part)
     raise EmbeddingError(
         field,
         f"unknown embedding '{part}'; use a Flair name (glove, en, news-forward...), a vector file, "
         f"{OFFLINE_GLOVE}, transformer:<name>, char, onehot, or a stack 'a+b'",
     )
+
+
+def part_kind(part: str) -> str | None:
+    """What one part of a spec (no ``+``) names: ``char``, ``onehot``, the offline GloVe, ``transformer``,
+    ``flair``, ``file`` (a vector file) or ``word`` (Flair's word vectors); None: nothing known."""
+    lowered = part.lower()
+    if lowered in ("char", "onehot", OFFLINE_GLOVE):
+        return lowered
+    if lowered.startswith("transformer:"):
+        return "transformer"
+    if lowered.startswith("flair:") or lowered.endswith(("-forward", "-backward", "-forward-fast", "-backward-fast")):
+        return "flair"
+    path = Path(part).expanduser()
+    if path.suffix in VECTOR_FILE_SUFFIXES or "/" in part or path.exists():
+        return "file"
+    if (
+        lowered in FLAIR_WORD_EMBEDDINGS
+        or (len(lowered) == 2 and lowered.isalpha())
+        or lowered.endswith(("-wiki", "-crawl"))
+    ):
+        return "word"
+    return None
 
 
 def with_clear_errors(spec: str, field: str, build: Callable[[], Any]):

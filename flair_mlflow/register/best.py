@@ -13,11 +13,12 @@ from typing import Any, Mapping
 import mlflow
 import yaml
 
+from ..adapters.models import value_text
 from ..core.config import RESERVED_TRAINING_ARGUMENTS, ExperimentConfig
 from ..core.errors import ConfigError
 from ..core.parameters import PARAMETERS, check_parameter_name, coerce_value
 from ..store.runs import artifact_text, connect, get_search_run, resolved_experiment_text
-from ..store.tags import BEST_TRIAL_NUMBER_TAG, BEST_TRIAL_RUN_TAG
+from ..store.tags import BEST_TRIAL_NUMBER_TAG, BEST_TRIAL_RUN_TAG, NOT_REBUILDABLE_TAG
 from ..store.trial_runs import FINAL_SCORE, has_final_score, ranked_trial_runs, trial_number
 
 #: Settings ``register`` makes itself; a configuration that names them would fight it.
@@ -43,6 +44,13 @@ class BestConfiguration:
 def search_config(client: mlflow.MlflowClient, run: Any) -> ExperimentConfig:
     """The search's experiment, as it ran (after overrides), from ``experiment_resolved.yaml``."""
     run_id = run.info.run_id
+    problem = run.data.tags.get(NOT_REBUILDABLE_TAG)
+    if problem:
+        raise ConfigError(
+            "search_run_id",
+            f"search '{run_id}' was started from Python and has no experiment file ({problem}); register it in "
+            "Python with param_selector.register_best(name=...) or result.register_best(name=...), or give --config",
+        )
     text = resolved_experiment_text(client, run_id)
     if text is None:
         problem = f"search '{run_id}' has no experiment_resolved.yaml; give the experiment file with --config"
@@ -121,6 +129,17 @@ def _best_of_search(
     return params, best.info.run_id, best.data.metrics[FINAL_SCORE], source
 
 
+def with_objects(params: Mapping[str, Any], objects: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """``params`` read back from MLflow with each value replaced by the object it was logged for,
+    after checking it is that value (the objects of another trial would train another model)."""
+    for name, value in objects.items():
+        if name in params and value_text(value) != value_text(params[name]):
+            raise ConfigError(
+                f"best_params.{name}", f"{value_text(value)} is not the value of the {source} ({params[name]})"
+            )
+    return {**params, **objects}
+
+
 def best_configuration(
     search_run_id: str | None = None,
     *,
@@ -144,8 +163,10 @@ def read_best_configuration(
     *,
     best_params: BestParamsSource | None,
     config: ConfigSource | None,
+    objects: Mapping[str, Any] | None = None,
 ) -> BestConfiguration:
-    """:func:`best_configuration` from a store already reached."""
+    """:func:`best_configuration` from a store already reached; ``objects``: the best trial's values as
+    the search in this process held them (embedding objects), in place of the names they were logged by."""
     experiment = None
     if config is not None:
         experiment = config if isinstance(config, ExperimentConfig) else ExperimentConfig.from_file(config)
@@ -161,6 +182,7 @@ def read_best_configuration(
         source = "best_params.yaml" if isinstance(best_params, Mapping) else str(best_params)
     elif search_run is not None:
         params, trial, score, source = _best_of_search(client, search_run)
+        params = with_objects(params, objects or {}, source)
     else:
         raise ConfigError("best_params", "without a search run id, give the configuration to train as --best-params")
     return BestConfiguration(

@@ -10,9 +10,10 @@ import dataclasses
 import logging
 import math
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import yaml
 
@@ -227,6 +228,7 @@ def register_best(
     best_params: BestParamsSource | None = None,
     config: ConfigSource | None = None,
     corpus: Any = None,
+    best_objects: Mapping[str, Any] | None = None,
     tracking_uri: str | None = None,
     run_name: str | None = None,
     main_evaluation_metric: tuple[str, str] = ("micro avg", "f1-score"),
@@ -236,20 +238,23 @@ def register_best(
 
     The Python twin of ``flair-mlflow register``. With ``name`` the model is registered and gets
     the alias ``champion`` when its test score beats the current champion's (measured the same
-    way), else ``challenger``. ``corpus`` replaces the search's corpus (a search started from
-    Python with its own Corpus object cannot be rebuilt from MLflow). Every input error raises
-    :class:`ConfigError` before a run is created. Changes no process-wide MLflow setting.
+    way), else ``challenger``. ``corpus`` replaces the search's corpus and ``best_objects`` the best
+    trial's logged values (a search started from Python: its Corpus and embedding objects; see
+    ``SearchResult.register_best``). Every input error raises :class:`ConfigError` before a run is
+    created. Changes no process-wide MLflow setting.
     """
     _check_arguments(name, max_epochs, downsample)
     writer = connect(tracking_uri)
-    best = read_best_configuration(writer.client, search_run_id, best_params=best_params, config=config)
+    best = read_best_configuration(
+        writer.client, search_run_id, best_params=best_params, config=config, objects=best_objects
+    )
     experiment = dataclasses.replace(
         best.config,
         max_epochs=max_epochs if max_epochs is not None else best.config.max_epochs,
         downsample=float(downsample) if downsample is not None else best.config.downsample,
     )
-    given_corpus = corpus
-    corpus, model = _prepare(experiment, best.params, corpus, quiet)
+    loaded, model = _prepare(experiment, best.params, corpus, quiet)
+    corpus_name = getattr(corpus, "name", None) or experiment.corpus.describe()
     settings = recipe(experiment, best.params, train_with_dev)
     registration = Registration(
         run_id="",
@@ -260,33 +265,40 @@ def register_best(
         source=best.source,
         metric=f"{SCORE_METRIC} ({' '.join(main_evaluation_metric)})",
         params=dict(best.params),
-        test_split=describe_test_split(experiment, given_corpus),
+        test_split=describe_test_split(experiment, corpus),
     )
     tags = _run_tags(best, experiment, registration)
     run_name = run_name or (f"register-{name}" if name else "register")
     run = adopt_or_create_run(writer, _experiment_name(writer, best), run_name, tags, refuse=best.search_run_id)
     registration.run_id = run.run_id
-    log.info(
-        "run %s: training %s for %d epochs on %s",
-        run.run_id,
-        best.source,
-        experiment.max_epochs,
-        experiment.corpus.describe(),
-    )
-    try:
-        _train_and_log(writer, registration, experiment, best, model, corpus, settings, main_evaluation_metric, quiet)
+    log.info("run %s: training %s for %d epochs on %s", run.run_id, best.source, experiment.max_epochs, corpus_name)
+    with _ending(writer, run):
+        _train_and_log(writer, registration, experiment, best, model, loaded, settings, main_evaluation_metric, quiet)
         if name:
-            registration.version, registration.alias, registration.reason = register_version(
-                writer.client,
-                name,
-                registration.model_uri,
-                run.run_id,
-                registration.test_score,
-                registration.metric,
-                registration.test_split,
-                {key: tags[key] for key in VERSION_TAGS if key in tags},
-                best.source,
-            )
+            _register(writer, registration, tags, best.source)
+    return registration
+
+
+def _register(writer: RunWriter, registration: Registration, tags: Mapping[str, str], source: str) -> None:
+    """The logged model as a new version of ``registration.name``, champion or challenger."""
+    registration.version, registration.alias, registration.reason = register_version(
+        writer.client,
+        registration.name,
+        registration.model_uri,
+        registration.run_id,
+        registration.test_score,
+        registration.metric,
+        registration.test_split,
+        {key: tags[key] for key in VERSION_TAGS if key in tags},
+        source,
+    )
+
+
+@contextmanager
+def _ending(writer: RunWriter, run: Any) -> Iterator[None]:
+    """The register run ends KILLED on a signal, FAILED with the error, FINISHED if this call created it."""
+    try:
+        yield
     except KeyboardInterrupt:
         writer.end(run.run_id, "KILLED")
         raise
@@ -295,4 +307,3 @@ def register_best(
         raise
     if run.created:
         writer.end(run.run_id, "FINISHED")
-    return registration

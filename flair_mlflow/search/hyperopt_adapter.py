@@ -178,3 +178,69 @@ def trial_error(doc: Mapping[str, Any]) -> tuple[str, str]:
     kind, detail = (list(doc.get("misc", {}).get("error") or ()) + [None, None])[:2]
     name = str(kind or "").removeprefix("<class '").removesuffix("'>").rsplit(".", 1)[-1]
     return name, str(detail or "")
+
+
+# -- a space built in Python, written back as the experiment file's expressions -------------------
+class NotWritable(ValueError):
+    """Something of a search started from Python that the experiment file has no form for."""
+
+
+def written_expression(name: str, expression: Any) -> dict[str, Any]:
+    """One ``hp.*`` expression as the experiment file writes it: ``{"uniform": {"low": 0.0, "high": 0.5}}``.
+
+    Walks hyperopt's pyll graph (``switch`` over ``hyperopt_param(randint | categorical)`` for
+    ``choice``/``pchoice``, ``float``/``int`` over ``hyperopt_param(<distribution>)`` for the rest).
+    Choice options are left as the objects they are, for the caller to name. Raises
+    :class:`NotWritable` for a nested expression, a constant, or a label other than ``name``.
+    """
+    from hyperopt.pyll import Apply
+
+    from ..core.space import EXPRESSIONS
+
+    if not isinstance(expression, Apply):
+        raise NotWritable(f"{name}: {expression!r} is not a hyperopt expression")
+    node, casts = expression, []
+    while node.name in ("float", "int"):
+        casts.append(node.name)
+        node = node.pos_args[0]
+    if node.name == "switch":
+        label, distribution = _labelled(name, node.pos_args[0])
+        options = [_constant(name, option) for option in node.pos_args[1:]]
+        if distribution.name == "categorical":
+            probabilities = _constant(name, distribution.arg["p"])
+            spec = {"pchoice": {"p_options": [[p, option] for p, option in zip(probabilities, options)]}}
+        else:
+            spec = {"choice": {"options": options}}
+    else:
+        label, distribution = _labelled(name, node)
+        kind = "uniformint" if distribution.name == "quniform" and casts[:1] == ["int"] else distribution.name
+        if kind not in EXPRESSIONS:
+            raise NotWritable(f"{name}: hyperopt's {kind} has no experiment-file form")
+        arguments = {a: _constant(name, distribution.arg.get(a)) for a in EXPRESSIONS[kind][1]}
+        if kind == "randint" and arguments["high"] is None:  # hp.randint(label, upper)
+            arguments = {"low": 0, "high": arguments["low"]}
+        spec = {kind: arguments}
+    if label != name:
+        raise NotWritable(f"{name}: the expression is labelled {label!r}; label it {name!r} (SearchSpace.add does)")
+    return spec
+
+
+def _labelled(name: str, node: Any) -> tuple[str, Any]:
+    """``hyperopt_param(label, distribution)`` → (label, distribution)."""
+    if node.name != "hyperopt_param":
+        raise NotWritable(f"{name}: a {node.name} expression has no experiment-file form")
+    return node.arg["label"].obj, node.arg["obj"]
+
+
+def _constant(name: str, node: Any) -> Any:
+    """The value of a graph node that samples nothing; None for an argument left out."""
+    from hyperopt.pyll import Apply, dfs, rec_eval
+    from hyperopt.pyll.base import MissingArgument
+
+    if node is None or node is MissingArgument:
+        return None
+    if not isinstance(node, Apply):
+        return node
+    if any(inner.name == "hyperopt_param" for inner in dfs(node)):
+        raise NotWritable(f"{name}: nested expressions (a choice among expressions) have no experiment-file form")
+    return rec_eval(node)

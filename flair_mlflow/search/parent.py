@@ -18,6 +18,7 @@ from ..store.runs import adopt_or_create_run, child_runs
 from ..store.tags import (
     BEST_TRIAL_NUMBER_TAG,
     BEST_TRIAL_RUN_TAG,
+    NOT_REBUILDABLE_TAG,
     RESOLVED_EXPERIMENT_FILE,
     RESUMED_TAG,
     RESUMES_TAG,
@@ -28,6 +29,7 @@ from ..store.tags import (
 )
 from ..store.writer import RunWriter
 from .loop import StopReason
+from .recorded import RecordedExperiment
 from .reports import best_params_yaml, param_selection_text, plot_trials, trials_csv
 from .resume import PreviousTrials, search_hashes
 
@@ -51,7 +53,7 @@ class ParentRun:
         cls,
         writer: RunWriter,
         config: ExperimentConfig,
-        space: Mapping[str, Any],
+        recorded: RecordedExperiment,
         *,
         run_name: str | None,
         config_path: Path | None,
@@ -59,28 +61,40 @@ class ParentRun:
         parameter_names: Sequence[str],
         base_path: Path | None,
     ) -> "ParentRun":
-        """The run ``mlflow run`` or the caller already opened, or a new one, with the search's settings."""
+        """The run ``mlflow run`` or the caller already opened, or a new one, with the search's settings.
+
+        ``recorded`` is the experiment as a file (see :mod:`.recorded`): logged as
+        ``experiment_resolved.yaml`` with the hashes a later ``--resume`` checks, or, where it has
+        no file form, a description and the reason.
+        """
         # named here: MLflow's generated names draw on Python's global RNG, which loading the
         # corpus has just seeded, so every search with the same seed would get the same name
         name = run_name or f"search-{time.strftime('%Y%m%d-%H%M%S')}"
         run = adopt_or_create_run(writer, config.experiment, name, {SEARCH_TAG: "true", TASK_TAG: config.task})
-        writer.log_params(run.run_id, _search_params(config))
+        writer.log_params(run.run_id, _search_params(recorded.config or config))
         if lr_source:
             writer.log_params(run.run_id, {"lr_from": lr_source["lr_from"]})
             writer.set_tags(run.run_id, {k: v for k, v in lr_source.items() if k != "lr_from"})
         if config_path is not None and config_path.is_file():
             writer.log_file(run.run_id, config_path)
-        resolved = config.to_yaml() if config.search_space else _describe_space(space, config)
-        writer.log_text(run.run_id, resolved, RESOLVED_EXPERIMENT_FILE)
-        if config.search_space:  # an experiment file: a later --resume can check it is the same search
-            writer.set_tags(run.run_id, search_hashes(config))
+        writer.log_text(run.run_id, recorded.text, RESOLVED_EXPERIMENT_FILE)
+        if recorded.config is not None:
+            writer.set_tags(run.run_id, search_hashes(recorded.config))
+        else:
+            writer.set_tags(run.run_id, {NOT_REBUILDABLE_TAG: recorded.problem})
         return cls(
             writer, run.run_id, run.experiment_id, run.created, config.objective, tuple(parameter_names), base_path
         )
 
     @classmethod
     def reopen(
-        cls, writer: RunWriter, config: ExperimentConfig, previous: PreviousTrials, *, parameter_names: Sequence[str]
+        cls,
+        writer: RunWriter,
+        config: ExperimentConfig,
+        recorded: RecordedExperiment,
+        previous: PreviousTrials,
+        *,
+        parameter_names: Sequence[str],
     ) -> "ParentRun":
         """The resumed search's own parent, RUNNING again; trial runs a killed process left RUNNING end KILLED."""
         parent = previous.parent
@@ -91,7 +105,7 @@ class ParentRun:
         writer.client.update_run(run_id, status="RUNNING")
         writer.set_tags(run_id, {RESUMED_TAG: int(parent.data.tags.get(RESUMED_TAG, "0") or 0) + 1})
         writer.log_params(run_id, {"max_evals": config.max_evals})  # a new value shows as resolved.max_evals
-        writer.log_text(run_id, config.to_yaml(), RESOLVED_EXPERIMENT_FILE)
+        writer.log_text(run_id, recorded.text, RESOLVED_EXPERIMENT_FILE)
         outer = os.environ.get("MLFLOW_RUN_ID")
         if outer and outer != run_id:  # `mlflow run ... -P resume=<id>` opened a run of its own
             writer.set_tags(outer, {RESUMES_TAG: run_id})
@@ -185,13 +199,3 @@ def _search_params(config: ExperimentConfig) -> dict[str, Any]:
     if config.task == "text_classification":
         params["multi_label"] = config.multi_label
     return params
-
-
-def _describe_space(space: Mapping[str, Any] | None, config: ExperimentConfig) -> str:
-    """A search given a hyperopt space in Python: its expressions as text, for a reader (not for resume)."""
-    import yaml
-
-    data = config.to_dict()
-    data["search_space"] = {name: " ".join(str(expression).split())[:500] for name, expression in (space or {}).items()}
-    data["fixed"] = {k: str(v) for k, v in config.fixed.items()}
-    return yaml.safe_dump(data, sort_keys=False)

@@ -27,6 +27,7 @@ from ..store.tags import (
     CORPUS_HASH_TAG,
     ERROR_CLASS_TAG,
     ERROR_MESSAGE_TAG,
+    NOT_REBUILDABLE_TAG,
     PRUNED_AT_TAG,
     SPACE_HASH_TAG,
     TRIAL_NUMBER_TAG,
@@ -110,7 +111,13 @@ def check_same_search(parent: Any, config: ExperimentConfig) -> dict[str, str]:
 
 def experiment_from_run(client: Any, run_id: str, overrides: Mapping[str, Any] | None) -> ExperimentConfig:
     """The experiment a search ran, from its parent's ``experiment_resolved.yaml`` (a resume without a file)."""
-    get_search_run(client, run_id, "resume")
+    problem = get_search_run(client, run_id, "resume").data.tags.get(NOT_REBUILDABLE_TAG)
+    if problem:
+        raise ConfigError(
+            "resume",
+            f"search '{run_id}' was started from Python and has no experiment file ({problem}), so it cannot be "
+            "resumed; start a new search that names its embeddings as an experiment file does",
+        )
     with tempfile.TemporaryDirectory(prefix="flair-mlflow-resume-") as folder:
         try:
             local = client.download_artifacts(run_id, "experiment_resolved.yaml", folder)

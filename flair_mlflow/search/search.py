@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from ..core.config import ExperimentConfig
 from ..core.errors import ConfigError
@@ -24,6 +24,7 @@ from .hyperopt_adapter import algorithm_suggest, restored_trials
 from .loop import SequentialExecutor, run_trials
 from .lr_from import learning_rate_from_run
 from .parent import ParentRun
+from .recorded import RecordedExperiment, record_experiment
 from .resume import PreviousTrials, check_same_search, experiment_from_run, read_previous_trials
 from .trial import TrialRunner, TrialSettings
 
@@ -35,6 +36,9 @@ class SearchResult:
     parent_run_id: str
     experiment_id: str
     outcomes: list[TrialOutcome] = field(default_factory=list)
+    #: trains, tests and registers the best configuration; attached by the faces (``flair_mlflow.run_search``,
+    #: the selectors), since a search never imports register
+    registrar: Callable[..., Any] | None = field(default=None, repr=False, compare=False)
 
     @property
     def best(self) -> TrialOutcome | None:
@@ -52,6 +56,16 @@ class SearchResult:
     def failed(self) -> int:
         return sum(1 for o in self.outcomes if not o.ok)
 
+    def register_best(self, name: str | None = None, **options: Any) -> Any:
+        """Train the best configuration for good, test it once and register it as ``name``: the options
+        of ``flair_mlflow.register_best``. A search started from Python trains the objects it used."""
+        if self.registrar is None:
+            raise RuntimeError(
+                "this result was made without registration; use flair_mlflow.run_search or a ParamSelector, "
+                f"or flair_mlflow.register_best({self.parent_run_id!r}, name)"
+            )
+        return self.registrar(self, name, **options)
+
 
 class SearchFailed(Exception):
     """Every trial of a search failed; the message says where to look."""
@@ -66,6 +80,7 @@ class PreparedSearch:
     writer: RunWriter
     corpus_source: Any  # the ExperimentConfig (loaded once per process) or a corpus given in Python
     lr_source: Mapping[str, Any]  # where the learning-rate range came from (lr_from), for the parent run
+    recorded: RecordedExperiment  # the experiment as a file, for the parent run (register and --resume read it)
 
     @property
     def parameter_names(self) -> tuple[str, ...]:
@@ -153,7 +168,8 @@ class Search:
         if self.corpus is None:
             check_embeddings(config, corpus)
         corpus_source = config if self.corpus is None else self.corpus
-        return PreparedSearch(config, space, writer, corpus_source, lr_source)
+        recorded = record_experiment(config, space if self.space is not None else None, self.corpus)
+        return PreparedSearch(config, space, writer, corpus_source, lr_source, recorded)
 
     def run(self) -> SearchResult:
         search = self.prepare()
@@ -166,12 +182,14 @@ class Search:
             spark = start_spark(config, search.writer.tracking_uri, self.resume)
         previous = self._previous_trials(search) if self.resume else None  # only reads; refuses a mismatch
         if previous is not None:
-            parent = ParentRun.reopen(search.writer, config, previous, parameter_names=search.parameter_names)
+            parent = ParentRun.reopen(
+                search.writer, config, search.recorded, previous, parameter_names=search.parameter_names
+            )
         else:
             parent = ParentRun.start(
                 search.writer,
                 config,
-                search.space,
+                search.recorded,
                 run_name=self.run_name,
                 config_path=self.config_path,
                 lr_source=search.lr_source,
@@ -205,7 +223,7 @@ class Search:
         """The search to continue and its finished trials, read before anything is written."""
         client = search.writer.client
         parent = get_search_run(client, str(self.resume), "resume")
-        check_same_search(parent, search.config)
+        check_same_search(parent, search.recorded.config or search.config)
         history_key = search.config.objective.config_name if search.config.pruning is not None else None
         return read_previous_trials(client, parent, search.space, search.config.fixed, history_key)
 

@@ -20,6 +20,8 @@ SPACE_HASH_TAG = "flair_mlflow.space_hash"
 CORPUS_HASH_TAG = "flair_mlflow.corpus_hash"
 RESUMED_TAG = "flair_mlflow.resumed"
 RESUMES_TAG = "flair_mlflow.resumes"
+#: on a search started from Python whose experiment has no file form: why (register and resume refuse)
+NOT_REBUILDABLE_TAG = "flair_mlflow.not_rebuildable"
 # the learning-rate finder
 LR_FIND_TAG = "flair_mlflow.lr_find"
 LR_WARNING_TAG = "lr_find.warning"
