@@ -31,7 +31,7 @@ from flair.datasets import DataLoader
 from flair.training_utils import store_embeddings
 
 from ..core.lr_curve import DEFAULTS, LRCurve, RangeSettings, SmoothedLoss, tsv_header, tsv_row, write_suggestion_file
-from ..core.lr_rules import suggest_learning_rates
+from ..core.lr_rules import LRSuggestion, suggest_learning_rates
 
 log = logging.getLogger("flair")
 
@@ -184,21 +184,22 @@ def find_learning_rate(
     divergence_threshold: float = DEFAULTS.divergence_threshold,
     file_name: str = "learning_rate.tsv",
     max_grad_norm: Optional[float] = DEFAULTS.max_grad_norm,
+    log_to_mlflow: bool = True,
     **optimizer_kwargs: Any,
 ) -> Path:
     """Run the LR range test on ``trainer.corpus.train`` and write ``base_path/file_name``.
 
     The learning rate grows exponentially from ``start_learning_rate`` (first batch) to
-    ``end_learning_rate`` (last batch). Each batch is trained the way Flair's trainer does
-    it, so the rate found transfers to ``ModelTrainer.train``; the *recorded* loss is per data point.
-
-    ``optimizer`` is either an optimizer class (built over the model's parameters with
-    ``optimizer_kwargs``) or an optimizer instance, whose state is restored afterwards.
-    Model weights, gradients, train/eval modes and the torch/python/numpy RNG states are
-    restored too, so running the test changes nothing about later training.
+    ``end_learning_rate`` (last batch). Each batch is trained the way Flair's trainer does it, so the
+    rate found transfers to ``ModelTrainer.train``; the *recorded* loss is per data point.
+    ``optimizer`` is an optimizer class (built over the model's parameters with ``optimizer_kwargs``)
+    or an instance. Weights, optimizer state, gradients, train/eval modes and the torch/python/numpy
+    RNG states are restored afterwards, so the test changes nothing about later training.
 
     A suggestion (see :func:`suggest_learning_rates`) is written next to the TSV as
-    ``learning_rate_suggestion.json``. Returns the path of the TSV.
+    ``learning_rate_suggestion.json``. With ``log_to_mlflow`` (the default) the test is logged as the
+    ``lr_find`` entry point logs it, into the active MLflow run or a new one in the current
+    experiment (see :mod:`.lr_tracking`). Returns the path of the TSV.
     """
     settings = RangeSettings(
         start_learning_rate,
@@ -210,35 +211,46 @@ def find_learning_rate(
         stop_early,
         max_grad_norm,
     )
+    tsv_path, suggestion = range_test(trainer, Path(base_path) / file_name, optimizer, settings, optimizer_kwargs)
+    if log_to_mlflow:
+        from .lr_tracking import track_range_test
+
+        track_range_test(trainer, tsv_path, suggestion, settings.logged_params(optimizer_name(optimizer)))
+    return tsv_path
+
+
+def optimizer_name(optimizer: Any) -> str:
+    """The class name of an optimizer class or instance."""
+    return (optimizer if isinstance(optimizer, type) else type(optimizer)).__name__
+
+
+def range_test(
+    trainer: Any, tsv_path: Path, optimizer: Any, settings: RangeSettings, optimizer_kwargs: dict[str, Any]
+) -> tuple[Path, LRSuggestion]:
+    """:func:`find_learning_rate` without the tracking: the TSV, the suggestion file, the suggestion."""
     settings.check()
     train_data = trainer.corpus.train
     if train_data is None or len(train_data) == 0:
         raise ValueError("the trainer's corpus has no training data")
     given = _optimizer_given(optimizer, optimizer_kwargs)
-    base_path = Path(base_path)
-    base_path.mkdir(parents=True, exist_ok=True)
-    tsv_path = base_path / file_name
-
+    tsv_path.parent.mkdir(parents=True, exist_ok=True)
     # snapshot before building our own optimizer: a fresh optimizer is simply discarded
     snapshot = _TrainingSnapshot(trainer.model, given)
     try:
         live = (
             given
             if given is not None
-            else optimizer(trainer.model.parameters(), lr=start_learning_rate, **optimizer_kwargs)
+            else optimizer(trainer.model.parameters(), lr=settings.start_learning_rate, **optimizer_kwargs)
         )
         curve, stopped_reason = _sweep(trainer.model, live, train_data, settings, tsv_path)
     finally:
         snapshot.restore()
-
     suggestion = suggest_learning_rates(
-        curve.learning_rates, curve.smoothed_losses, divergence_threshold=divergence_threshold
+        curve.learning_rates, curve.smoothed_losses, divergence_threshold=settings.divergence_threshold
     )
-    optimizer_name = (optimizer if isinstance(optimizer, type) else type(optimizer)).__name__
-    write_suggestion_file(
-        base_path, suggestion, len(curve.iterations), stopped_reason, settings.summary(optimizer_name, optimizer_kwargs)
-    )
+    summary = settings.summary(optimizer_name(optimizer), optimizer_kwargs)
+    write_suggestion_file(tsv_path.parent, suggestion, len(curve.iterations), stopped_reason, summary)
     log.info(f"LR finder: curve written to {tsv_path}; suggested learning rate {suggestion.suggested_lr:.3e}")
     if suggestion.warning:
         log.warning(f"LR finder: {suggestion.warning}")
-    return tsv_path
+    return tsv_path, suggestion

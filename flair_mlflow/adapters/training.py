@@ -11,6 +11,7 @@ import gc
 import inspect
 import logging
 import math
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -87,18 +88,44 @@ def release_memory() -> None:
 
 
 class quiet_flair:
-    """Keeps Flair's per-batch log lines out of the way of the search's progress bar."""
+    """Keeps Flair's and hyperopt's chatter out of the way of the search's own lines: log lines below
+    ``level``, Flair's progress bars (evaluation, label dictionaries) and torch's GradScaler warning."""
 
-    def __init__(self, quiet: bool) -> None:
+    LOGGERS = ("flair", "hyperopt")
+
+    def __init__(self, quiet: bool, level: int = logging.WARNING) -> None:
         self.quiet = quiet
-        self.level = logging.NOTSET
+        self.quiet_level = level
+        self.levels: dict[str, int] = {}
+        self.warnings: Any = None
+        self.progress_bar: Any = None
 
     def __enter__(self) -> None:
-        if self.quiet:
-            flair_log = logging.getLogger("flair")
-            self.level = flair_log.level
-            flair_log.setLevel(logging.WARNING)
+        if not self.quiet:
+            return
+        from flair.file_utils import Tqdm
+
+        for name in self.LOGGERS:
+            self.levels[name] = logging.getLogger(name).level
+            logging.getLogger(name).setLevel(max(self.quiet_level, logging.getLogger(name).getEffectiveLevel()))
+        self.progress_bar = Tqdm.__dict__["tqdm"]
+        Tqdm.tqdm = staticmethod(_silent_progress_bar)
+        self.warnings = warnings.catch_warnings()
+        self.warnings.__enter__()
+        warnings.filterwarnings("ignore", message=".*GradScaler.*", category=FutureWarning)
 
     def __exit__(self, *exc: Any) -> None:
-        if self.quiet:
-            logging.getLogger("flair").setLevel(self.level)
+        if not self.quiet:
+            return
+        from flair.file_utils import Tqdm
+
+        self.warnings.__exit__(*exc)
+        Tqdm.tqdm = self.progress_bar
+        for name, level in self.levels.items():
+            logging.getLogger(name).setLevel(level)
+
+
+def _silent_progress_bar(*args: Any, **kwargs: Any) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(*args, **{**kwargs, "disable": True})

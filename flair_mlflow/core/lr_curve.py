@@ -66,6 +66,18 @@ class RangeSettings:
             )
         return None
 
+    def logged_params(self, optimizer: str) -> dict[str, Any]:
+        """The settings as an MLflow run of a range test records them (the command line's names)."""
+        return {
+            "optimizer": optimizer,
+            "start_lr": self.start_learning_rate,
+            "end_lr": self.end_learning_rate,
+            "iterations": self.iterations,
+            "mini_batch_size": self.mini_batch_size,
+            "smoothing": self.smoothing_factor,
+            "divergence_threshold": self.divergence_threshold,
+        }
+
     def summary(self, optimizer: str, optimizer_kwargs: Mapping[str, Any]) -> dict[str, Any]:
         """The settings as ``learning_rate_suggestion.json`` records them."""
         return {

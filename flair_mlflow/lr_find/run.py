@@ -7,8 +7,9 @@ The model is built the way a trial builds it (``adapters.models.build_model`` ov
 
 from __future__ import annotations
 
+import logging
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -17,17 +18,17 @@ from flair.trainers import ModelTrainer
 
 from ..adapters.corpora import check_corpus, load_for_experiment
 from ..adapters.embeddings import EmbeddingFactory
-from ..adapters.lr_finder import find_learning_rate
-from ..adapters.lr_plot import Plotter
+from ..adapters.lr_finder import range_test
+from ..adapters.lr_tracking import log_range_test
 from ..adapters.models import build_model, logged_values, optimizer_class, optimizer_name
+from ..adapters.training import quiet_flair
 from ..core.config import ExperimentConfig
 from ..core.errors import ConfigError
-from ..core.lr_curve import DEFAULTS, RangeSettings, read_suggestion_file
+from ..core.lr_curve import DEFAULTS, RangeSettings
 from ..core.lr_rules import LRSuggestion
 from ..core.parameters import PARAMETERS, coerce_value
 from ..core.space import representative_value
-from ..store.lr_log import log_lr_find_to_mlflow
-from ..store.runs import adopt_or_create_run, connect
+from ..store.runs import adopt_or_create_run, connect, ending
 from ..store.tags import LR_FIND_TAG, TASK_TAG
 from ..store.writer import RunWriter
 
@@ -37,9 +38,10 @@ class LRFindResult:
     """Where a range test's results are: the MLflow run, the files, the suggestion."""
 
     run_id: str
-    tsv_path: Path
+    tsv_path: Path  # in ``output``; without one, the name of the run's artefact
     png_path: Path
     suggestion: LRSuggestion
+    artifact_uri: str = ""  # where the run's files are
 
 
 def model_params(config: ExperimentConfig, given: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -92,13 +94,7 @@ def _logged_params(config: ExperimentConfig, tested: dict[str, Any], optimizer: 
         "label_type": config.label_type,
         "downsample": config.downsample,
         **tested,
-        "optimizer": optimizer_name(optimizer),
-        "start_lr": settings.start_learning_rate,
-        "end_lr": settings.end_learning_rate,
-        "iterations": settings.iterations,
-        "mini_batch_size": settings.mini_batch_size,
-        "smoothing": settings.smoothing_factor,
-        "divergence_threshold": settings.divergence_threshold,
+        **settings.logged_params(optimizer_name(optimizer)),
     }
     logged.pop("learning_rate", None)
     return logged_values(logged)
@@ -117,16 +113,15 @@ def _test_and_log(
     """The range test, its plot and its logging; files in ``output``, else only in the run."""
     with tempfile.TemporaryDirectory(prefix="flair-mlflow-lr-") as scratch:
         folder = Path(output) if output else Path(scratch)
-        folder.mkdir(parents=True, exist_ok=True)
-        tsv_path = find_learning_rate(
-            ModelTrainer(model, corpus), folder, optimizer, **asdict(settings), **optimizer_kwargs
-        )
-        suggestion = read_suggestion_file(folder)
-        png_path = Plotter().plot_learning_rate(tsv_path, suggestion=suggestion)
-        log_lr_find_to_mlflow(tsv_path, suggestion, png_path, run_id=run_id, writer=writer)
+        with quiet_flair(True, logging.ERROR):  # the command prints where the files are, and any warning
+            tsv_path, suggestion = range_test(
+                ModelTrainer(model, corpus), folder / "learning_rate.tsv", optimizer, settings, optimizer_kwargs
+            )
+            png_path = log_range_test(writer, run_id, tsv_path, suggestion)
     if output is None:  # the files live on as the run's artefacts only: return their names
         tsv_path, png_path = Path(tsv_path.name), Path(png_path.name)
-    return LRFindResult(run_id, tsv_path, png_path, suggestion)
+    artifact_uri = writer.client.get_run(run_id).info.artifact_uri
+    return LRFindResult(run_id, tsv_path, png_path, suggestion, artifact_uri)
 
 
 def run_lr_find(
@@ -168,20 +163,15 @@ def run_lr_find(
     _check(settings)
     optimizer_type = optimizer_class(optimizer if optimizer is not None else tested.get("optimizer", "sgd"))
     optimizer_kwargs = {k: v for k, v in tested.items() if k in PARAMETERS and PARAMETERS[k].group == "optimizer"}
-    model, corpus = _tested_model(config, tested)
+    with quiet_flair(True):
+        model, corpus = _tested_model(config, tested)
 
     writer = connect(tracking_uri)
     tags = {LR_FIND_TAG: "true", TASK_TAG: config.task}
     run = adopt_or_create_run(writer, config.experiment, run_name or "lr_find", tags, parent_run_id=parent_run_id)
-    try:
+    with ending(writer, run):
         writer.log_params(run.run_id, _logged_params(config, tested, optimizer_type, settings))
         if config_path is not None:
             writer.log_file(run.run_id, config_path)
         result = _test_and_log(writer, run.run_id, model, corpus, optimizer_type, optimizer_kwargs, settings, output)
-    except BaseException:
-        if run.created:
-            writer.end(run.run_id, "FAILED")
-        raise
-    if run.created:
-        writer.end(run.run_id, "FINISHED")
     return result

@@ -10,10 +10,9 @@ import dataclasses
 import logging
 import math
 import tempfile
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 import yaml
 
@@ -22,7 +21,7 @@ from ..adapters.training import quiet_flair, train_model
 from ..core.config import ExperimentConfig
 from ..core.errors import ConfigError
 from ..core.hashing import digest
-from ..store.runs import adopt_or_create_run, connect
+from ..store.runs import adopt_or_create_run, connect, ending
 from ..store.tags import (
     BEST_TRIAL_TAG,
     CONFIG_HASH_TAG,
@@ -134,6 +133,28 @@ def _prepare(experiment: ExperimentConfig, params: dict[str, Any], corpus: Any, 
             experiment.multi_label,
         )
     return corpus, model
+
+
+def _new_registration(
+    experiment: ExperimentConfig,
+    best: BestConfiguration,
+    name: str | None,
+    settings: dict[str, Any],
+    main_evaluation_metric: tuple[str, str],
+    corpus: Any,
+) -> Registration:
+    """What is known before training: the recipe's hash, the metric, the test split (``corpus``: one given)."""
+    return Registration(
+        run_id="",
+        model_uri="",
+        test_score=math.nan,
+        config_hash=digest(settings),
+        name=name,
+        source=best.source,
+        metric=f"{SCORE_METRIC} ({' '.join(main_evaluation_metric)})",
+        params=dict(best.params),
+        test_split=describe_test_split(experiment, corpus),
+    )
 
 
 def _run_tags(best: BestConfiguration, experiment: ExperimentConfig, registration: Registration) -> dict[str, str]:
@@ -256,54 +277,25 @@ def register_best(
     loaded, model = _prepare(experiment, best.params, corpus, quiet)
     corpus_name = getattr(corpus, "name", None) or experiment.corpus.describe()
     settings = recipe(experiment, best.params, train_with_dev)
-    registration = Registration(
-        run_id="",
-        model_uri="",
-        test_score=math.nan,
-        config_hash=digest(settings),
-        name=name,
-        source=best.source,
-        metric=f"{SCORE_METRIC} ({' '.join(main_evaluation_metric)})",
-        params=dict(best.params),
-        test_split=describe_test_split(experiment, corpus),
-    )
+    registration = _new_registration(experiment, best, name, settings, main_evaluation_metric, corpus)
     tags = _run_tags(best, experiment, registration)
     run_name = run_name or (f"register-{name}" if name else "register")
     run = adopt_or_create_run(writer, _experiment_name(writer, best), run_name, tags, refuse=best.search_run_id)
     registration.run_id = run.run_id
     log.info("run %s: training %s for %d epochs on %s", run.run_id, best.source, experiment.max_epochs, corpus_name)
-    with _ending(writer, run):
+    with ending(writer, run):
         _train_and_log(writer, registration, experiment, best, model, loaded, settings, main_evaluation_metric, quiet)
         if name:
-            _register(writer, registration, tags, best.source)
+            version_tags = {key: tags[key] for key in VERSION_TAGS if key in tags}
+            registration.version, registration.alias, registration.reason = register_version(
+                writer.client,
+                name,
+                registration.model_uri,
+                run.run_id,
+                registration.test_score,
+                registration.metric,
+                registration.test_split,
+                version_tags,
+                best.source,
+            )
     return registration
-
-
-def _register(writer: RunWriter, registration: Registration, tags: Mapping[str, str], source: str) -> None:
-    """The logged model as a new version of ``registration.name``, champion or challenger."""
-    registration.version, registration.alias, registration.reason = register_version(
-        writer.client,
-        registration.name,
-        registration.model_uri,
-        registration.run_id,
-        registration.test_score,
-        registration.metric,
-        registration.test_split,
-        {key: tags[key] for key in VERSION_TAGS if key in tags},
-        source,
-    )
-
-
-@contextmanager
-def _ending(writer: RunWriter, run: Any) -> Iterator[None]:
-    """The register run ends KILLED on a signal, FAILED with the error, FINISHED if this call created it."""
-    try:
-        yield
-    except KeyboardInterrupt:
-        writer.end(run.run_id, "KILLED")
-        raise
-    except BaseException as error:
-        writer.fail(run.run_id, type(error).__name__, error)
-        raise
-    if run.created:
-        writer.end(run.run_id, "FINISHED")

@@ -9,9 +9,10 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import mlflow
 from mlflow.exceptions import MlflowException
@@ -108,6 +109,22 @@ def adopt_or_create_run(
     if tags:
         writer.set_tags(adopted.run_id, tags)
     return adopted
+
+
+@contextmanager
+def ending(writer: RunWriter, run: AdoptedRun) -> Iterator[None]:
+    """Around a command's work in ``run``: KILLED on Ctrl-C, FAILED with the error's tags on any other
+    error, FINISHED when the work is done and the command created the run (an adopted one is its owner's)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        writer.end(run.run_id, "KILLED")
+        raise
+    except BaseException as error:
+        writer.fail(run.run_id, type(error).__name__, error)
+        raise
+    if run.created:
+        writer.end(run.run_id, "FINISHED")
 
 
 def experiment_id_for(client: mlflow.MlflowClient, name: str | None) -> str:
