@@ -75,14 +75,38 @@ def tune(
             quiet=not verbose,
             resume=resume,
         )
+    _summary(result, tracking_uri)
+
+
+def _summary(result: Any, tracking_uri: str | None) -> None:
+    """What the search found, by the name of its metric, and the next steps: look at it, register it."""
+    from .adapters.models import value_text
+    from .store.writer import redact_uri
+
     click.echo(f"search run {result.parent_run_id}: {len(result.outcomes)} trials, {result.failed} failed")
     best = result.best
-    if best is not None:
-        from .adapters.models import value_text
+    if best is None:
+        return
+    click.echo(f"best trial {best.number} (run {best.run_id}): {result.score_name} {best.final_score:.4f}")
+    for name, value in best.params.items():
+        click.echo(f"  {name}: {value_text(value)}")
+    where = redact_uri(result.tracking_uri)
+    experiment = _experiment_name(result)
+    look = f"open {where}" if where.startswith(("http://", "https://")) else f"mlflow ui --backend-store-uri {where}"
+    store = f" --tracking-uri {where}" if tracking_uri else ""
+    click.echo("next:")
+    click.echo(f"  {look}   # experiment '{experiment}': the search run and its trials")
+    click.echo(f"  flair-mlflow register {result.parent_run_id} --name {experiment}{store}   # train, test, register")
 
-        click.echo(f"best trial {best.number} (run {best.run_id}): score {best.final_score:.4f}")
-        for name, value in best.params.items():
-            click.echo(f"  {name}: {value_text(value)}")
+
+def _experiment_name(result: Any) -> str:
+    """The search's experiment, which also names a model registered from it."""
+    import mlflow
+
+    try:
+        return mlflow.MlflowClient(result.tracking_uri).get_experiment(result.experiment_id).name
+    except Exception:  # only a suggestion: the summary must not fail for it
+        return "MODEL_NAME"
 
 
 def _param_pairs(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, Any]:
@@ -159,6 +183,10 @@ def lr_find(
     )
     if suggestion.warning:
         click.echo(f"warning: {suggestion.warning}")
+    files = f"{result.tsv_path.name}, {result.png_path.name}, learning_rate_suggestion.json"
+    click.echo(f"files: {files} in the run's artefacts, {result.artifact_uri}")
+    if output:
+        click.echo(f"  and in {output}")
     click.echo(f"use it: flair-mlflow tune {config} --lr-from {result.run_id}")
 
 

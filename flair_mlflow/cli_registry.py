@@ -67,7 +67,15 @@ def trials(search_run_id: str, csv_path: str | None, tracking_uri: str | None, d
         table = search_trials(search_run_id, tracking_uri=tracking_uri)
     click.echo(f"search {table.search_run_id}: {len(table.rows)} trials, ranked by final {table.optimization_value}")
     click.echo(table.to_text(), nl=False)
+    if table.same_for_all:
+        same = ", ".join(f"{name}={_short(value)}" for name, value in table.same_for_all.items())
+        click.echo(f"the same in every trial: {same}")
     if csv_path:
         with open(csv_path, "w", encoding="utf-8", newline="") as handle:
             handle.write(table.to_csv())
         click.echo(f"wrote {csv_path}")
+
+
+def _short(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 60 else text[:59] + "…"

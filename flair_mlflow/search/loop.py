@@ -14,9 +14,11 @@ import signal
 import time
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
+from ..adapters.models import value_text
 from ..core.config import ExperimentConfig
 from ..core.interrupts import Interrupted, SearchInterrupted, catch_signals
 from ..core.outcome import TrialOutcome, TrialState, best_outcome, trials_since_best
+from ..core.parameters import OptimizationValue
 from .hyperopt_adapter import continued_rng, keyed_space, keyed_suggest
 
 
@@ -138,8 +140,35 @@ def run_trials(
     return outcomes
 
 
+def score_name(objective: OptimizationValue, main_evaluation_metric: Sequence[str]) -> str:
+    """What a trial's score is, in words: ``dev micro-F1``, ``dev macro-F1``, ``dev accuracy``, ``dev loss``."""
+    if objective is OptimizationValue.DEV_LOSS:
+        return "dev loss"
+    average, metric = main_evaluation_metric
+    kind = average.split()[0]  # micro, macro, weighted
+    if metric == "f1-score":
+        return f"dev {kind}-F1"
+    return f"dev {metric}" if kind == "micro" else f"dev {kind} {metric}"
+
+
+def trial_line(outcome: TrialOutcome, best: TrialOutcome | None, score: str, shown: Sequence[str], total: int) -> str:
+    """One finished trial, for the console: its score, the best so far, its time and sampled values."""
+    head = f"trial {outcome.number}/{total}"
+    if not outcome.ok:
+        return f"{head}: failed ({' '.join(str(outcome.error).split())[:160]})"
+    values = ", ".join(f"{name}={_short(outcome.params.get(name))}" for name in shown)
+    pruned = f", pruned at epoch {outcome.pruned_at}" if outcome.pruned else ""
+    so_far = f" (best {best.final_score:.4f}, trial {best.number})" if best is not None else ""
+    return f"{head}: {score} {outcome.final_score:.4f}{so_far}{pruned}, {outcome.duration_s:.0f}s  {values}"
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else value_text(value)
+
+
 class SequentialExecutor:
-    """Trials one after another in this process; the parent hears of each as it ends."""
+    """Trials one after another in this process; the parent hears of each as it ends, and the
+    console of each in a line above the progress bar."""
 
     interrupt = Interrupted  # not a KeyboardInterrupt: Flair's trainer would swallow that one
     show_progressbar = False  # a bar of its own, which shows the best score instead of the loss
@@ -159,6 +188,8 @@ class SequentialExecutor:
         self.parent = parent
         self.trials = trials
         self.outcomes = list(restored)
+        self.max_evals = max_evals
+        self.show_progress = show_progress
         self.progress = tqdm(
             total=max_evals, initial=len(self.outcomes), desc="trials", unit="trial", disable=not show_progress
         )
@@ -170,9 +201,14 @@ class SequentialExecutor:
             self.runner.stopping_rule.record(outcome.epoch_values)
         self.parent.after_trial(self.outcomes)
         self.progress.update(1)
+        settings = self.runner.settings
+        score = score_name(settings.objective, settings.main_evaluation_metric)
         best = best_outcome(self.outcomes)
+        if self.show_progress:
+            searched = [name for name in outcome.params if name not in settings.fixed]
+            self.progress.write(trial_line(outcome, best, score, searched, self.max_evals))
         if best is not None:
-            self.progress.set_postfix({f"best {self.runner.settings.objective.config_name}": f"{best.final_score:.4f}"})
+            self.progress.set_postfix({f"best {score}": f"{best.final_score:.4f}"})
         return outcome.hyperopt_result()
 
     def outcomes_so_far(self, trials: Any) -> list[TrialOutcome]:

@@ -71,6 +71,7 @@ class ParentRun:
         # corpus has just seeded, so every search with the same seed would get the same name
         name = run_name or f"search-{time.strftime('%Y%m%d-%H%M%S')}"
         run = adopt_or_create_run(writer, config.experiment, name, {SEARCH_TAG: "true", TASK_TAG: config.task})
+        _say_where(writer, run.experiment_id, config.experiment)
         writer.log_params(run.run_id, _search_params(recorded.config or config))
         if lr_source:
             writer.log_params(run.run_id, {"lr_from": lr_source["lr_from"]})
@@ -199,3 +200,16 @@ def _search_params(config: ExperimentConfig) -> dict[str, Any]:
     if config.task == "text_classification":
         params["multi_label"] = config.multi_label
     return params
+
+
+def _say_where(writer: RunWriter, experiment_id: str, wanted: str | None) -> None:
+    """One line when the run was made elsewhere (``mlflow run`` creates it first) than the file's experiment."""
+    found = writer.client.get_experiment(experiment_id).name
+    if wanted and found != wanted:
+        log.warning(
+            "the search runs in experiment '%s', where `mlflow run` created its run, not in the file's '%s'; "
+            "to file it there: mlflow run . --experiment-name %s",
+            found,
+            wanted,
+            wanted,
+        )

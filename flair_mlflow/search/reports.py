@@ -70,6 +70,7 @@ def plot_trials(outcomes: Sequence[TrialOutcome], objective: OptimizationValue, 
     """Score per trial with the best so far; drawn off-screen (Agg), never opening a window."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     figure = Figure(figsize=(8, 4.5), dpi=100)
     FigureCanvasAgg(figure)
@@ -94,6 +95,7 @@ def plot_trials(outcomes: Sequence[TrialOutcome], objective: OptimizationValue, 
     if failed:
         bottom = min(scores) if scores else 0.0
         axes.plot(failed, [bottom] * len(failed), "x", color="red", label="failed")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # trials are whole numbers
     axes.set_xlabel("trial")
     axes.set_ylabel(objective.config_name)
     axes.set_title("search progress")

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from ..adapters.training import quiet_flair
 from ..core.config import ExperimentConfig
 from ..core.errors import ConfigError
 from ..core.outcome import TrialOutcome, TrialState, best_outcome
@@ -21,7 +22,7 @@ from ..core.rules import MedianStoppingRule
 from ..store.runs import connect, get_search_run
 from ..store.writer import RunWriter
 from .hyperopt_adapter import algorithm_suggest, restored_trials
-from .loop import SequentialExecutor, run_trials
+from .loop import SequentialExecutor, run_trials, score_name
 from .lr_from import learning_rate_from_run
 from .parent import ParentRun
 from .recorded import RecordedExperiment, record_experiment
@@ -36,6 +37,8 @@ class SearchResult:
     parent_run_id: str
     experiment_id: str
     outcomes: list[TrialOutcome] = field(default_factory=list)
+    score_name: str = "score"  # what final_score is: "dev micro-F1", "dev loss", ...
+    tracking_uri: str = ""  # the store the runs are in
     #: trains, tests and registers the best configuration; attached by the faces (``flair_mlflow.run_search``,
     #: the selectors), since a search never imports register
     registrar: Callable[..., Any] | None = field(default=None, repr=False, compare=False)
@@ -163,10 +166,11 @@ class Search:
             space = config.build_space().get_search_space()
         if not space:
             raise ConfigError("search_space", "is empty: name at least one parameter to search")
-        corpus = self.corpus if self.corpus is not None else load_for_experiment(config)
-        check_corpus(corpus, config.label_type)
-        if self.corpus is None:
-            check_embeddings(config, corpus)
+        with quiet_flair(self.quiet):
+            corpus = self.corpus if self.corpus is not None else load_for_experiment(config)
+            check_corpus(corpus, config.label_type)
+            if self.corpus is None:
+                check_embeddings(config, corpus)
         corpus_source = config if self.corpus is None else self.corpus
         recorded = record_experiment(config, space if self.space is not None else None, self.corpus)
         return PreparedSearch(config, space, writer, corpus_source, lr_source, recorded)
@@ -216,8 +220,12 @@ class Search:
                 previous.hyperopt_trials(search.space) if previous is not None else restored_trials(search.space, [])
             )
             executor = SequentialExecutor(runner, parent, trials, restored, config.max_evals, self.show_progress)
-        outcomes = run_trials(executor, parent, search.space, suggest, config, done=len(restored))
-        return _result(parent.run_id, parent.experiment_id, outcomes)
+        with quiet_flair(self.quiet):
+            outcomes = run_trials(executor, parent, search.space, suggest, config, done=len(restored))
+        result = _result(parent.run_id, parent.experiment_id, outcomes)
+        result.score_name = score_name(config.objective, self.main_evaluation_metric)
+        result.tracking_uri = search.writer.tracking_uri
+        return result
 
     def _previous_trials(self, search: PreparedSearch) -> PreviousTrials:
         """The search to continue and its finished trials, read before anything is written."""

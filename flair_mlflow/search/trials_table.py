@@ -32,6 +32,19 @@ class TrialsTable:
     def columns(self) -> list[str]:
         return [*FIXED_COLUMNS, *self.parameter_names]
 
+    @property
+    def same_for_all(self) -> dict[str, Any]:
+        """Parameters with one value in every trial (of two or more): the parent's params hold them."""
+        if len(self.rows) < 2:
+            return {}
+        values = {name: {str(row.get(name)) for row in self.rows} for name in self.parameter_names}
+        return {name: self.rows[0].get(name) for name, seen in values.items() if len(seen) == 1}
+
+    @property
+    def varying_columns(self) -> list[str]:
+        """The columns a reader compares trials by: the fixed ones, and parameters that differ."""
+        return [c for c in self.columns if c not in self.same_for_all]
+
     def to_csv(self) -> str:
         buffer = io.StringIO()
         writer = csv.writer(buffer)
@@ -41,9 +54,11 @@ class TrialsTable:
         return buffer.getvalue()
 
     def to_text(self, width: int = 40) -> str:
-        """Aligned columns for a terminal: long values cut to ``width``, numbers shortened."""
-        table = [self.columns] + [[_cell(row.get(c), width) for c in self.columns] for row in self.rows]
-        widths = [max(len(line[i]) for line in table) for i in range(len(self.columns))]
+        """Aligned columns for a terminal: long values cut to ``width``, numbers shortened; parameters
+        the same in every trial are left out (see :attr:`same_for_all`)."""
+        columns = self.varying_columns
+        table = [columns] + [[_cell(row.get(c), width) for c in columns] for row in self.rows]
+        widths = [max(len(line[i]) for line in table) for i in range(len(columns))]
         lines = ["  ".join(value.ljust(widths[i]) for i, value in enumerate(line)).rstrip() for line in table]
         lines.insert(1, "  ".join("-" * w for w in widths))
         return "\n".join(lines) + "\n"
