@@ -7,12 +7,13 @@ servers, notebooks and tests, and leaves pyplot's global state alone.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from ..core.lr_curve import read_learning_rate_tsv
+from ..core.lr_curve import SUGGESTION_FILE_NAME, read_learning_rate_tsv
 from ..core.lr_rules import LRSuggestion, suggest_learning_rates
 
 log = logging.getLogger("flair")
@@ -20,15 +21,16 @@ log = logging.getLogger("flair")
 __all__ = ["Plotter"]
 
 
-def plotted_slice(points: int, skip_first: int, skip_last: int) -> slice:
-    """The points drawn: all but the skipped ones, or the whole curve where skipping would leave
-    fewer than two (a short or early-stopped run) rather than an empty axis."""
+def scaled_slice(points: int, skip_first: int, skip_last: int) -> slice:
+    """The points the loss axis is scaled to: all but the skipped ones (the shaky start of the moving
+    average, the blow-up), or the whole curve where skipping would leave fewer than two."""
     end = points - skip_last if skip_last > 0 else points
     return slice(skip_first, end) if end - skip_first >= 2 else slice(0, points)
 
 
 def _loss_limits(raw: list[float], smoothed: list[float]) -> Optional[tuple[float, float]]:
-    """Scaled to the smoothed curve: raw spikes would otherwise squash it flat."""
+    """Scaled to the smoothed curve, and down to the lowest raw loss: raw spikes above would squash
+    it flat, so they are clipped (and marked) instead."""
     finite = [v for v in smoothed if math.isfinite(v)]
     if not finite:
         return None
@@ -37,6 +39,24 @@ def _loss_limits(raw: list[float], smoothed: list[float]) -> Optional[tuple[floa
     low = min([low, *finite_raw]) if finite_raw else low
     pad = 0.05 * (high - low) if high > low else max(abs(high) * 0.05, 1e-3)
     return low - pad, high + pad
+
+
+def tested_range(tsv_path: Path, learning_rates: list[float]) -> tuple[float, float]:
+    """The range the test was set to sweep (from the suggestion file beside the TSV), else the curve's own:
+    a test stopped early by divergence still shows where it would have gone."""
+    try:
+        settings = json.loads((tsv_path.parent / SUGGESTION_FILE_NAME).read_text(encoding="utf-8"))["settings"]
+        return float(settings["start_learning_rate"]), float(settings["end_learning_rate"])
+    except (OSError, KeyError, TypeError, ValueError):
+        return min(learning_rates), max(learning_rates)
+
+
+def _mark_clipped(ax: Any, lrs: list[float], raw: list[float], top: float) -> None:
+    """Raw losses above the axis (or not finite) as markers on its top edge: clipped, not hidden."""
+    clipped = [lr for lr, loss in zip(lrs, raw) if not math.isfinite(loss) or loss > top]
+    if clipped:
+        label = f"loss above the axis ({len(clipped)})"
+        ax.plot(clipped, [top] * len(clipped), "^", color="tab:orange", markersize=4, clip_on=False, label=label)
 
 
 def _mark_suggestion(ax: Any, suggestion: LRSuggestion) -> None:
@@ -61,7 +81,9 @@ class Plotter:
         suggestion: Optional[LRSuggestion] = None,
     ) -> Path:
         """Write ``learning_rate.png`` next to the TSV and return its path; the suggestion (computed
-        from the TSV when not given) is marked."""
+        from the TSV when not given) is marked. Every point is drawn over the whole tested range;
+        ``skip_first``/``skip_last`` (Flair's arguments) only keep those points out of the loss axis's
+        scale, and raw losses above it are marked on its top edge."""
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
         from matplotlib.ticker import LogLocator
@@ -70,8 +92,8 @@ class Plotter:
         curve = read_learning_rate_tsv(file_name)
         if suggestion is None and curve.learning_rates:
             suggestion = suggest_learning_rates(curve.learning_rates, curve.smoothed_losses)
-        shown = plotted_slice(len(curve.learning_rates), skip_first, skip_last)
-        lrs, raw, smoothed = curve.learning_rates[shown], curve.losses[shown], curve.smoothed_losses[shown]
+        lrs, raw, smoothed = curve.learning_rates, curve.losses, curve.smoothed_losses
+        scaled = scaled_slice(len(lrs), skip_first, skip_last)
 
         fig = Figure(figsize=(8, 5), dpi=150)
         FigureCanvasAgg(fig)
@@ -82,9 +104,12 @@ class Plotter:
             _mark_suggestion(ax, suggestion)
         ax.set_xscale("log")
         ax.xaxis.set_major_locator(LogLocator(base=10))
-        limits = _loss_limits(raw, smoothed)
+        if lrs:
+            ax.set_xlim(*tested_range(file_name, lrs))
+        limits = _loss_limits(raw[scaled], smoothed[scaled])
         if limits is not None:
             ax.set_ylim(*limits)
+            _mark_clipped(ax, lrs, raw, limits[1])
         ax.set_xlabel("learning rate")
         ax.set_ylabel("loss per data point")
         ax.grid(True, which="both", alpha=0.3)
