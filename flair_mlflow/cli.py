@@ -87,7 +87,11 @@ def _summary(result: Any, tracking_uri: str | None) -> None:
     best = result.best
     if best is None:
         return
-    click.echo(f"best trial {best.number} (run {best.run_id}): {result.score_name} {best.final_score:.4f}")
+    scored = "its last epoch" if best.epochs_scored == 1 else f"the mean of its last {best.epochs_scored} epochs"
+    click.echo(
+        f"best trial {best.number} (run {best.run_id}): {result.score_name} {best.final_score:.4f} "
+        f"({scored}, what the search optimised; last epoch {best.last_epoch_score:.4f})"
+    )
     for name, value in best.params.items():
         click.echo(f"  {name}: {value_text(value)}")
     where = redact_uri(result.tracking_uri)

@@ -14,6 +14,7 @@ from typing import Any
 from ..core.config import ExperimentConfig
 from ..core.corpus_config import CorpusConfig
 from ..core.errors import CorpusError
+from .corpus_content import with_memory_mode, without_docstart
 
 log = logging.getLogger("flair_mlflow")
 
@@ -35,6 +36,8 @@ def load_corpus(corpus: CorpusConfig, downsample: float = 1.0, seed: int | None 
         loaded = _load_column(corpus)
     else:
         loaded = _load_fasttext(corpus)
+    if not corpus.keep_docstart and corpus.arguments.get("in_memory", True):
+        loaded = without_docstart(loaded)
     if downsample < 1.0:
         loaded = loaded.downsample(downsample)
     if loaded.train is None or len(loaded.train) == 0:
@@ -143,7 +146,7 @@ def _load_column(corpus: CorpusConfig):
 def _load_fasttext(corpus: CorpusConfig):
     from flair.datasets import ClassificationCorpus
 
-    return _load_folder(ClassificationCorpus, corpus, "FastText")
+    return _load_folder(ClassificationCorpus, with_memory_mode(corpus), "FastText")
 
 
 def _load_folder(corpus_class: Any, corpus: CorpusConfig, kind: str, *arguments: Any):
@@ -178,6 +181,11 @@ def check_corpus(corpus, label_type: str) -> None:
         raise CorpusError("label_type", f"the corpus has no '{label_type}' labels (it has: {known})")
     if corpus.dev is None or len(corpus.dev) == 0:
         raise CorpusError("corpus", "has no dev split; the search scores trials on dev")
+
+
+def for_trials(corpus, evaluate_test: bool):
+    """The corpus trials train and score on: without its test split unless the search scores test too."""
+    return corpus if evaluate_test else without_test(corpus)
 
 
 def without_test(corpus):

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from .coerce import setting
 from .errors import ConfigError
 
 CORPUS_FORMATS = ("column", "fasttext")
@@ -24,6 +25,7 @@ class CorpusConfig:
     train_file: str | None = None
     dev_file: str | None = None
     test_file: str | None = None
+    keep_docstart: bool = False  # CoNLL's -DOCSTART- lines are dropped from column corpora unless this is set
 
     def describe(self) -> str:
         return self.name if self.name else f"{self.format}:{self.folder}"
@@ -50,6 +52,8 @@ def corpus_from(value: Any) -> CorpusConfig:
             raise ConfigError("corpus.column_format", "keys must be column numbers") from None
     if data.get("arguments") is None:
         data["arguments"] = {}
+    if "keep_docstart" in data:
+        data["keep_docstart"] = setting("corpus.keep_docstart", data["keep_docstart"], bool)
     return CorpusConfig(**data)
 
 

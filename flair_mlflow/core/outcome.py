@@ -63,6 +63,9 @@ class TrialOutcome:
     duration_s: float = 0.0
     pruned_at: int | None = None  # epoch at which the median stopping rule ended the trial
     epoch_values: list[list[float]] = field(default_factory=list)  # the optimised value per epoch, per run
+    last_epoch_score: float = math.nan  # the optimised value after the last epoch, mean over training runs
+    scored_epochs_variance: float = math.nan  # variance over each run's scored epochs, mean over runs
+    peak_dev_score: float = math.nan  # the highest dev score any epoch of any training run reached
 
     @property
     def ok(self) -> bool:
@@ -72,6 +75,45 @@ class TrialOutcome:
     @property
     def pruned(self) -> bool:
         return self.status is TrialState.PRUNED
+
+    @property
+    def epochs_scored(self) -> int:
+        """How many epochs ``final_score`` averages in each training run: the last three, or all of fewer."""
+        runs = [history for history in self.epoch_values if history]
+        return len(scored_epochs(runs[0])) if runs else LAST_EPOCHS_SCORED
+
+    def add_training_run(self, history: Sequence[float], dev_scores: Sequence[float]) -> float:
+        """Record one training run: the optimised value per epoch and its dev scores; returns the run's score."""
+        score = score_of_training_run(history)
+        self.run_scores.append(score)
+        self.epoch_values.append(list(history))
+        peaks = [value for value in (self.peak_dev_score, *dev_scores) if math.isfinite(value)]
+        self.peak_dev_score = max(peaks) if peaks else math.nan
+        return score
+
+    def settle_scores(self, maximise: bool) -> None:
+        """The trial's scores from its training runs: ``final_score`` (what hyperopt's loss is made of),
+        the last epoch's, and both variances (across runs, and over each run's scored epochs)."""
+        runs = [history for history in self.epoch_values if history]
+        self.final_score = mean(self.run_scores)
+        self.final_variance = variance(self.run_scores)
+        self.last_epoch_score = mean([history[-1] for history in runs])
+        self.scored_epochs_variance = mean([variance(scored_epochs(history)) for history in runs])
+        self.loss = 1.0 - self.final_score if maximise else self.final_score
+
+    def score_metrics(self) -> dict[str, float]:
+        """The scores a finished trial's run logs at the end (the training runs' own are logged apart)."""
+        metrics = {
+            "final_score": self.final_score,
+            "final_variance": self.final_variance,
+            "last_epoch_score": self.last_epoch_score,
+            "scored_epochs_variance": self.scored_epochs_variance,
+            "peak_dev_score": self.peak_dev_score,
+            "loss": self.loss,
+        }
+        if self.test_score is not None:
+            metrics["test_score"] = self.test_score
+        return {name: value for name, value in metrics.items() if math.isfinite(value)}
 
     def hyperopt_result(self) -> dict[str, Any]:
         """The dict an objective returns to hyperopt."""
@@ -87,12 +129,25 @@ class TrialOutcome:
         }
 
 
-def score_of_training_run(history: list[float]) -> float:
+def scored_epochs(history: Sequence[float]) -> list[float]:
+    """The epochs a training run's score is made of: its last three (fewer if it ran fewer)."""
+    return list(history[-LAST_EPOCHS_SCORED:])
+
+
+def score_of_training_run(history: Sequence[float]) -> float:
     """A training run's score: the mean of its last three epochs, which damps a lucky last epoch."""
-    if not history:
-        return math.nan
-    last = history[-LAST_EPOCHS_SCORED:]
-    return float(sum(last) / len(last))
+    return mean(scored_epochs(history))
+
+
+def mean(values: Sequence[float]) -> float:
+    """The mean, NaN for no values."""
+    return float(sum(values) / len(values)) if values else math.nan
+
+
+def variance(values: Sequence[float]) -> float:
+    """The population variance (numpy's ``var``, the tutorial's), NaN for no values."""
+    middle = mean(values)
+    return mean([(value - middle) ** 2 for value in values])
 
 
 def best_outcome(outcomes: Sequence[TrialOutcome]) -> TrialOutcome | None:

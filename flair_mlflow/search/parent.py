@@ -14,6 +14,7 @@ from typing import Any, Mapping, Sequence
 from ..core.config import ExperimentConfig
 from ..core.outcome import TrialOutcome, TrialState, best_outcome
 from ..core.parameters import OptimizationValue
+from ..core.rules import LearningCheck
 from ..store.runs import adopt_or_create_run, child_runs
 from ..store.tags import (
     BEST_TRIAL_NUMBER_TAG,
@@ -26,6 +27,7 @@ from ..store.tags import (
     STATUS_TAG,
     STOP_REASON_TAG,
     TASK_TAG,
+    WARNING_TAG,
 )
 from ..store.writer import RunWriter
 from .loop import StopReason
@@ -47,6 +49,7 @@ class ParentRun:
     objective: OptimizationValue
     parameter_names: tuple[str, ...]
     base_path: Path | None = None  # the tutorial API's folder, which gets param_selection.txt too
+    learning_check: LearningCheck | None = None  # what the finished search's dev scores must beat
 
     @classmethod
     def start(
@@ -170,6 +173,10 @@ class ParentRun:
             )
             yaml_text = best_params_yaml(best, self.objective, self.parameter_names)
             self.writer.log_text(self.run_id, yaml_text, "best_params.yaml")
+        warning = self.learning_check.warning(outcomes) if self.learning_check is not None else None
+        if warning:  # printed just before the command's summary, and shown by MLflow's UI on the parent
+            log.warning("warning: %s", warning)
+            self.writer.set_tags(self.run_id, {WARNING_TAG: warning})
         if self.created or reason.run_status != "FINISHED":
             self.writer.end(self.run_id, reason.run_status)
 

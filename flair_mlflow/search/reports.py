@@ -25,6 +25,8 @@ def param_selection_text(outcomes: Sequence[TrialOutcome], objective: Optimizati
         if outcome.ok:
             lines.append(f"{objective.value}: {outcome.final_score}")
             lines.append(f"variance: {outcome.final_variance}")
+            lines.append(f"last epoch {objective.value}: {outcome.last_epoch_score}")
+            lines.append(f"variance over the scored epochs: {outcome.scored_epochs_variance}")
             if outcome.test_score is not None:
                 lines.append(f"test_score: {outcome.test_score}")
             if outcome.pruned:
@@ -41,15 +43,19 @@ def param_selection_text(outcomes: Sequence[TrialOutcome], objective: Optimizati
     return "\n".join(lines) + "\n"
 
 
+#: a trial's scores in trials.csv, after its number, run and status (``loss`` is what hyperopt minimised)
+SCORE_COLUMNS = ("final_score", "last_epoch_score", "final_variance", "scored_epochs_variance", "loss")
+
+
 def trials_csv(outcomes: Sequence[TrialOutcome], parameter_names: Sequence[str]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(
-        ["trial", "run_id", "status", "final_score", "final_variance", "loss", "duration_s", *parameter_names, "error"]
-    )
+    writer.writerow(["trial", "run_id", "status", *SCORE_COLUMNS, "duration_s", *parameter_names, "error"])
     for o in outcomes:
         writer.writerow(
-            [o.number, o.run_id or "", o.status.value, o.final_score, o.final_variance, o.loss, round(o.duration_s, 2)]
+            [o.number, o.run_id or "", o.status.value]
+            + [getattr(o, name) for name in SCORE_COLUMNS]
+            + [round(o.duration_s, 2)]
             + [value_text(o.params.get(name)) for name in parameter_names]
             + [o.error or ""]
         )
@@ -59,7 +65,8 @@ def trials_csv(outcomes: Sequence[TrialOutcome], parameter_names: Sequence[str])
 def best_params_yaml(best: TrialOutcome, objective: OptimizationValue, parameter_names: Sequence[str]) -> str:
     """The best configuration as real values, ready to paste under ``fixed:`` of a new experiment."""
     header = (
-        f"# best trial {best.number} (run {best.run_id}): {objective.config_name} = {best.final_score}\n"
+        f"# best trial {best.number} (run {best.run_id}): {objective.config_name} = {best.final_score} "
+        f"(mean of the last epochs; last epoch {best.last_epoch_score})\n"
         "# usable as the 'fixed' section of a new experiment file\n"
     )
     values = {name: plain_value(best.params.get(name)) for name in parameter_names if best.params.get(name) is not None}

@@ -180,6 +180,8 @@ def restored_outcome(
     outcome.run_scores = [value for _, value in scores]
     outcome.final_score = data.metrics.get("final_score", math.nan)
     outcome.final_variance = data.metrics.get("final_variance", math.nan)
+    for name in ("last_epoch_score", "scored_epochs_variance", "peak_dev_score"):  # NaN in older searches
+        setattr(outcome, name, data.metrics.get(name, math.nan))
     outcome.loss = data.metrics["loss"]
     outcome.test_score = data.metrics.get("test_score")
     pruned_at = data.tags.get(PRUNED_AT_TAG)

@@ -8,6 +8,7 @@ trials (:mod:`.loop`), then the result.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ from ..core.config import ExperimentConfig
 from ..core.errors import ConfigError
 from ..core.outcome import TrialOutcome, TrialState, best_outcome
 from ..core.parameters import OptimizationValue
-from ..core.rules import MedianStoppingRule
+from ..core.rules import LearningCheck, MedianStoppingRule
 from ..store.runs import connect, get_search_run
 from ..store.writer import RunWriter
 from .hyperopt_adapter import algorithm_suggest, restored_trials
@@ -42,6 +43,12 @@ class SearchResult:
     #: trains, tests and registers the best configuration; attached by the faces (``flair_mlflow.run_search``,
     #: the selectors), since a search never imports register
     registrar: Callable[..., Any] | None = field(default=None, repr=False, compare=False)
+    learning_check: LearningCheck | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def warning(self) -> str | None:
+        """What the parent's ``flair_mlflow.warning`` tag says: the trials learnt nothing (None: they did)."""
+        return self.learning_check.warning(self.outcomes) if self.learning_check is not None else None
 
     @property
     def best(self) -> TrialOutcome | None:
@@ -84,6 +91,8 @@ class PreparedSearch:
     corpus_source: Any  # the ExperimentConfig (loaded once per process) or a corpus given in Python
     lr_source: Mapping[str, Any]  # where the learning-rate range came from (lr_from), for the parent run
     recorded: RecordedExperiment  # the experiment as a file, for the parent run (register and --resume read it)
+    factory: Any = None  # the embeddings the checks built, handed to the trials so each is built once
+    learning_check: LearningCheck | None = None  # what the trials' dev scores must beat
 
     @property
     def parameter_names(self) -> tuple[str, ...]:
@@ -91,8 +100,9 @@ class PreparedSearch:
         return tuple(self.space) + tuple(n for n in self.config.fixed if n not in self.space)
 
 
-def check_embeddings(config: ExperimentConfig, corpus) -> None:
-    """Build every embedding the experiment names once, so one that cannot load fails early."""
+def check_embeddings(config: ExperimentConfig, corpus) -> Any:
+    """Build every embedding the experiment names once, so one that cannot load fails early; returns
+    the factory holding them, for the trials on ``corpus`` to use."""
     from ..adapters.embeddings import EmbeddingFactory
 
     factory = EmbeddingFactory(corpus)
@@ -115,6 +125,7 @@ def check_embeddings(config: ExperimentConfig, corpus) -> None:
                 factory.check(value, name, config.task, dict(config.fixed))
             except ConfigError as error:
                 raise type(error)(field_name, error.problem) from error
+    return factory
 
 
 class Search:
@@ -154,7 +165,8 @@ class Search:
 
     def prepare(self) -> PreparedSearch:
         """Validate everything and load the corpus; raises ConfigError and creates nothing."""
-        from ..adapters.corpora import check_corpus, load_for_experiment
+        from ..adapters.corpora import check_corpus, for_trials, load_for_experiment
+        from ..adapters.corpus_content import learning_check
 
         writer = connect(self.tracking_uri)
         config, lr_source, space = self.config, {}, self.space
@@ -169,11 +181,13 @@ class Search:
         with quiet_flair(self.quiet):
             corpus = self.corpus if self.corpus is not None else load_for_experiment(config)
             check_corpus(corpus, config.label_type)
+            factory = None
             if self.corpus is None:
-                check_embeddings(config, corpus)
+                factory = check_embeddings(config, for_trials(corpus, config.evaluate_test))
+        check = learning_check(corpus, config.label_type, config.max_epochs)
         corpus_source = config if self.corpus is None else self.corpus
         recorded = record_experiment(config, space if self.space is not None else None, self.corpus)
-        return PreparedSearch(config, space, writer, corpus_source, lr_source, recorded)
+        return PreparedSearch(config, space, writer, corpus_source, lr_source, recorded, factory, check)
 
     def run(self) -> SearchResult:
         search = self.prepare()
@@ -209,7 +223,8 @@ class Search:
             quiet=self.quiet,
             main_evaluation_metric=self.main_evaluation_metric,
         )
-        runner = TrialRunner(settings, search.corpus_source, _stopping_rule(config, previous))
+        parent = dataclasses.replace(parent, learning_check=search.learning_check)
+        runner = TrialRunner(settings, search.corpus_source, _stopping_rule(config, previous), factory=search.factory)
         restored = previous.outcomes if previous is not None else []
         if spark is not None:
             from .distributed import SparkExecutor
@@ -225,6 +240,7 @@ class Search:
         result = _result(parent.run_id, parent.experiment_id, outcomes)
         result.score_name = score_name(config.objective, self.main_evaluation_metric)
         result.tracking_uri = search.writer.tracking_uri
+        result.learning_check = search.learning_check
         return result
 
     def _previous_trials(self, search: PreparedSearch) -> PreviousTrials:

@@ -26,7 +26,7 @@ from ..adapters.training import check_losses, quiet_flair, release_memory, train
 from ..core.config import ExperimentConfig
 from ..core.errors import ConfigError
 from ..core.interrupts import Interrupted
-from ..core.outcome import TrialOutcome, TrialState, score_of_training_run
+from ..core.outcome import TrialOutcome, TrialState
 from ..core.parameters import OptimizationValue, coerce_value
 from ..core.rules import MedianStoppingRule
 from ..store.tags import PRUNED_AT_TAG, PRUNED_TAG, STATUS_TAG, TASK_TAG, TRIAL_NUMBER_TAG, VALS_TAG
@@ -96,15 +96,22 @@ class TrialRunner:
     ``corpus_source`` is an :class:`ExperimentConfig` (the corpus is loaded in the process that
     runs the trial, once per process) or a Flair ``Corpus`` given through the Python API.
     ``stopping_rule`` is the search's median stopping rule (None: no pruning); the sequential
-    search feeds it each finished trial.
+    search feeds it each finished trial. ``factory`` holds embeddings already built on this corpus
+    (the search's checks built them), so they are not built again.
     """
 
     def __init__(
-        self, settings: TrialSettings, corpus_source: Any, stopping_rule: MedianStoppingRule | None = None
+        self,
+        settings: TrialSettings,
+        corpus_source: Any,
+        stopping_rule: MedianStoppingRule | None = None,
+        factory: EmbeddingFactory | None = None,
     ) -> None:
         self.settings = settings
         self.corpus_source = corpus_source
         self.stopping_rule = stopping_rule
+        if factory is not None:
+            self.factory = factory  # the cached property's value: pickling drops it like a built one
 
     def __getstate__(self) -> dict[str, Any]:
         """What travels to another process: no frozen embeddings (rebuilt once there), and no corpus
@@ -120,12 +127,12 @@ class TrialRunner:
     # -- the corpus and shared resources, built on first use in the process that runs trials --------
     @cached_property
     def corpus(self):
-        from ..adapters.corpora import check_corpus, load_for_experiment, without_test
+        from ..adapters.corpora import check_corpus, for_trials, load_for_experiment
 
         source = self.corpus_source
         full = load_for_experiment(source) if isinstance(source, ExperimentConfig) else source
         check_corpus(full, self.settings.label_type)
-        return full if self.settings.evaluate_test else without_test(full)
+        return for_trials(full, self.settings.evaluate_test)
 
     @cached_property
     def label_dictionary(self):
@@ -194,24 +201,16 @@ class TrialRunner:
     def _train_and_score(
         self, number: int, params: dict[str, Any], outcome: TrialOutcome, writer: RunWriter | None
     ) -> None:
-        objective = self.settings.objective
         # each training run's score and the trial's totals go out in one batch at the end (or when
         # the trial fails): one call per trial instead of one per training run plus one
         unsent: dict[str, float] = {}
         try:
             test_scores = self._training_runs(number, params, outcome, writer, unsent)
-            scores = np.array(outcome.run_scores, dtype=float)
-            outcome.final_score = float(scores.mean())
-            outcome.final_variance = float(scores.var())
-            outcome.loss = (
-                1.0 - outcome.final_score if objective is OptimizationValue.DEV_SCORE else outcome.final_score
-            )
+            outcome.settle_scores(maximise=self.settings.objective is OptimizationValue.DEV_SCORE)
             if test_scores:
                 outcome.test_score = float(np.mean(test_scores))
             if math.isfinite(outcome.final_score):
-                unsent.update(final_score=outcome.final_score, final_variance=outcome.final_variance, loss=outcome.loss)
-                if outcome.test_score is not None:
-                    unsent["test_score"] = outcome.test_score
+                unsent.update(outcome.score_metrics())
         finally:
             if writer is not None and unsent:
                 writer.log_metrics(outcome.run_id, unsent)
@@ -240,21 +239,7 @@ class TrialRunner:
                 settings.task, params, settings.label_type, self.label_dictionary, self.factory, settings.multi_label
             )
             self.cache.before_training_run(model, self.corpus)
-            plugin = MLflowLoggerPlugin(
-                run_id=outcome.run_id,
-                prefix=f"run_{index + 1}/",
-                log_params=False,
-                client=writer.client if writer else None,
-                enabled=writer is not None,
-            )
-            plugins: list = [plugin, FrozenEmbeddingsInEval(self.factory.frozen_modules())]
-            stopper = (
-                MedianStoppingPlugin(self.stopping_rule, settings.max_epochs)
-                if self.stopping_rule is not None
-                else None
-            )
-            if stopper is not None:
-                plugins.append(stopper)
+            logger, stopper = self._plugins(outcome, writer, index)
             with tempfile.TemporaryDirectory(prefix="flair-mlflow-trial-") as base_path:
                 result = train_model(
                     model,
@@ -263,19 +248,18 @@ class TrialRunner:
                     params,
                     base_path,
                     max_epochs=settings.max_epochs,
-                    plugins=plugins,
+                    plugins=[logger, FrozenEmbeddingsInEval(self.factory.frozen_modules())]
+                    + ([stopper] if stopper is not None else []),
                     main_evaluation_metric=settings.main_evaluation_metric,
                 )
-            run_score = score_of_training_run(plugin.history[history_key])
-            outcome.run_scores.append(run_score)
-            outcome.epoch_values.append(list(plugin.history[history_key]))
+            run_score = outcome.add_training_run(logger.history[history_key], logger.history["dev_score"])
             unsent[f"run_{index + 1}/score"] = run_score
             if settings.evaluate_test and result.get("test_score") is not None:
                 test_scores.append(float(result["test_score"]))
                 unsent[f"run_{index + 1}/test_score"] = test_scores[-1]
             self.cache.after_training_run(self.factory, self.corpus)
             del model
-            check_losses(plugin.history, index + 1)
+            check_losses(logger.history, index + 1)
             if stopper is not None and stopper.pruned_at is not None:
                 outcome.pruned_at = stopper.pruned_at
                 outcome.status = TrialState.PRUNED
@@ -283,3 +267,18 @@ class TrialRunner:
             if not math.isfinite(run_score):
                 break
         return test_scores
+
+    def _plugins(
+        self, outcome: TrialOutcome, writer: RunWriter | None, index: int
+    ) -> tuple[MLflowLoggerPlugin, MedianStoppingPlugin | None]:
+        """Training run ``index``'s epoch logger (which also keeps the history) and its pruning plugin, if any."""
+        logger = MLflowLoggerPlugin(
+            run_id=outcome.run_id,
+            prefix=f"run_{index + 1}/",
+            log_params=False,
+            client=writer.client if writer else None,
+            enabled=writer is not None,
+        )
+        if self.stopping_rule is None:
+            return logger, None
+        return logger, MedianStoppingPlugin(self.stopping_rule, self.settings.max_epochs)

@@ -17,6 +17,8 @@ from ..store.runs import connect, get_search_run, resolved_experiment_text
 from ..store.trial_runs import FINAL_SCORE, maximises, ranked_trial_runs, trial_number
 
 FIXED_COLUMNS = ["trial", "run_id", "status", FINAL_SCORE, "final_variance"]
+#: scores trials log since flair-mlflow logs them: shown when some trial has them
+LATER_SCORE_COLUMNS = ["last_epoch_score", "scored_epochs_variance"]
 
 
 @dataclass
@@ -30,7 +32,8 @@ class TrialsTable:
 
     @property
     def columns(self) -> list[str]:
-        return [*FIXED_COLUMNS, *self.parameter_names]
+        later = [c for c in LATER_SCORE_COLUMNS if any(row.get(c) is not None for row in self.rows)]
+        return [*FIXED_COLUMNS, *later, *self.parameter_names]
 
     @property
     def same_for_all(self) -> dict[str, Any]:
@@ -108,6 +111,7 @@ def search_trials(search_run_id: str, tracking_uri: str | None = None) -> Trials
             "status": run.info.status,
             FINAL_SCORE: run.data.metrics.get(FINAL_SCORE),
             "final_variance": run.data.metrics.get("final_variance"),
+            **{name: run.data.metrics.get(name) for name in LATER_SCORE_COLUMNS},
         }
         row.update({n: run.data.params.get(n) for n in names})
         rows.append(row)
