@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections import Counter
@@ -110,8 +111,6 @@ def available_memory() -> int:
 
 def with_memory_mode(corpus: CorpusConfig) -> CorpusConfig:
     """A FastText folder's settings with the memory mode chosen (and logged), unless the user set one."""
-    import dataclasses
-
     from flair.datasets.base import find_train_dev_test_files
 
     if "memory_mode" in corpus.arguments:
