@@ -136,7 +136,7 @@ def _param_pairs(ctx: click.Context, param: click.Parameter, values: tuple[str, 
 @click.option("--iterations", type=OPT_INT, help="Mini-batches to run.", show_default="100")
 @click.option("--mini-batch-size", type=OPT_INT, help="Sentences per mini-batch.", show_default="the file's, else 32")
 @click.option(
-    "--smoothing", "smoothing_factor", type=OPT_FLOAT, help="Exponential moving average factor.", show_default="0.98"
+    "--smoothing", "smoothing_factor", type=OPT_FLOAT, help="Exponential moving average factor.", show_default="0.9"
 )
 @click.option(
     "--divergence-threshold",

@@ -262,7 +262,7 @@ def test_help_lists_choices_and_defaults():
     assert "[tpe|rand|anneal|atpe]" in tune_help and "[dev_loss|dev_score]" in tune_help
     assert "--max_evals" not in tune_help  # one spelling shown; the other is normalised
     lr_help = " ".join(CliRunner().invoke(main, ["lr-find", "--help"]).output.split())  # unwrapped
-    assert "[default: (100)]" in lr_help and "[default: (0.98)]" in lr_help
+    assert "[default: (100)]" in lr_help and "[default: (0.9)]" in lr_help
 
 
 def test_lr_find_defaults_shown_are_the_ones_run_lr_find_uses():

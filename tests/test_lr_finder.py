@@ -214,10 +214,12 @@ def test_tsv_columns_rows_and_schedule(lr_wnut, glove_for, tmp_path):
 
     # per data point: CRF loss per sentence of ~20 tokens is a few units, not hundreds
     assert np.all(np.isfinite(raw)) and raw.max() < 100
-    ema, expected = 0.0, []
+    from flair_mlflow.core.lr_curve import DEFAULTS
+
+    beta, ema, expected = DEFAULTS.smoothing_factor, 0.0, []
     for i, value in enumerate(raw):
-        ema = 0.98 * ema + 0.02 * value
-        expected.append(ema / (1 - 0.98 ** (i + 1)))
+        ema = beta * ema + (1 - beta) * value
+        expected.append(ema / (1 - beta ** (i + 1)))
     assert np.allclose(smoothed, expected, rtol=1e-9)
 
     # the suggestion beside the TSV is the rules' reading of the smoothed curve, with the settings
@@ -391,7 +393,7 @@ def test_suggestions_on_u_shaped_curve():
     lrs, loss = _u_curve()
     s = suggest_learning_rates(lrs, loss)
     assert s.warning is None
-    assert s.default_rule == "valley" and s.suggested_lr == s.valley
+    assert s.default_rule == "steepest" and s.suggested_lr == s.steepest
     # steepest descent of the sigmoid is at 1e-3
     assert 3e-4 < s.steepest < 3e-3
     min_lr = lrs[int(np.argmin(loss))]
@@ -485,7 +487,7 @@ def test_warnings_still_falling_and_rules_disagree():
     gentle_then_cliff[80:] -= 1.5
     unclear = suggest_learning_rates(lrs, gentle_then_cliff)
     assert unclear.valley < 1e-2 < unclear.steepest
-    assert "disagree by" in unclear.warning and unclear.suggested_lr == unclear.valley
+    assert "disagree by" in unclear.warning and unclear.suggested_lr == unclear.steepest
 
     assert disagreement_warning(1e-3, 2e-3) is None
     assert disagreement_warning(None, 1e-3) is None

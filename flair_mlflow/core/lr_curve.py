@@ -32,7 +32,7 @@ class RangeSettings:
     end_learning_rate: float = 10.0
     iterations: int = 100
     mini_batch_size: int = 32
-    smoothing_factor: float = 0.98
+    smoothing_factor: float = 0.9  # a window of about ten points: 0.98 (fifty) lagged the raw loss by decades
     divergence_threshold: float = 4.0
     stop_early: bool = True
     max_grad_norm: Optional[float] = 5.0
