@@ -58,7 +58,7 @@ def test_a_python_space_is_recorded_as_an_experiment_file_that_samples_the_same(
     space.add(Parameter.DROPOUT, hp.uniform, low=0.0, high=0.5)
     space.add(Parameter.LEARNING_RATE, hp.loguniform, low=-4.0, high=-1.0)
     space.add(Parameter.MINI_BATCH_SIZE, hp.quniform, low=8, high=32, q=8)
-    python_space = {**space.get_search_space(), "rnn_layers": hp.randint("rnn_layers", 3)}  # (label, upper)
+    python_space = {**space.get_search_space(), "patience": hp.randint("patience", 3)}  # (label, upper)
 
     recorded = record_experiment(_python_config(), python_space, wnut_corpus)
 
@@ -69,7 +69,7 @@ def test_a_python_space_is_recorded_as_an_experiment_file_that_samples_the_same(
         "hidden_size": {"pchoice": [[0.25, 16], [0.75, 32]]},
         "dropout": {"uniform": {"low": 0.0, "high": 0.5}},
         "learning_rate": {"loguniform": {"low": -4.0, "high": -1.0}},
-        "rnn_layers": {"randint": {"low": 0, "high": 3}},
+        "patience": {"randint": {"low": 0, "high": 3}},
         "mini_batch_size": {"quniform": {"low": 8, "high": 32, "q": 8}},
     }
     assert config.fixed == {"use_crf": False, "optimizer": "adam", "betas": (0.9, 0.99)}
@@ -77,9 +77,9 @@ def test_a_python_space_is_recorded_as_an_experiment_file_that_samples_the_same(
     assert ExperimentConfig.from_dict(__import__("yaml").safe_load(recorded.text)) == config
     file_space = config.build_space().get_search_space()
     for vals in (
-        {"embeddings": [1], "hidden_size": [0], "dropout": [0.123], "learning_rate": [0.05], "rnn_layers": [2],
+        {"embeddings": [1], "hidden_size": [0], "dropout": [0.123], "learning_rate": [0.05], "patience": [2],
          "mini_batch_size": [24.0]},
-        {"embeddings": [0], "hidden_size": [1], "dropout": [0.4], "learning_rate": [0.3], "rnn_layers": [0],
+        {"embeddings": [0], "hidden_size": [1], "dropout": [0.4], "learning_rate": [0.3], "patience": [0],
          "mini_batch_size": [8.0]},
     ):  # fmt: skip
         from_python = {k: value_text(v) for k, v in sampled_point(python_space, vals).items()}
