@@ -25,6 +25,10 @@ def _with(change) -> dict:
     return data
 
 
+def _space(name: str, expression: dict):
+    return lambda d: d["search_space"].update({name: expression})
+
+
 CASES = [
     ("unknown setting", lambda d: d.update(max_evalz=3), "max_evalz"),
     ("bad task", lambda d: d.update(task="parsing"), "task"),
@@ -58,6 +62,21 @@ CASES = [
         "corpus.folder",
     ),
     ("corpus name and folder", lambda d: d.update(corpus={"name": "WNUT_17", "folder": "."}), "corpus"),
+    ("max_evals above the cap", lambda d: d.update(max_evals=10_001), "max_evals"),
+    ("seed below zero", lambda d: d.update(seed=-1), "seed"),
+    ("fixed value out of range", lambda d: d["fixed"].update(learning_rate=-0.1), "fixed.learning_rate"),
+    ("fixed name not an option", lambda d: d["fixed"].update(rnn_type="lstm"), "fixed.rnn_type"),
+    ("choice option out of range", _space("hidden_size", {"choice": [16, 0]}), "search_space.hidden_size"),
+    ("end of a range out of range", _space("dropout", {"uniform": [0.1, 1.0]}), "search_space.dropout"),
+    ("loguniform bounds not logs", _space("dropout", {"loguniform": [0.01, 0.5]}), "search_space.dropout"),
+    ("randint bounds not whole", _space("hidden_size", {"randint": [8, 16.5]}), "search_space.hidden_size"),
+    (
+        "column_delimiter not a regex",
+        lambda d: d.update(
+            corpus={"folder": ".", "column_format": {0: "text"}, "arguments": {"column_delimiter": "("}}
+        ),
+        "corpus.arguments.column_delimiter",
+    ),
 ]
 
 

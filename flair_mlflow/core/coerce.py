@@ -91,9 +91,16 @@ def as_layers(value: Any) -> str:
         return ",".join(str(int(v)) for v in value)
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
-    if isinstance(value, str):
-        return value
+    if isinstance(value, str) and (value.strip() == "all" or _integers(value)):
+        return value.strip()
     raise TypeError(f"expected 'all' or layer indices such as '-1,-2', not {value!r}")
+
+
+def _integers(text: str) -> bool:
+    try:
+        return all(int(part) is not None for part in text.split(","))
+    except ValueError:
+        return False
 
 
 def as_identity(value: Any) -> Any:

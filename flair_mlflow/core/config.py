@@ -23,11 +23,16 @@ from .parameters import (
     TRAINING_ARGUMENTS,
     OptimizationValue,
     check_parameter_name,
-    coerce_value,
+    checked_value,
 )
 from .space import SearchSpace
 
 TASKS = ("sequence_tagging", "text_classification")
+
+#: Trials in one search at most: TPE's suggestions slow down with every trial, and each is a run in the store.
+MAX_EVALS = 10_000
+#: Seeds up to 2**31 - 1: each trial's training runs are seeded seed + 1000 * trial + run, below numpy's 2**32.
+MAX_SEED = 2**31 - 1
 
 #: Training arguments the search sets itself; a user who passes them would break the trial.
 RESERVED_TRAINING_ARGUMENTS = {
@@ -149,8 +154,12 @@ class ExperimentConfig:
         self.max_epochs = positive_int("max_epochs", self.max_epochs)
         self.training_runs = positive_int("training_runs", self.training_runs)
         self.max_evals = positive_int("max_evals", self.max_evals)
+        if self.max_evals > MAX_EVALS:
+            raise ConfigError("max_evals", f"must be at most {MAX_EVALS:,} trials, not {self.max_evals:,}")
         if self.seed is not None:
             self.seed = setting("seed", self.seed, int)
+            if not 0 <= self.seed <= MAX_SEED:
+                raise ConfigError("seed", f"must be between 0 and {MAX_SEED}, not {self.seed}")
         self.downsample = setting("downsample", self.downsample, float)
         if not 0.0 < self.downsample <= 1.0:
             raise ConfigError("downsample", f"must be a fraction in (0, 1], not {self.downsample}")
@@ -261,7 +270,7 @@ def _check_fixed(name: str, value: Any, task: str) -> Any:
         check_parameter_name(name, task, field_name)
         if isinstance(value, list) and name not in ("betas", "layers", "embeddings"):
             raise ConfigError(field_name, "a fixed parameter takes one value; put alternatives in search_space")
-        return coerce_value(name, value, field_name)
+        return checked_value(name, value, field_name)
     if name in TRAINING_ARGUMENTS:
         return value
     raise ConfigError(field_name, f"unknown parameter '{name}': not a search parameter nor a Flair training argument")

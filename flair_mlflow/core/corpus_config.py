@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -64,6 +66,7 @@ def validate_corpus(corpus: CorpusConfig) -> None:
         raise ConfigError("corpus.arguments", "must be a mapping of keyword arguments")
     if corpus.format not in CORPUS_FORMATS:
         raise ConfigError("corpus.format", f"must be one of {', '.join(CORPUS_FORMATS)}, not {corpus.format!r}")
+    _check_reader_arguments(corpus.arguments)
     if corpus.folder:
         folder = Path(corpus.folder)
         if not folder.is_dir():
@@ -74,3 +77,22 @@ def validate_corpus(corpus: CorpusConfig) -> None:
             file_name = getattr(corpus, name)
             if file_name and not (folder / file_name).is_file():
                 raise ConfigError(f"corpus.{name}", f"'{folder / file_name}' does not exist")
+
+
+def _check_reader_arguments(arguments: Mapping[str, Any]) -> None:
+    """The file reader's own arguments that Flair would only trip over while reading."""
+    delimiter = arguments.get("column_delimiter")
+    if delimiter is not None:
+        try:
+            re.compile(delimiter)
+        except (re.error, TypeError) as error:
+            problem = f"is not a regular expression ({error})"
+            raise ConfigError("corpus.arguments.column_delimiter", f"{delimiter!r} {problem}") from None
+    encoding = arguments.get("encoding")
+    if encoding is not None:
+        try:
+            codecs.lookup(encoding)
+        except (LookupError, TypeError):
+            raise ConfigError(
+                "corpus.arguments.encoding", f"{encoding!r} is not a text encoding Python knows"
+            ) from None

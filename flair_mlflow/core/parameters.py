@@ -77,13 +77,56 @@ class OptimizationValue(enum.Enum):
 
 
 @dataclass(frozen=True)
+class Interval:
+    """The numbers a parameter may take (None: unbounded on that side); an open end is excluded."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def __contains__(self, number: float) -> bool:
+        if self.low is not None and (number < self.low or (self.low_open and number == self.low)):
+            return False
+        return self.high is None or not (number > self.high or (self.high_open and number == self.high))
+
+    def describe(self) -> str:
+        """``at least 1``, ``above 0``, ``at least 0 and below 1``."""
+        ends = []
+        if self.low is not None:
+            ends.append(f"{'above' if self.low_open else 'at least'} {self.low:g}")
+        if self.high is not None:
+            ends.append(f"{'below' if self.high_open else 'at most'} {self.high:g}")
+        return " and ".join(ends)
+
+
+AT_LEAST_ONE = Interval(1)
+NOT_NEGATIVE = Interval(0)
+POSITIVE = Interval(0, low_open=True)
+FRACTION = Interval(0, 1)  # both ends included
+PROBABILITY_BELOW_ONE = Interval(0, 1, high_open=True)  # a dropout of 1 drops everything (or divides by 0)
+
+
+@dataclass(frozen=True)
 class ParameterInfo:
-    """Where a parameter goes when a trial is set up, and what type its real value has."""
+    """Where a parameter goes when a trial is set up, the type of its real value, and the values Flair
+    and torch accept: ``valid`` for numbers (each of them, for ``betas``), ``options`` for names.
+
+    The ranges are what a training run refuses or cannot learn from; the experiment file is checked
+    against them before any run exists (fixed values, choice options, the bounds of a range).
+    """
 
     name: str
     group: str  # "model", "training" or "optimizer"
     coerce: Callable[[Any], Any]
     tasks: tuple[str, ...] = ("sequence_tagging", "text_classification")
+    valid: Interval | None = None
+    options: tuple[str, ...] = ()
+
+    @property
+    def numeric(self) -> bool:
+        """Whether any number a range expression draws is a value of this parameter (after rounding)."""
+        return self.coerce in (as_int, as_float)
 
 
 _BOTH = ("sequence_tagging", "text_classification")
@@ -94,38 +137,38 @@ PARAMETERS: dict[str, ParameterInfo] = {
     info.name: info
     for info in [
         ParameterInfo("embeddings", "model", as_identity, _BOTH),
-        ParameterInfo("hidden_size", "model", as_int, _BOTH),
+        ParameterInfo("hidden_size", "model", as_int, _BOTH, AT_LEAST_ONE),
         ParameterInfo("use_crf", "model", as_bool, _TAG),
         ParameterInfo("use_rnn", "model", as_bool, _TAG),
-        ParameterInfo("rnn_layers", "model", as_int, _BOTH),
-        ParameterInfo("rnn_type", "model", str, _BOTH),
-        ParameterInfo("dropout", "model", as_float, _BOTH),
-        ParameterInfo("word_dropout", "model", as_float, _BOTH),
-        ParameterInfo("locked_dropout", "model", as_float, _BOTH),
+        ParameterInfo("rnn_layers", "model", as_int, _BOTH, AT_LEAST_ONE),
+        ParameterInfo("rnn_type", "model", str, _BOTH, options=("LSTM", "GRU", "RNN")),
+        ParameterInfo("dropout", "model", as_float, _BOTH, PROBABILITY_BELOW_ONE),
+        ParameterInfo("word_dropout", "model", as_float, _BOTH, PROBABILITY_BELOW_ONE),
+        ParameterInfo("locked_dropout", "model", as_float, _BOTH, PROBABILITY_BELOW_ONE),
         ParameterInfo("reproject_embeddings", "model", as_bool, _TAG),
         ParameterInfo("transformer_model", "model", as_identity, _BOTH),
         ParameterInfo("layers", "model", as_layers, _BOTH),
         ParameterInfo("fine_tune", "model", as_bool, _BOTH),
         ParameterInfo("document_embeddings", "model", as_identity, _CLS),
-        ParameterInfo("pooling", "model", str, _CLS),
+        ParameterInfo("pooling", "model", str, _CLS, options=("mean", "max", "min")),
         ParameterInfo("bidirectional", "model", as_bool, _CLS),
         ParameterInfo("reproject_words", "model", as_bool, _CLS),
-        ParameterInfo("reproject_words_dimension", "model", as_int, _CLS),
-        ParameterInfo("learning_rate", "training", as_float, _BOTH),
-        ParameterInfo("mini_batch_size", "training", as_int, _BOTH),
+        ParameterInfo("reproject_words_dimension", "model", as_int, _CLS, AT_LEAST_ONE),
+        ParameterInfo("learning_rate", "training", as_float, _BOTH, POSITIVE),
+        ParameterInfo("mini_batch_size", "training", as_int, _BOTH, AT_LEAST_ONE),
         ParameterInfo("optimizer", "training", as_identity, _BOTH),
-        ParameterInfo("anneal_factor", "training", as_float, _BOTH),
+        ParameterInfo("anneal_factor", "training", as_float, _BOTH, Interval(0, 1, low_open=True, high_open=True)),
         ParameterInfo("anneal_with_restarts", "training", as_bool, _BOTH),
-        ParameterInfo("patience", "training", as_int, _BOTH),
-        ParameterInfo("min_learning_rate", "training", as_float, _BOTH),
-        ParameterInfo("warmup_fraction", "training", as_float, _BOTH),
-        ParameterInfo("momentum", "optimizer", as_float, _BOTH),
+        ParameterInfo("patience", "training", as_int, _BOTH, NOT_NEGATIVE),
+        ParameterInfo("min_learning_rate", "training", as_float, _BOTH, NOT_NEGATIVE),
+        ParameterInfo("warmup_fraction", "training", as_float, _BOTH, FRACTION),
+        ParameterInfo("momentum", "optimizer", as_float, _BOTH, NOT_NEGATIVE),
         ParameterInfo("dampening", "optimizer", as_float, _BOTH),
-        ParameterInfo("weight_decay", "optimizer", as_float, _BOTH),
+        ParameterInfo("weight_decay", "optimizer", as_float, _BOTH, NOT_NEGATIVE),
         ParameterInfo("nesterov", "optimizer", as_bool, _BOTH),
         ParameterInfo("amsgrad", "optimizer", as_bool, _BOTH),
-        ParameterInfo("betas", "optimizer", as_betas, _BOTH),
-        ParameterInfo("eps", "optimizer", as_float, _BOTH),
+        ParameterInfo("betas", "optimizer", as_betas, _BOTH, PROBABILITY_BELOW_ONE),
+        ParameterInfo("eps", "optimizer", as_float, _BOTH, NOT_NEGATIVE),
     ]
 }
 assert set(PARAMETERS) == {p.value for p in Parameter}
@@ -140,6 +183,30 @@ def coerce_value(name: str, value: Any, field: str | None = None) -> Any:
         return info.coerce(value)
     except (TypeError, ValueError) as error:
         raise ConfigError(field or name, str(error)) from None
+
+
+def value_problem(name: str, value: Any) -> str | None:
+    """What is wrong with a parameter's real value for Flair or torch (``must be at least 1``), or None."""
+    info = PARAMETERS.get(name)
+    if info is None or value is None:
+        return None
+    if info.options and value not in info.options:
+        return f"must be one of {', '.join(info.options)}"
+    numbers = value if isinstance(value, tuple) else (value,)  # betas: each of them
+    if info.valid is not None and not all(number in info.valid for number in numbers):
+        return f"must be {info.valid.describe()}" + (" (each of them)" if len(numbers) > 1 else "")
+    return None
+
+
+def checked_value(name: str, value: Any, field: str) -> Any:
+    """A value the experiment file sets (fixed, or a choice option): its real value, refused with one
+    line on ``field`` when no training run could use it. Sampled values are only coerced: a draw
+    that fails fails its trial."""
+    value = coerce_value(name, value, field)
+    problem = value_problem(name, value)
+    if problem is not None:
+        raise ConfigError(field, f"{name} {problem}, not {value!r}")
+    return value
 
 
 def check_parameter_name(name: str, task: str, field: str) -> ParameterInfo:

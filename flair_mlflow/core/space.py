@@ -10,13 +10,15 @@ parameter names and MLflow's parallel-coordinates chart can compare them.
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any, Callable, Mapping
 
 from hyperopt import hp
 from hyperopt.pyll import Apply
 
+from .coerce import as_bool
 from .errors import ConfigError
-from .parameters import PARAMETERS, Parameter, check_parameter_name, coerce_value
+from .parameters import PARAMETERS, Parameter, check_parameter_name, checked_value, coerce_value, value_problem
 
 #: Each hyperopt expression with its arguments in hyperopt's own order and names.
 EXPRESSIONS: dict[str, tuple[Callable[..., Apply], tuple[str, ...]]] = {
@@ -45,7 +47,8 @@ def expression_from_spec(name: str, spec: Any, field: str | None = None) -> Appl
     """Build one hyperopt expression from its experiment-file form.
 
     ``{"choice": [32, 64]}``, ``{"uniform": [0.0, 0.5]}`` and ``{"uniform": {"low": 0, "high": 0.5}}``
-    are accepted; arguments keep hyperopt's meaning (loguniform's bounds are natural logs).
+    are accepted; arguments keep hyperopt's meaning (loguniform's bounds are natural logs). Options
+    and the ends of a range must be values the parameter can take (see ``ParameterInfo``).
     """
     field = field or f"search_space.{name}"
     if not isinstance(spec, Mapping) or len(spec) != 1:
@@ -53,35 +56,88 @@ def expression_from_spec(name: str, spec: Any, field: str | None = None) -> Appl
     kind, arguments = next(iter(spec.items()))
     if kind not in EXPRESSIONS:
         raise ConfigError(field, f"unknown expression '{kind}'; use one of {', '.join(EXPRESSIONS)}")
-    function, argument_names = EXPRESSIONS[kind]
-
     if kind in ("choice", "pchoice"):
-        options = arguments.get(argument_names[0]) if isinstance(arguments, Mapping) else arguments
-        if not isinstance(options, list) or not options:
-            raise ConfigError(field, f"{kind} needs a non-empty list of options")
-        if kind == "pchoice":
-            pairs = []
-            for pair in options:
-                if not isinstance(pair, (list, tuple)) or len(pair) != 2:
-                    raise ConfigError(field, "pchoice options are [probability, value] pairs")
-                pairs.append((_number(field, "probability", pair[0]), _coerce_option(name, pair[1], field)))
-            if abs(sum(p for p, _ in pairs) - 1.0) > 1e-6:
-                raise ConfigError(field, "pchoice probabilities must add up to 1")
-            return function(name, pairs)
-        return function(name, [_coerce_option(name, option, field) for option in options])
-
+        return _choice_expression(name, kind, arguments, field)
+    _check_drawn_kind(name, kind, field)
+    function, argument_names = EXPRESSIONS[kind]
     values = _argument_values(kind, arguments, argument_names, field)
     values = [_number(field, a, v) for a, v in zip(argument_names, values)]
     named = dict(zip(argument_names, values))
+    if kind in ("randint", "uniformint"):
+        for argument in ("low", "high"):
+            if not float(named[argument]).is_integer():
+                raise ConfigError(field, f"{kind}: {argument} must be a whole number, not {named[argument]}")
+        values = [int(v) for v in values]
     if "low" in named and named["low"] >= named["high"]:
         raise ConfigError(field, f"{kind}: low ({named['low']}) must be below high ({named['high']})")
     if "sigma" in named and named["sigma"] <= 0:
         raise ConfigError(field, f"{kind}: sigma must be positive")
     if "q" in named and named["q"] <= 0:
         raise ConfigError(field, f"{kind}: q must be positive")
-    if kind in ("randint", "uniformint"):
-        values = [int(v) for v in values]
+    _check_draws(name, kind, named, field)
     return function(name, *values)
+
+
+def _choice_expression(name: str, kind: str, arguments: Any, field: str) -> Apply:
+    function, argument_names = EXPRESSIONS[kind]
+    options = arguments.get(argument_names[0]) if isinstance(arguments, Mapping) else arguments
+    if not isinstance(options, list) or not options:
+        raise ConfigError(field, f"{kind} needs a non-empty list of options")
+    if kind == "choice":
+        return function(name, [_coerce_option(name, option, field) for option in options])
+    pairs = []
+    for pair in options:
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+            raise ConfigError(field, "pchoice options are [probability, value] pairs")
+        probability = _number(field, "probability", pair[0])
+        if not 0 <= probability <= 1:
+            raise ConfigError(field, f"pchoice probabilities must be between 0 and 1, not {probability}")
+        pairs.append((probability, _coerce_option(name, pair[1], field)))
+    if abs(sum(p for p, _ in pairs) - 1.0) > 1e-6:
+        raise ConfigError(field, "pchoice probabilities must add up to 1")
+    return function(name, pairs)
+
+
+def _check_drawn_kind(name: str, kind: str, field: str) -> None:
+    """Range expressions draw numbers: for a flag only whole ones (randint, uniformint), for a name none."""
+    info = PARAMETERS.get(name)
+    if info is None or info.numeric or (info.coerce is as_bool and kind in ("randint", "uniformint")):
+        return
+    raise ConfigError(field, f"{kind} draws numbers, which {name} does not take; list its values with choice")
+
+
+#: the largest x whose exp(x) is a finite float
+_MAX_LOG = math.log(sys.float_info.max)
+
+
+def _drawn_ends(kind: str, named: Mapping[str, float], field: str) -> list[tuple[str, float]]:
+    """The values an expression draws at the ends of its range (or at its centre, if unbounded),
+    each labelled with the argument it comes from, as the parameter would receive them."""
+    ends = [("low", named["low"]), ("high", named["high"])] if "low" in named else [("mu", named["mu"])]
+    if kind == "randint":  # its high is exclusive
+        ends = [("low", named["low"]), ("high", named["high"] - 1)]
+    if kind in ("loguniform", "qloguniform", "lognormal", "qlognormal"):
+        for label, value in ends:
+            if value > _MAX_LOG:
+                raise ConfigError(
+                    field,
+                    f"{kind}: {label} ({value:g}) overflows: exp({value:g}) is not a number; {kind}'s bounds are "
+                    "natural logs (for 1e-4 to 0.1 write [-9.2, -2.3])",
+                )
+        ends = [(label, math.exp(value)) for label, value in ends]
+    if "q" in named:
+        ends = [(label, round(value / named["q"]) * named["q"]) for label, value in ends]
+    return ends
+
+
+def _check_draws(name: str, kind: str, named: Mapping[str, float], field: str) -> None:
+    """Refuse a range whose ends (or, unbounded, whose centre) the parameter cannot take."""
+    for label, drawn in _drawn_ends(kind, named, field):
+        value = coerce_value(name, drawn, field)
+        problem = value_problem(name, value)
+        if problem is not None:
+            where = "its centre" if label == "mu" else label
+            raise ConfigError(field, f"{kind}: {where} ({named[label]:g}) draws {name} = {value:g}; {name} {problem}")
 
 
 def _argument_values(kind: str, arguments: Any, argument_names: tuple[str, ...], field: str) -> list[Any]:
@@ -114,7 +170,7 @@ def _coerce_option(name: str, option: Any, field: str) -> Any:
         raise ConfigError(field, f"options must be plain values, not {option!r}")
     if isinstance(option, list):
         option = tuple(option)
-    return coerce_value(name, option, field)
+    return checked_value(name, option, field)
 
 
 class SearchSpace:
@@ -145,22 +201,37 @@ class SearchSpace:
         return len(self.search_space)
 
 
-def representative_value(name: str, spec: Any) -> Any:
-    """One value of a searched parameter for the range test's model: first choice, middle of a range."""
+def spec_options(spec: Any) -> list[Any] | None:
+    """The values a ``choice`` or ``pchoice`` lists, as written; None for a range expression."""
     kind, arguments = next(iter(spec.items()))
-    if kind == "choice":
-        options = arguments.get("options") if isinstance(arguments, Mapping) else arguments
-        return coerce_value(name, options[0])
+    if kind not in ("choice", "pchoice"):
+        return None
+    options = arguments.get(EXPRESSIONS[kind][1][0]) if isinstance(arguments, Mapping) else arguments
+    return [pair[1] for pair in options] if kind == "pchoice" else list(options)
+
+
+def representative_value(name: str, spec: Any) -> Any:
+    """One value of a searched parameter: the first choice (pchoice: the likeliest), the middle of a
+    range (of its logs, for a log-scale one), rounded to its ``q``."""
+    kind, arguments = next(iter(spec.items()))
     if kind == "pchoice":
         options = arguments.get("p_options") if isinstance(arguments, Mapping) else arguments
         return coerce_value(name, max(options, key=lambda pair: pair[0])[1])
-    values = list(arguments.values()) if isinstance(arguments, Mapping) else list(arguments)
-    if kind in ("uniform", "quniform", "randint", "uniformint"):
-        middle = (values[0] + values[1]) / 2 if len(values) > 1 else values[0] / 2
-    elif kind in ("loguniform", "qloguniform"):
-        middle = math.exp((values[0] + values[1]) / 2)
-    elif kind in ("normal", "qnormal"):
-        middle = values[0]
-    else:  # lognormal, qlognormal
-        middle = math.exp(values[0])
+    if kind == "choice":
+        return coerce_value(name, spec_options(spec)[0])
+    argument_names = EXPRESSIONS[kind][1]
+    named = dict(zip(argument_names, _argument_values(kind, arguments, argument_names, f"search_space.{name}")))
+    middle = (named["low"] + named["high"]) / 2 if "low" in named else named["mu"]
+    if kind in ("loguniform", "qloguniform", "lognormal", "qlognormal"):
+        middle = math.exp(middle)
+    if "q" in named:
+        middle = round(middle / named["q"]) * named["q"]
     return coerce_value(name, middle)
+
+
+def representative_params(search_space: Mapping[str, Any], fixed: Mapping[str, Any]) -> dict[str, Any]:
+    """One whole configuration of a search, for what must hold before any trial runs (its set-up is
+    checked up front; the range test trains it): the fixed values, a representative of the rest."""
+    params = {name: representative_value(name, spec) for name, spec in search_space.items()}
+    params.update(fixed)
+    return params
