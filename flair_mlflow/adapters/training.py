@@ -15,7 +15,9 @@ import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
-from .models import training_arguments
+from ..core.errors import ConfigError
+from ..core.parameters import PARAMETERS
+from .models import build_model, optimizer_class, optimizer_name, training_arguments
 
 log = logging.getLogger("flair_mlflow")
 
@@ -52,6 +54,54 @@ def train_model(
     }
     trainer = ModelTrainer(model, corpus)
     return getattr(trainer, arguments.method)(str(base_path), **{**arguments.arguments, **ours})
+
+
+def check_configuration(
+    task: str,
+    params: dict[str, Any],
+    corpus: Any,
+    label_type: str,
+    factory: Any,
+    multi_label: bool = False,
+    optimizers: Sequence[Any] = (),
+) -> None:
+    """Set one configuration up as a training run does (model, trainer arguments, optimizer), training
+    nothing, so what would fail every trial's set-up fails before any run exists.
+
+    ``optimizers`` are the ones to try (a searched optimizer's options); by default the
+    configuration's. A :class:`ConfigError` names the bare parameter: the caller knows where it is set.
+    """
+    from flair.trainers import ModelTrainer
+
+    label_dictionary = corpus.make_label_dictionary(label_type, add_unk=False)
+    model = build_model(task, params, label_type, label_dictionary, factory, multi_label)
+    arguments = training_arguments(task, params)
+    defaults = inspect.signature(getattr(ModelTrainer, arguments.method)).parameters
+    learning_rate = arguments.arguments.get("learning_rate", defaults["learning_rate"].default)
+    optimizer_arguments = {
+        name: value
+        for name, value in arguments.arguments.items()
+        if name in PARAMETERS and PARAMETERS[name].group == "optimizer"
+    }
+    for optimizer in optimizers or [arguments.arguments.get("optimizer", defaults["optimizer"].default)]:
+        _check_optimizer(optimizer_class(optimizer), model, learning_rate, optimizer_arguments)
+
+
+def _check_optimizer(optimizer: type, model: Any, learning_rate: float, arguments: dict[str, Any]) -> None:
+    """Build ``optimizer`` over the model's weights as Flair's trainer does: an argument it does not
+    take, or a combination it refuses, is named."""
+    accepted = inspect.signature(optimizer).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
+        for name in arguments:
+            if name not in accepted:
+                takes = ", ".join(p for p in accepted if p in PARAMETERS and PARAMETERS[p].group == "optimizer")
+                raise ConfigError(name, f"is not an argument of {optimizer_name(optimizer)} (it takes {takes})")
+    try:
+        optimizer(model.parameters(), lr=learning_rate, **arguments)
+    except (TypeError, ValueError) as error:  # torch's own checks: named by the first argument given
+        given = ", ".join(f"{name}={value}" for name, value in arguments.items())
+        problem = f"{optimizer_name(optimizer)} refuses {given or 'its defaults'}: {error}"
+        raise ConfigError(next(iter(arguments), "optimizer"), problem) from None
 
 
 def training_argument_names() -> set[str]:

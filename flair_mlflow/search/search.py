@@ -22,6 +22,7 @@ from ..core.parameters import OptimizationValue
 from ..core.rules import LearningCheck, MedianStoppingRule
 from ..store.runs import connect, get_search_run
 from ..store.writer import RunWriter
+from .checks import check_embeddings, check_first_configuration
 from .hyperopt_adapter import algorithm_suggest, restored_trials
 from .loop import SequentialExecutor, run_trials, score_name
 from .lr_from import learning_rate_from_run
@@ -100,34 +101,6 @@ class PreparedSearch:
         return tuple(self.space) + tuple(n for n in self.config.fixed if n not in self.space)
 
 
-def check_embeddings(config: ExperimentConfig, corpus) -> Any:
-    """Build every embedding the experiment names once, so one that cannot load fails early; returns
-    the factory holding them, for the trials on ``corpus`` to use."""
-    from ..adapters.embeddings import EmbeddingFactory
-
-    factory = EmbeddingFactory(corpus)
-    for name in ("embeddings", "transformer_model", "document_embeddings"):
-        values: list[Any] = []
-        if name in config.fixed:
-            values.append(config.fixed[name])
-        spec = config.search_space.get(name)
-        if isinstance(spec, Mapping):
-            kind, arguments = next(iter(spec.items()))
-            options = (
-                arguments.get("options", arguments.get("p_options")) if isinstance(arguments, Mapping) else arguments
-            )
-            if kind == "pchoice":
-                options = [pair[1] for pair in options]
-            values.extend(options if isinstance(options, list) else [])
-        for value in values:
-            field_name = f"fixed.{name}" if name in config.fixed else f"search_space.{name}"
-            try:
-                factory.check(value, name, config.task, dict(config.fixed))
-            except ConfigError as error:
-                raise type(error)(field_name, error.problem) from error
-    return factory
-
-
 class Search:
     """One search: validated input, a parent run, the trials, and the reports at the end.
 
@@ -183,7 +156,9 @@ class Search:
             check_corpus(corpus, config.label_type)
             factory = None
             if self.corpus is None:
-                factory = check_embeddings(config, for_trials(corpus, config.evaluate_test))
+                trial_corpus = for_trials(corpus, config.evaluate_test)
+                factory = check_embeddings(config, trial_corpus)
+                check_first_configuration(config, trial_corpus, factory)
         check = learning_check(corpus, config.label_type, config.max_epochs)
         corpus_source = config if self.corpus is None else self.corpus
         recorded = record_experiment(config, space if self.space is not None else None, self.corpus)
