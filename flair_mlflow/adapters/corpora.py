@@ -14,6 +14,7 @@ from typing import Any
 from ..core.config import ExperimentConfig
 from ..core.corpus_config import CorpusConfig
 from ..core.errors import CorpusError
+from .corpus_checks import check_column_files, checked_sample
 from .corpus_content import with_memory_mode, without_docstart
 
 log = logging.getLogger("flair_mlflow")
@@ -24,8 +25,9 @@ OFFLINE_HINT = (
 )
 
 
-def load_corpus(corpus: CorpusConfig, downsample: float = 1.0, seed: int | None = None):
-    """Load the corpus the experiment names, downsampled with ``seed`` for repeatability."""
+def load_corpus(corpus: CorpusConfig, downsample: float = 1.0, seed: int | None = None, label_type: str | None = None):
+    """Load the corpus the experiment names, downsampled with ``seed`` for repeatability; with
+    ``label_type``, refused where Flair could not train on it and score it (see :mod:`.corpus_checks`)."""
     import flair
 
     if seed is not None:
@@ -38,16 +40,15 @@ def load_corpus(corpus: CorpusConfig, downsample: float = 1.0, seed: int | None 
         loaded = _load_fasttext(corpus)
     if not corpus.keep_docstart and corpus.arguments.get("in_memory", True):
         loaded = without_docstart(loaded)
-    if downsample < 1.0:
-        loaded = loaded.downsample(downsample)
+    loaded = checked_sample(loaded, downsample, label_type, seed)
     if loaded.train is None or len(loaded.train) == 0:
         raise CorpusError("corpus", f"'{corpus.describe()}' has no training sentences")
     return loaded
 
 
 @functools.lru_cache(maxsize=2)
-def _load_cached(corpus_yaml: str, downsample: float, seed: int | None):
-    return load_corpus(CorpusConfig(**_from_yaml(corpus_yaml)), downsample, seed)
+def _load_cached(corpus_yaml: str, downsample: float, seed: int | None, label_type: str | None = None):
+    return load_corpus(CorpusConfig(**_from_yaml(corpus_yaml)), downsample, seed, label_type)
 
 
 def _from_yaml(text: str) -> dict[str, Any]:
@@ -61,7 +62,7 @@ def load_for_experiment(config: ExperimentConfig):
     import yaml
 
     data = {k: v for k, v in config.corpus.__dict__.items()}
-    return _load_cached(yaml.safe_dump(data, sort_keys=True), config.downsample, config.seed)
+    return _load_cached(yaml.safe_dump(data, sort_keys=True), config.downsample, config.seed, config.label_type)
 
 
 def _load_named(corpus: CorpusConfig):
@@ -79,61 +80,6 @@ def _load_named(corpus: CorpusConfig):
         raise CorpusError(
             "corpus.name", f"cannot load {corpus.name}: {type(error).__name__}: {message}; {OFFLINE_HINT}"
         ) from error
-
-
-#: lines of each column file looked at before loading (a large file is checked at its start)
-MAX_CHECKED_LINES = 200_000
-
-
-def check_column_files(corpus: CorpusConfig) -> None:
-    """Refuse files that are not column files before Flair reads them.
-
-    Flair reads almost any text as columns (a line of prose becomes one token with its second
-    word as label), so a wrong file would train on nonsense instead of failing. Each token line
-    must have the columns ``column_format`` names, and every line of a file the same number.
-    """
-    import re
-    from pathlib import Path
-
-    from flair.datasets.base import find_train_dev_test_files
-
-    folder = Path(corpus.folder or ".")
-    dev, test, train = find_train_dev_test_files(folder, corpus.dev_file, corpus.test_file, corpus.train_file)
-    if train is None:
-        raise CorpusError(
-            "corpus.folder", f"no training file in '{folder}': name one with 'train' in it, or set corpus.train_file"
-        )
-    arguments = corpus.arguments or {}
-    delimiter = re.compile(arguments.get("column_delimiter", r"\s+"))
-    comment = arguments.get("comment_symbol")
-    needed = max(corpus.column_format or {0: "text"}) + 1
-    for path in (train, dev, test):
-        if path is None:
-            continue
-        first: tuple[int, int] | None = None  # (line number, columns) of the first token line
-        try:
-            with open(path, encoding=arguments.get("encoding", "utf-8")) as handle:
-                for number, line in enumerate(handle, start=1):
-                    if number > MAX_CHECKED_LINES:
-                        break
-                    if line.isspace() or not line or (comment and line.startswith(comment)):
-                        continue
-                    columns = len(delimiter.split(line.rstrip()))
-                    if columns < needed:
-                        raise CorpusError(
-                            "corpus.folder",
-                            f"{Path(path).name} line {number} has {columns} column(s); column_format needs {needed}",
-                        )
-                    if first is None:
-                        first = (number, columns)
-                    elif columns != first[1]:
-                        raise CorpusError(
-                            "corpus.folder",
-                            f"{Path(path).name} line {number} has {columns} columns but line {first[0]} has {first[1]}: "
-                            "not a column file (one token per line, a blank line between sentences)",
-                        )
-        except UnicodeDecodeError as error:
-            raise CorpusError("corpus.folder", f"{Path(path).name} is not {error.encoding} text") from None
 
 
 def _load_column(corpus: CorpusConfig):
