@@ -6,6 +6,7 @@ mistyped URI or wrong credentials stop a command in seconds, with one line, and 
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import tempfile
@@ -16,9 +17,11 @@ from typing import Any, Iterator, Mapping
 
 import mlflow
 from mlflow.exceptions import MlflowException
+from mlflow.tracking.registry import UnsupportedModelRegistryStoreURIException
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from ..core.errors import ConfigError
+from .sqlite_store import ensure_sqlite_store
 from .tags import RESOLVED_EXPERIMENT_FILE, SEARCH_TAG, TRIAL_NUMBER_TAG
 from .writer import RunWriter, redact_uri
 
@@ -30,15 +33,32 @@ PROBE_RETRIES = {"max_retries": 1, "backoff_factor": 1, "timeout": 10}
 
 def connect(tracking_uri: str | None = None) -> RunWriter:
     """A writer for ``tracking_uri`` (MLflow's default when None), probed: raises ConfigError when
-    the store cannot be reached or refuses the credentials. Changes no process-wide setting."""
-    writer = RunWriter(tracking_uri or mlflow.get_tracking_uri())
+    the store cannot be reached, refuses the credentials or is not one MLflow knows. A local sqlite
+    store is created (or upgraded) whole first, one command at a time (:mod:`.sqlite_store`).
+    Changes no process-wide setting."""
+    tracking_uri = tracking_uri or mlflow.get_tracking_uri()
     try:
-        _probe(writer)
+        ensure_sqlite_store(tracking_uri)
+        writer = RunWriter(tracking_uri)
+        with _quiet_retries():
+            _probe(writer)
     except ConfigError:
         raise
     except Exception as error:
-        raise _unreachable(writer.tracking_uri, error) from None
+        raise _unreachable(tracking_uri, error) from None
     return writer
+
+
+@contextmanager
+def _quiet_retries() -> Iterator[None]:
+    """urllib3's "Retrying ..." warning of the probe's one retry would sit beside the one-line error."""
+    pool_log = logging.getLogger("urllib3.connectionpool")
+    level = pool_log.level
+    pool_log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        pool_log.setLevel(level)
 
 
 def _probe(writer: RunWriter) -> None:
@@ -63,6 +83,12 @@ def _unreachable(tracking_uri: str, error: Exception) -> ConfigError:
             "tracking_uri",
             f"the tracking server '{where}' refused the credentials ({code or 'HTTP 401/403'}); "
             "check MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)",
+        )
+    if isinstance(error, UnsupportedModelRegistryStoreURIException) or "unsupported uri" in str(error).lower():
+        return ConfigError(
+            "tracking_uri",
+            f"'{where}' is not a store MLflow knows: give a folder, sqlite:///FILE, http(s)://HOST "
+            "or a database URL (postgresql://, mysql://, mssql://)",
         )
     message = redact_uri(" ".join(str(error).split())[:200])
     return ConfigError("tracking_uri", f"cannot reach the tracking store '{where}': {message}")
@@ -142,7 +168,13 @@ def experiment_id_for(client: mlflow.MlflowClient, name: str | None) -> str:
         if experiment.lifecycle_stage == "deleted":
             client.restore_experiment(experiment.experiment_id)
         return experiment.experiment_id
-    return client.create_experiment(name)
+    try:
+        return client.create_experiment(name)
+    except MlflowException:  # another command created it a moment ago
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            raise
+        return experiment.experiment_id
 
 
 def get_search_run(client: mlflow.MlflowClient, run_id: str, field: str) -> Any:
