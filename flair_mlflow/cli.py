@@ -6,16 +6,31 @@ Each command imports its job only when it runs, so ``--help`` stays fast. Option
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
-import click
+try:  # Ctrl-C while the command line itself loads: the same one line and exit code as later (Commands)
+    import click
 
-from .cli_registry import register, trials
-from .cli_types import CONTEXT_SETTINGS, OPT_FLOAT, OPT_INT, OPT_STR, choice, running, shared_options, switch_option
-from .core.parameters import ALGORITHMS, OptimizationValue
+    from .cli_registry import register, trials
+    from .cli_types import (
+        CONTEXT_SETTINGS,
+        OPT_FLOAT,
+        OPT_INT,
+        OPT_STR,
+        Commands,
+        choice,
+        running,
+        shared_options,
+        switch_option,
+    )
+    from .core.parameters import ALGORITHMS, OptimizationValue
+except KeyboardInterrupt:
+    sys.stderr.write("Interrupted\n")
+    raise SystemExit(130) from None
 
 
-@click.group(context_settings=CONTEXT_SETTINGS)
+@click.group(cls=Commands, context_settings=CONTEXT_SETTINGS)
 @click.version_option(package_name="flair-mlflow")
 def main() -> None:
     """Tune Flair models with hyperopt; every trial is tracked in MLflow."""
@@ -45,6 +60,11 @@ main.add_command(trials)
     help="Trials side by side on Spark (local[N] unless --spark-master); pruning and --resume need 1.",
 )
 @click.option("--spark-master", type=OPT_STR, help="Spark master URL, e.g. spark://host:7077.")
+@click.option(
+    "--threads",
+    type=OPT_STR,
+    help="Torch threads per trial: a number, or auto (the faster of 1 and the trial's share of the cores).",
+)
 @click.option(
     "--resume",
     type=OPT_STR,

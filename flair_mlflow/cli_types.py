@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterator
 import click
 
 from .core.errors import FlairMlflowError
-from .core.interrupts import SearchInterrupted
+from .core.interrupts import SearchInterrupted, deliver_lost_signals
 
 # a command reads small artefacts (experiment_resolved.yaml, best_params.yaml); MLflow's download
 # progress bar on stderr would break the one-line error contract. The user's own setting stands.
@@ -132,6 +132,45 @@ class Interrupted(CommandError):
 
     def show(self, file: Any = None) -> None:
         click.echo(self.message, file=file, err=file is None)
+
+
+class UsageLine(click.UsageError):
+    """click's error for a mistyped command line, as its one line and the hint where to look (no
+    usage block): the same shape as every other refusal."""
+
+    def show(self, file: Any = None) -> None:
+        stream = file if file is not None else click.get_text_stream("stderr")
+        if self.ctx is not None and self.ctx.help_option_names:
+            click.echo(f"Try '{self.ctx.command_path} {self.ctx.help_option_names[0]}' for help.", file=stream)
+        click.echo(f"Error: {self.format_message()}", file=stream)
+
+
+@contextmanager
+def _usage_in_one_line() -> Iterator[None]:
+    try:
+        yield
+    except click.UsageError as error:
+        if isinstance(error, UsageLine):
+            raise
+        raise UsageLine(error.format_message(), error.ctx) from error
+
+
+class Commands(click.Group):
+    """The command group: a mistyped command line is one error line (and click's hint), and Ctrl-C
+    anywhere in a command, even while it loads its job (tens of seconds before a search starts),
+    is one line and exit 130 instead of a traceback or click's "Aborted!" and 1."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
+        with _usage_in_one_line():
+            return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        deliver_lost_signals()
+        try:
+            with _usage_in_one_line():
+                return super().invoke(ctx)
+        except KeyboardInterrupt as error:  # before `running` (loading the job), or a command without it
+            raise Interrupted("Interrupted", 130) from error
 
 
 @contextmanager

@@ -9,11 +9,15 @@ search's own handlers mark the runs KILLED on its way out.
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 import threading
-from typing import Callable
+from typing import Any, Callable
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: how long after Python dropped a signal's exception it is sent again (see deliver_lost_signals)
+RESEND_DELAY_S = 0.05
 
 
 class Interrupted(BaseException):
@@ -83,3 +87,30 @@ def catch_signals(exception: Callable[[int], BaseException] = Interrupted) -> Ca
     for number in SIGNALS:
         signal.signal(number, handler)
     return lambda: _restore(previous)
+
+
+def deliver_lost_signals() -> None:
+    """From now on a signal whose exception Python had to drop is sent again.
+
+    A signal's exception is raised in whatever Python code runs when it arrives; in code Python
+    runs for itself (a weakref callback of the import system, a ``__del__``) it cannot propagate:
+    Python prints "Exception ignored in ..." and goes on, so a Ctrl-C while a command loads its
+    modules would be lost and the search would start after all. The signal raised again lands in
+    the command's own code a moment later. Idempotent; for the command line's process.
+    """
+    if getattr(sys.unraisablehook, "delivers_lost_signals", False):
+        return
+    previous = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        error = unraisable.exc_value
+        signum = getattr(error, "signum", signal.SIGINT if isinstance(error, KeyboardInterrupt) else None)
+        if signum is None or threading.current_thread() is not threading.main_thread():
+            previous(unraisable)
+            return
+        # sent a moment later from another thread: sent from here (raise_signal, os.kill), its exception
+        # would be raised inside this hook, where Python drops it again
+        threading.Timer(RESEND_DELAY_S, os.kill, (os.getpid(), signum)).start()
+
+    hook.delivers_lost_signals = True  # type: ignore[attr-defined]
+    sys.unraisablehook = hook
