@@ -270,13 +270,15 @@ def test_trials_that_raise_or_diverge_fail_and_the_search_goes_on(tmp_path: Path
 
 def test_every_trial_failing_exits_non_zero_and_says_why(tmp_path: Path, flair_cache):
     uri = _store(tmp_path)
-    config = _failing_experiment(tmp_path, max_evals=2, search_space={"nesterov": {"choice": [True]}})
+    # every draw diverges (Nesterov without momentum, which every draw asked for, is refused up front now)
+    space = {"learning_rate": {"choice": [float("inf")]}, "nesterov": {"choice": [False]}}
+    config = _failing_experiment(tmp_path, max_evals=2, search_space=space)
     process, log = _tune([str(config), "--tracking-uri", uri], tmp_path)
     code = _finish(process, 300)
     output = log.read_text()
     assert code == 1, output[-3000:]
     errors = _error_lines(output)
-    assert len(errors) == 1 and "all 2 trials failed" in errors[0] and "Nesterov" in errors[0], output[-3000:]
+    assert len(errors) == 1 and "all 2 trials failed" in errors[0] and "diverged" in errors[0], output[-3000:]
     assert "Traceback" not in output
     runs = _runs(uri)
     assert _parent(runs).info.status == "FAILED"
