@@ -119,7 +119,8 @@ def test_parallel_search_stops_without_improvement(flair_cache, mlflow_server, w
 
 
 def _spark_python_workers() -> list[int]:
-    """PIDs of PySpark's forked Python workers: the children of its ``pyspark.daemon``."""
+    """PIDs of PySpark's forked Python workers: the children of its daemon (this package's
+    ``spark_daemon`` on a local master, ``pyspark.daemon`` elsewhere)."""
     daemons, parents = set(), {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -129,7 +130,7 @@ def _spark_python_workers() -> list[int]:
             ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
         except (OSError, ValueError, IndexError):
             continue
-        if b"pyspark.daemon" in cmdline:
+        if b"pyspark.daemon" in cmdline or b"flair_mlflow.search.spark_daemon" in cmdline:
             daemons.add(int(entry.name))
             parents[int(entry.name)] = ppid
     return [pid for pid, ppid in parents.items() if ppid in daemons]

@@ -6,16 +6,25 @@ throw them away after every run; this keeps those of the embeddings an :class:`E
 shares (frozen, uniquely named) as long as they fit in a memory budget, and clears everything
 else, so trained embeddings (characters, one-hot, fine-tuned transformers) are always recomputed.
 The vectors are the same either way, so scores do not change; only the time does.
+
+Before a training run, the kept embeddings' vectors still missing are computed in one pass over the
+corpus, sentences of like length batched together: a training batch is drawn at random, and a
+transformer pads every sentence in it to the longest, so computing them there costs about half
+again as much.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from typing import Any
+from typing import Any, Callable, ContextManager, Sequence
 
 from .embeddings import EmbeddingFactory
 
 log = logging.getLogger("flair_mlflow")
+
+#: sentences embedded together when the cache computes vectors ahead of training
+FILL_BATCH_SIZE = 32
 
 
 class EmbeddingCache:
@@ -53,13 +62,21 @@ class EmbeddingCache:
                 )
         return kept
 
-    @staticmethod
-    def before_training_run(model: Any, corpus: Any) -> None:
-        """Drop kept vectors the model does not use: some Flair models concatenate every vector on a token."""
+    def before_training_run(
+        self,
+        model: Any,
+        corpus: Any,
+        factory: EmbeddingFactory,
+        timer: Callable[[Sequence[Any]], ContextManager[None]] | None = None,
+    ) -> None:
+        """Drop kept vectors the model does not use (some Flair models concatenate every vector on a
+        token), then compute the missing vectors of the kept embeddings it uses; ``timer`` times each batch."""
         from flair.embeddings import Embeddings
 
-        used = {module.name for module in model.modules() if isinstance(module, Embeddings)}
-        _clear_except(corpus, used)
+        used = {module.name: module for module in model.modules() if isinstance(module, Embeddings)}
+        _clear_except(corpus, set(used))
+        for name in sorted(self.kept_names(factory, corpus) & set(used)):
+            _fill(used[name], corpus, timer or (lambda batch: contextlib.nullcontext()))
 
     def after_training_run(self, factory: EmbeddingFactory, corpus: Any) -> None:
         """Clear every vector on the corpus except those of embeddings the cache keeps."""
@@ -74,3 +91,31 @@ def _clear_except(corpus: Any, keep: set[str]) -> None:
         drop = [name for name in names if name not in keep]
         if drop:
             sentence.clear_embeddings(drop)
+
+
+def _fill(embeddings: Any, corpus: Any, timer: Callable[[Sequence[Any]], ContextManager[None]]) -> None:
+    """Vectors of ``embeddings`` for every sentence lacking them, in batches of like length, in eval mode."""
+    import torch
+    from flair.training_utils import store_embeddings
+
+    name = embeddings.name
+    missing = [s for s in corpus.get_all_sentences() if name not in s._embeddings and not _tokens_have(s, name)]
+    if not missing:
+        return
+    missing.sort(key=len)
+    training = embeddings.training
+    embeddings.eval()
+    try:
+        with torch.no_grad():
+            for start in range(0, len(missing), FILL_BATCH_SIZE):
+                batch = missing[start : start + FILL_BATCH_SIZE]
+                with timer(batch):
+                    embeddings.embed(batch)
+                store_embeddings(batch, "cpu")  # where Flair keeps vectors between epochs
+    finally:
+        embeddings.train(training)
+
+
+def _tokens_have(sentence: Any, name: str) -> bool:
+    """Whether the token embeddings ``name`` gave vectors to ``sentence`` (an empty sentence gets none)."""
+    return len(sentence) == 0 or name in sentence[0]._embeddings

@@ -8,8 +8,10 @@ starts from weights another run has trained. Names are parsed in :mod:`.embeddin
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from typing import Any
+import random
+from typing import Any, Iterator
 
 from ..core.errors import EmbeddingError
 from .embedding_specs import (
@@ -20,6 +22,11 @@ from .embedding_specs import (
     spec_of,
     with_clear_errors,
 )
+
+#: frozen embeddings built in this process, by configuration: every factory (each search, each runner
+#: a Spark task unpickles) hands out the same object instead of loading the vectors or weights again
+_BUILT: dict[tuple, Any] = {}
+KEEP_BUILT = 8  # the most kept; the longest unused goes first
 
 
 class EmbeddingFactory:
@@ -52,13 +59,14 @@ class EmbeddingFactory:
 
     def _token_part(self, part: str, fine_tune: bool, layers: str, field: str):
         key = ("token", part, fine_tune, layers)
-        if key in self._frozen:
+        if key in self._frozen or self._adopt(key):
             return self._frozen[key]
-        embeddings = with_clear_errors(
-            part,
-            field,
-            lambda: build_token_part(part, fine_tune, layers, field, self.corpus, self.character_dictionary),
-        )
+        with _random_state_kept(_builds_frozen(part, fine_tune)):
+            embeddings = with_clear_errors(
+                part,
+                field,
+                lambda: build_token_part(part, fine_tune, layers, field, self.corpus, self.character_dictionary),
+            )
         if is_frozen(embeddings):
             self._share(key, embeddings)
         return embeddings
@@ -70,7 +78,17 @@ class EmbeddingFactory:
         has them; a unique name is what makes keeping those vectors between runs safe.
         """
         embeddings.name = "flair_mlflow:" + "|".join(str(part) for part in key)
-        self._frozen[key] = embeddings
+        self._frozen[key] = _BUILT[key] = embeddings
+        while len(_BUILT) > KEEP_BUILT:
+            _BUILT.pop(next(iter(_BUILT)))
+
+    def _adopt(self, key: tuple) -> bool:
+        """Take the frozen embedding of ``key`` another factory of this process built, if there is one."""
+        embeddings = _BUILT.pop(key, None)
+        if embeddings is None:
+            return False
+        self._frozen[key] = _BUILT[key] = embeddings  # now the most recently used
+        return True
 
     def frozen_modules(self) -> list:
         """The shared frozen embeddings (to keep them in eval mode while a model trains)."""
@@ -161,13 +179,14 @@ class EmbeddingFactory:
         from flair.embeddings import TransformerDocumentEmbeddings
 
         key = ("document", name, fine_tune, layers)
-        if key in self._frozen:
+        if key in self._frozen or self._adopt(key):
             return self._frozen[key]
-        embeddings = with_clear_errors(
-            f"transformer:{name}",
-            field,
-            lambda: TransformerDocumentEmbeddings(resolve_transformer(name), fine_tune=fine_tune, layers=layers),
-        )
+        with _random_state_kept(not fine_tune):
+            embeddings = with_clear_errors(
+                f"transformer:{name}",
+                field,
+                lambda: TransformerDocumentEmbeddings(resolve_transformer(name), fine_tune=fine_tune, layers=layers),
+            )
         if not fine_tune:
             self._share(key, embeddings)
         return embeddings
@@ -190,3 +209,32 @@ class EmbeddingFactory:
             self.document_embeddings({**(params or {}), field: value})
         else:
             self.token_embeddings(value, field=field)
+
+
+def _builds_frozen(part: str, fine_tune: bool) -> bool:
+    """Whether the embedding named ``part`` comes out frozen, known from its name before it is built."""
+    lowered = part.lower()
+    if lowered in ("char", "onehot"):
+        return False
+    return not (fine_tune and lowered.startswith("transformer:"))
+
+
+@contextlib.contextmanager
+def _random_state_kept(keep: bool) -> Iterator[None]:
+    """Build a shared (frozen) embedding without drawing from the seeded random generators.
+
+    Building one initialises weights it then overwrites; it happens in whichever trial first needs the
+    embedding in a process (the driver's checks, a Spark worker's first task), and a trial's seed must
+    give the same model whether or not its process built something first.
+    """
+    if not keep:
+        yield
+        return
+    import numpy as np
+    import torch
+
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        yield
+    random.setstate(python_state)
+    np.random.set_state(numpy_state)

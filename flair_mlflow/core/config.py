@@ -77,6 +77,7 @@ class ExperimentConfig:
     time_budget_minutes: float | None = None  # end the search (between trials) once this much time is spent
     parallelism: int = 1  # trials side by side on Spark (hyperopt's SparkTrials) when above 1
     spark_master: str | None = None  # default: local[parallelism]
+    threads: int | str = "auto"  # torch threads per trial: a number, or auto (timed on the first batches)
 
     # -- reading and writing ------------------------------------------------------------------
     @classmethod
@@ -172,6 +173,7 @@ class ExperimentConfig:
         self.parallelism = positive_int("parallelism", self.parallelism)
         if self.spark_master is not None and not str(self.spark_master).strip():
             self.spark_master = None
+        self.threads = threads_setting(self.threads)
         if self.task == "sequence_tagging" and self.multi_label:
             raise ConfigError("multi_label", "only applies to text_classification")
 
@@ -243,7 +245,18 @@ _TOP_LEVEL_OVERRIDES = {
     "time_budget_minutes",
     "parallelism",
     "spark_master",
+    "threads",
 }
+
+
+def threads_setting(value: Any) -> int | str:
+    """``auto`` (any case) or a positive number of torch threads per trial."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    try:
+        return positive_int("threads", value)
+    except ConfigError:
+        raise ConfigError("threads", f"must be auto or a number of threads (1 or more), not {value!r}") from None
 
 
 def _pruning_settings(value: Any) -> dict[str, Any]:

@@ -150,6 +150,18 @@ def threads_per_trial(cpu_count: int | None, parallelism: int) -> int:
     return max(1, (cpu_count or 1) // max(1, parallelism))
 
 
+def thread_probe_done(seconds_per_token: dict[int, Sequence[float]], batches_each: int, clearly: float = 2.0) -> bool:
+    """Whether batches enough are timed: ``batches_each`` at every count, or one at every count with one
+    of them ``clearly`` times slower than another (a busy machine: every batch more at it is time lost)."""
+    counts = [len(times) for times in seconds_per_token.values()]
+    if all(count >= batches_each for count in counts):
+        return True
+    if not all(counts):
+        return False
+    medians = [median(times) for times in seconds_per_token.values()]
+    return max(medians) >= clearly * min(medians)
+
+
 def faster_thread_count(seconds_per_token: dict[int, Sequence[float]], min_speedup: float = THREADS_MIN_SPEEDUP) -> int:
     """The thread count to keep from batches timed at each count (seconds per token, one value a batch).
 

@@ -10,8 +10,10 @@ parent hears of them when the search ends.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import sys
+import threading
 from typing import Any, Mapping
 from urllib.parse import urlparse
 
@@ -22,11 +24,13 @@ from ..core.interrupts import SignalInterrupt
 from ..core.outcome import TrialOutcome, TrialState
 from ..store.runs import child_runs
 from ..store.tags import STATUS_TAG, TRIAL_NUMBER_TAG
-from .hyperopt_adapter import every_trial, is_cancelled, is_lost, sampled_point, trial_error
+from .hyperopt_adapter import every_trial, is_cancelled, is_lost, reusing_workers, sampled_point, trial_error
 from .resume import has_result, restored_outcome
 from .trial import TrialRunner, trial_params
 
 LOCAL_STORE_SCHEMES = ("", "file", "sqlite")
+
+log = logging.getLogger("flair_mlflow")
 
 
 def is_local_master(master: str | None) -> bool:
@@ -46,22 +50,24 @@ def check_reachable_from_workers(tracking_uri: str, spark_master: str | None) ->
         )
 
 
-def torch_threads_per_trial(parallelism: int) -> int:
-    """Threads each trial may use so that trials side by side do not oversubscribe the cores."""
-    return max(1, (os.cpu_count() or 1) // max(1, parallelism))
-
-
 def spark_trials(parallelism: int, spark_master: str | None = None):
     """A ``SparkTrials`` on the given master (``local[parallelism]`` when none is running)."""
-    try:
-        from hyperopt import SparkTrials
-        from pyspark.sql import SparkSession
-    except ImportError:
-        raise ConfigError("parallelism", "parallel trials need pyspark: pip install 'flair-mlflow[spark]'") from None
+    from hyperopt import SparkTrials
+
+    session = spark_session(parallelism, spark_master)
+    return SparkTrials(parallelism=parallelism, spark_session=reusing_workers(session))
+
+
+def spark_session(parallelism: int, spark_master: str | None = None):
+    """The Spark session trials run on, started if none is running."""
+    _check_pyspark()
+    from pyspark.sql import SparkSession
+
     builder = SparkSession.builder.appName("flair-mlflow").master(spark_master or f"local[{parallelism}]")
     builder = builder.config("spark.ui.enabled", "false").config("spark.python.worker.reuse", "true")
-    session = _with_local_python(builder) if is_local_master(spark_master) else builder.getOrCreate()
-    return SparkTrials(parallelism=parallelism, spark_session=session)
+    if not is_local_master(spark_master):
+        return builder.getOrCreate()
+    return _with_local_python(builder.config("spark.python.daemon.module", "flair_mlflow.search.spark_daemon"))
 
 
 def _with_local_python(builder: Any) -> Any:
@@ -82,15 +88,11 @@ def _with_local_python(builder: Any) -> Any:
 class SparkObjective:
     """The function hyperopt ships to Spark workers: one trial, its outcome sent back whole."""
 
-    def __init__(self, runner: TrialRunner, threads: int) -> None:
+    def __init__(self, runner: TrialRunner) -> None:
         self.runner = runner
-        self.threads = threads
 
     def __call__(self, sampled: dict[str, Any]) -> dict[str, Any]:
-        import torch
-
-        torch.set_num_threads(self.threads)
-        outcome = self.runner.run_suggested(sampled)
+        outcome = self.runner.run_suggested(sampled)  # its torch threads: the runner's settings, per trial
         return {**outcome.hyperopt_result(), "outcome": _plain_outcome(outcome)}
 
 
@@ -102,17 +104,89 @@ def _plain_outcome(outcome: TrialOutcome) -> dict[str, Any]:
     return data
 
 
-def start_spark(config: ExperimentConfig, tracking_uri: str, resume: str | None):
-    """The SparkTrials of a parallel search, or a ConfigError for what a parallel search cannot do.
+def _check_pyspark() -> None:
+    try:
+        import hyperopt.spark  # noqa: F401
+        import pyspark.sql  # noqa: F401
+    except ImportError:
+        raise ConfigError("parallelism", "parallel trials need pyspark: pip install 'flair-mlflow[spark]'") from None
 
-    Called before any run exists, so a refusal leaves nothing behind.
+
+def start_spark(config: ExperimentConfig, tracking_uri: str | None, resume: str | None, warm: bool) -> "SparkStart":
+    """Spark for a parallel search, starting in the background; a ConfigError for what a parallel
+    search cannot do, raised at once.
+
+    Called before the search prepares and before any run exists, so a refusal leaves nothing behind.
+    ``warm``: the workers can load the corpus themselves (it comes from the experiment file).
     """
+    import mlflow
+
     if resume:
         raise ConfigError("resume", "a parallel search cannot be resumed in parallel; resume it with --parallelism 1")
     if config.pruning is not None:
         raise ConfigError("pruning", "the median stopping rule learns from trials in one process; use parallelism 1")
+    tracking_uri = tracking_uri or mlflow.get_tracking_uri()
     check_reachable_from_workers(tracking_uri, config.spark_master)
-    return spark_trials(config.parallelism, config.spark_master)
+    _check_pyspark()
+    return SparkStart(config, tracking_uri, warm)
+
+
+class SparkStart:
+    """Spark starting, and its Python workers doing their first trial's work, while this process
+    prepares the search (loads the corpus, checks the embeddings, opens the parent run).
+
+    A worker's first trial would otherwise begin by importing Flair, loading the corpus and the
+    embeddings and opening the tracking store: seconds of every worker's time that the driver
+    spends preparing anyway. One warm-up task per slot runs that work now; Spark gives each trial
+    an idle, warmed worker after it (see :func:`.hyperopt_adapter.reusing_workers`).
+    """
+
+    def __init__(self, config: ExperimentConfig, tracking_uri: str, warm: bool) -> None:
+        self.config = config
+        self.tracking_uri = tracking_uri
+        self.warm = warm
+        self._trials: Any = None
+        self._error: BaseException | None = None
+        self._ready = threading.Event()
+        threading.Thread(target=self._start, name="flair-mlflow-spark-start", daemon=True).start()
+
+    def trials(self) -> Any:
+        """The ``SparkTrials``, once Spark has started; what stopped it from starting is raised here."""
+        self._ready.wait()
+        if self._error is not None:
+            raise self._error
+        return self._trials
+
+    def _start(self) -> None:
+        try:
+            self._trials = spark_trials(self.config.parallelism, self.config.spark_master)
+        except BaseException as error:  # raised in the search's own thread, by trials()
+            self._error = error
+            return
+        finally:
+            self._ready.set()
+        if self.warm:
+            slots = self.config.parallelism
+            try:
+                context = spark_session(slots, self.config.spark_master).sparkContext
+                context.parallelize(range(slots), slots).map(self._warm_up).collect()
+            except Exception as error:  # the trials themselves will do the work, and report what fails
+                log.debug("warming the Spark workers failed: %s", error)
+
+    def _warm_up(self, slot: int) -> int:
+        """In a worker: what its first trial would do before training, into the process's caches."""
+        from ..store.writer import RunWriter
+        from .checks import check_embeddings
+        from .trial import TrialSettings
+
+        runner = TrialRunner(TrialSettings.from_config(self.config), self.config)
+        check_embeddings(self.config, runner.corpus)  # built once per process: the trials take them
+        RunWriter(self.tracking_uri).client.search_experiments(max_results=1)
+        return slot
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What a warm-up task needs: not the Spark objects or the thread's bookkeeping."""
+        return {"config": self.config, "tracking_uri": self.tracking_uri, "warm": self.warm}
 
 
 class SparkExecutor:
@@ -126,11 +200,10 @@ class SparkExecutor:
         runner: TrialRunner,
         parent: Any,
         space: Mapping[str, Any],
-        parallelism: int,
         show_progress: bool,
     ) -> None:
         self.trials = trials
-        self.objective = SparkObjective(runner, torch_threads_per_trial(parallelism))
+        self.objective = SparkObjective(runner)
         self.show_progressbar = show_progress
         self.parent = parent
         self.space = space

@@ -180,6 +180,47 @@ def trial_error(doc: Mapping[str, Any]) -> tuple[str, str]:
     return name, str(detail or "")
 
 
+# -- SparkTrials' Spark jobs ----------------------------------------------------------------------
+def reusing_workers(session: Any) -> Any:
+    """``session`` as SparkTrials should get it, so that one Python worker runs trial after trial.
+
+    SparkTrials runs a trial as ``sparkContext.parallelize([0], 1).mapPartitions(task)``, and its
+    ``task`` never reads its partition. PySpark hands a Python worker to the next task only once the
+    last one read its input to the end, so every trial started a fresh Python process that imported
+    Flair and loaded the corpus and embeddings again (seconds each time). Through this session every
+    ``mapPartitions`` function reads its input first; everything else is the session's own.
+    """
+    context = session.sparkContext
+
+    def parallelize(*args: Any, **kwargs: Any) -> Any:
+        rdd = context.parallelize(*args, **kwargs)
+        return _Delegate(rdd, mapPartitions=lambda task, *more: rdd.mapPartitions(_reading_input(task), *more))
+
+    return _Delegate(session, sparkContext=_Delegate(context, parallelize=parallelize))
+
+
+class _Delegate:
+    """``inner`` with some attributes replaced."""
+
+    def __init__(self, inner: Any, **replaced: Any) -> None:
+        self._inner = inner
+        self._replaced = replaced
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in ("_inner", "_replaced"):  # not set yet (a copy being made)
+            raise AttributeError(name)
+        if name in self._replaced:
+            return self._replaced[name]
+        return getattr(self._inner, name)
+
+
+def _reading_input(task: Callable) -> Callable:
+    def run(partition: Any) -> Any:
+        return task(iter(list(partition)))  # read to the end: the worker can take the next task
+
+    return run
+
+
 # -- a space built in Python, written back as the experiment file's expressions -------------------
 class NotWritable(ValueError):
     """Something of a search started from Python that the experiment file has no form for."""

@@ -201,6 +201,7 @@ def _search_params(config: ExperimentConfig) -> dict[str, Any]:
             "early_stop_trials",
             "time_budget_minutes",
             "parallelism",
+            "threads",
         )
     }
     params.update(corpus=config.corpus.describe(), pruning=pruning)

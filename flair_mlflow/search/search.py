@@ -165,14 +165,14 @@ class Search:
         return PreparedSearch(config, space, writer, corpus_source, lr_source, recorded, factory, check)
 
     def run(self) -> SearchResult:
+        spark = None
+        if self.config.parallelism > 1:  # Spark starts, and its workers warm up, while this process prepares
+            from .distributed import start_spark
+
+            spark = start_spark(self.config, self.tracking_uri, self.resume, warm=self.corpus is None)
         search = self.prepare()
         config = search.config
         suggest = algorithm_suggest(config.algorithm)
-        spark = None
-        if config.parallelism > 1:
-            from .distributed import start_spark
-
-            spark = start_spark(config, search.writer.tracking_uri, self.resume)
         previous = self._previous_trials(search) if self.resume else None  # only reads; refuses a mismatch
         if previous is not None:
             parent = ParentRun.reopen(
@@ -204,7 +204,7 @@ class Search:
         if spark is not None:
             from .distributed import SparkExecutor
 
-            executor = SparkExecutor(spark, runner, parent, search.space, config.parallelism, self.show_progress)
+            executor = SparkExecutor(spark.trials(), runner, parent, search.space, self.show_progress)
         else:
             trials = (
                 previous.hyperopt_trials(search.space) if previous is not None else restored_trials(search.space, [])

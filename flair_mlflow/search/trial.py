@@ -22,6 +22,7 @@ from ..adapters.embedding_cache import EmbeddingCache
 from ..adapters.embeddings import EmbeddingFactory
 from ..adapters.models import build_model, logged_values
 from ..adapters.plugins import FrozenEmbeddingsInEval, MedianStoppingPlugin, MLflowLoggerPlugin
+from ..adapters.threads import TrialThreads
 from ..adapters.training import check_losses, quiet_flair, release_memory, train_model
 from ..core.config import ExperimentConfig
 from ..core.errors import ConfigError
@@ -29,7 +30,7 @@ from ..core.interrupts import Interrupted
 from ..core.outcome import TrialOutcome, TrialState
 from ..core.parameters import OptimizationValue, coerce_value
 from ..core.rules import MedianStoppingRule
-from ..store.tags import PRUNED_AT_TAG, PRUNED_TAG, STATUS_TAG, TASK_TAG, TRIAL_NUMBER_TAG, VALS_TAG
+from ..store.tags import PRUNED_AT_TAG, PRUNED_TAG, STATUS_TAG, TASK_TAG, THREADS_TAG, TRIAL_NUMBER_TAG, VALS_TAG
 from ..store.writer import RunWriter
 from .hyperopt_adapter import split_key, vals_json
 
@@ -59,6 +60,8 @@ class TrialSettings:
     parent_run_id: str | None = None
     quiet: bool = True
     embedding_cache_mb: float = 1024.0
+    threads: int | str = "auto"  # torch threads per trial (see adapters.threads)
+    parallelism: int = 1  # trials side by side: each probes at most its share of the cores
 
     @classmethod
     def from_config(cls, config: ExperimentConfig, **extra: Any) -> "TrialSettings":
@@ -74,6 +77,8 @@ class TrialSettings:
             seed=config.seed,
             evaluate_test=config.evaluate_test,
             embedding_cache_mb=config.embedding_cache_mb,
+            threads=config.threads,
+            parallelism=config.parallelism,
         )
         return cls(**{**values, **extra})
 
@@ -169,9 +174,10 @@ class TrialRunner:
                 self.settings.experiment_id, self.settings.parent_run_id, f"trial-{number:03d}", tags=tags
             )
             writer.log_params(outcome.run_id, self.logged_params(params), new_run=True)
+        threads = TrialThreads(self.settings.threads, self.settings.parallelism)
         try:
-            with quiet_flair(self.settings.quiet):
-                self._train_and_score(number, params, outcome, writer)
+            with quiet_flair(self.settings.quiet), threads:
+                self._train_and_score(number, params, outcome, writer, threads)
             if not math.isfinite(outcome.final_score):
                 raise FloatingPointError(f"the {self.settings.objective.config_name} is not a number (NaN)")
         except ConfigError:
@@ -192,20 +198,27 @@ class TrialRunner:
                 writer.fail(outcome.run_id, type(error).__name__, error, traceback.format_exc())
         else:
             if writer is not None:
+                end_tags = {THREADS_TAG: threads.chosen}
                 if outcome.pruned:
-                    writer.set_tags(outcome.run_id, {PRUNED_TAG: "true", PRUNED_AT_TAG: outcome.pruned_at})
+                    end_tags.update({PRUNED_TAG: "true", PRUNED_AT_TAG: outcome.pruned_at})
+                writer.set_tags(outcome.run_id, end_tags)
                 writer.end(outcome.run_id, outcome.status.run_status)
         outcome.duration_s = time.time() - started
         return outcome
 
     def _train_and_score(
-        self, number: int, params: dict[str, Any], outcome: TrialOutcome, writer: RunWriter | None
+        self,
+        number: int,
+        params: dict[str, Any],
+        outcome: TrialOutcome,
+        writer: RunWriter | None,
+        threads: TrialThreads,
     ) -> None:
         # each training run's score and the trial's totals go out in one batch at the end (or when
         # the trial fails): one call per trial instead of one per training run plus one
         unsent: dict[str, float] = {}
         try:
-            test_scores = self._training_runs(number, params, outcome, writer, unsent)
+            test_scores = self._training_runs(number, params, outcome, writer, unsent, threads)
             outcome.settle_scores(maximise=self.settings.objective is OptimizationValue.DEV_SCORE)
             if test_scores:
                 outcome.test_score = float(np.mean(test_scores))
@@ -222,6 +235,7 @@ class TrialRunner:
         outcome: TrialOutcome,
         writer: RunWriter | None,
         unsent: dict[str, float],
+        threads: TrialThreads,
     ) -> list[float]:
         """Train ``training_runs`` fresh models into ``outcome``; returns their test scores (if asked for).
 
@@ -232,13 +246,12 @@ class TrialRunner:
         settings = self.settings
         test_scores: list[float] = []
         history_key = settings.objective.config_name  # the plugin's name for the optimised value
+        labels = self.label_dictionary  # built before seeding: making it draws from the random generators
         for index in range(settings.training_runs):
             if settings.seed is not None:
                 flair.set_seed(settings.seed + 1000 * number + index)
-            model = build_model(
-                settings.task, params, settings.label_type, self.label_dictionary, self.factory, settings.multi_label
-            )
-            self.cache.before_training_run(model, self.corpus)
+            model = build_model(settings.task, params, settings.label_type, labels, self.factory, settings.multi_label)
+            self.cache.before_training_run(model, self.corpus, self.factory, threads.timer())
             logger, stopper = self._plugins(outcome, writer, index)
             with tempfile.TemporaryDirectory(prefix="flair-mlflow-trial-") as base_path:
                 result = train_model(
@@ -249,7 +262,8 @@ class TrialRunner:
                     base_path,
                     max_epochs=settings.max_epochs,
                     plugins=[logger, FrozenEmbeddingsInEval(self.factory.frozen_modules())]
-                    + ([stopper] if stopper is not None else []),
+                    + ([stopper] if stopper is not None else [])
+                    + threads.plugins(),
                     main_evaluation_metric=settings.main_evaluation_metric,
                 )
             run_score = outcome.add_training_run(logger.history[history_key], logger.history["dev_score"])
@@ -258,6 +272,7 @@ class TrialRunner:
                 test_scores.append(float(result["test_score"]))
                 unsent[f"run_{index + 1}/test_score"] = test_scores[-1]
             self.cache.after_training_run(self.factory, self.corpus)
+            threads.after_training_run()
             del model
             check_losses(logger.history, index + 1)
             if stopper is not None and stopper.pruned_at is not None:

@@ -9,6 +9,7 @@ TASK_TAG = "flair_mlflow.task"
 STATUS_TAG = "flair_mlflow.status"
 PRUNED_TAG = "flair_mlflow.pruned"
 PRUNED_AT_TAG = "pruned_at_epoch"
+THREADS_TAG = "flair_mlflow.torch_threads"  # the torch threads a trial ran with (timed, or as the experiment fixed)
 ERROR_CLASS_TAG = "error.class"
 ERROR_MESSAGE_TAG = "error.message"
 STOP_REASON_TAG = "stop_reason"
