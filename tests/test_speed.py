@@ -3,7 +3,7 @@ built once per process, and Spark Python workers that run trial after trial."""
 
 from __future__ import annotations
 
-import os
+import time
 
 import mlflow
 import numpy as np
@@ -13,9 +13,9 @@ import torch
 from flair_mlflow import ExperimentConfig, run_search
 from flair_mlflow.adapters import embeddings as embeddings_module
 from flair_mlflow.adapters.embeddings import EmbeddingFactory
-from flair_mlflow.adapters.threads import TrialThreads
+from flair_mlflow.adapters.threads import PROBE_BATCHES, SMALL_BATCH_S, SMALL_BATCHES, ThreadProbe, TrialThreads
 from flair_mlflow.core.errors import ConfigError
-from flair_mlflow.core.rules import faster_thread_count, threads_per_trial
+from flair_mlflow.core.rules import faster_thread_count, thread_probe_done, threads_per_trial
 from flair_mlflow.search.trial import TrialRunner, TrialSettings
 from flair_mlflow.store.tags import THREADS_TAG
 
@@ -51,6 +51,30 @@ def test_more_threads_are_kept_only_when_clearly_faster():
     assert threads_per_trial(None, 4) == 1
 
 
+def test_the_probe_stops_early_only_when_more_threads_are_clearly_slower():
+    assert thread_probe_done({1: [1.0], 2: [2.5]}, 3)  # a busy machine: no more batches at two threads
+    assert not thread_probe_done({1: [1.0], 2: [0.3]}, 3)  # one batch is too few to believe it
+    assert not thread_probe_done({1: [1.0, 1.0], 2: []}, 3)
+    assert thread_probe_done({1: [1.0] * 3, 2: [0.5] * 3}, 3)
+
+
+def test_a_model_of_small_batches_keeps_one_thread_without_running_at_more(monkeypatch):
+    counts: list[int] = []
+    monkeypatch.setattr(torch, "set_num_threads", counts.append)
+    probe = ThreadProbe((1, 2))
+    for _ in range(1 + SMALL_BATCHES):  # the first batch is never timed
+        probe.start([["token"]])
+        probe.stop()
+    assert probe.chosen == 1 and set(counts) == {1} and probe.seconds_per_token == {1: [], 2: []}
+    probe = ThreadProbe((1, 2))
+    while probe.chosen is None:  # batches long enough to time: both counts run, and the same time keeps one
+        probe.start([["token"]])
+        time.sleep(2 * SMALL_BATCH_S)
+        probe.stop()
+    assert probe.chosen == 1 and set(counts) == {1, 2}
+    assert all(1 <= len(times) <= PROBE_BATCHES for times in probe.seconds_per_token.values())
+
+
 def test_a_fixed_count_needs_no_probe():
     threads = TrialThreads(3)
     assert threads.chosen == 3 and threads.plugins() == []
@@ -64,12 +88,13 @@ def test_a_fixed_count_needs_no_probe():
 def test_a_search_logs_its_threads_and_leaves_torch_as_it_was(flair_cache, tracking_uri, write_config):
     """``threads: auto`` on a real one-trial search: the probe times batches at 1 and 2 threads (on a
     machine with 2 cores or more), the trial's run says what it kept, the parent the setting."""
+    previous = torch.get_num_threads()
     torch.set_num_threads(3)
     try:
         result = run_search(write_config(WNUT_TINY, max_evals=1), overrides={"threads": "auto"}, show_progress=False)
         assert torch.get_num_threads() == 3
     finally:
-        torch.set_num_threads(os.cpu_count() or 1)
+        torch.set_num_threads(previous)
     client = mlflow.MlflowClient()
     assert client.get_run(result.parent_run_id).data.params["threads"] == "auto"
     kept = client.get_run(result.outcomes[0].run_id).data.tags[THREADS_TAG]

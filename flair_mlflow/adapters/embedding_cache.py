@@ -15,9 +15,8 @@ again as much.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from typing import Any, Callable, ContextManager, Sequence
+from typing import Any
 
 from .embeddings import EmbeddingFactory
 
@@ -62,21 +61,15 @@ class EmbeddingCache:
                 )
         return kept
 
-    def before_training_run(
-        self,
-        model: Any,
-        corpus: Any,
-        factory: EmbeddingFactory,
-        timer: Callable[[Sequence[Any]], ContextManager[None]] | None = None,
-    ) -> None:
+    def before_training_run(self, model: Any, corpus: Any, factory: EmbeddingFactory) -> None:
         """Drop kept vectors the model does not use (some Flair models concatenate every vector on a
-        token), then compute the missing vectors of the kept embeddings it uses; ``timer`` times each batch."""
+        token), then compute the missing vectors of the kept embeddings it uses."""
         from flair.embeddings import Embeddings
 
         used = {module.name: module for module in model.modules() if isinstance(module, Embeddings)}
         _clear_except(corpus, set(used))
         for name in sorted(self.kept_names(factory, corpus) & set(used)):
-            _fill(used[name], corpus, timer or (lambda batch: contextlib.nullcontext()))
+            _fill(used[name], corpus)
 
     def after_training_run(self, factory: EmbeddingFactory, corpus: Any) -> None:
         """Clear every vector on the corpus except those of embeddings the cache keeps."""
@@ -93,8 +86,12 @@ def _clear_except(corpus: Any, keep: set[str]) -> None:
             sentence.clear_embeddings(drop)
 
 
-def _fill(embeddings: Any, corpus: Any, timer: Callable[[Sequence[Any]], ContextManager[None]]) -> None:
-    """Vectors of ``embeddings`` for every sentence lacking them, in batches of like length, in eval mode."""
+def _fill(embeddings: Any, corpus: Any) -> None:
+    """Vectors of ``embeddings`` for every sentence lacking them, in batches of like length, in eval mode.
+
+    It runs at the trial's threads before its probe decides (one): where more would pay, a process
+    pays this once per corpus; where they would not (a busy machine), they would cost several times more.
+    """
     import torch
     from flair.training_utils import store_embeddings
 
@@ -109,8 +106,7 @@ def _fill(embeddings: Any, corpus: Any, timer: Callable[[Sequence[Any]], Context
         with torch.no_grad():
             for start in range(0, len(missing), FILL_BATCH_SIZE):
                 batch = missing[start : start + FILL_BATCH_SIZE]
-                with timer(batch):
-                    embeddings.embed(batch)
+                embeddings.embed(batch)
                 store_embeddings(batch, "cpu")  # where Flair keeps vectors between epochs
     finally:
         embeddings.train(training)

@@ -10,10 +10,9 @@ threads only when they are clearly faster (:func:`~flair_mlflow.core.rules.faste
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
-from typing import Any, Callable, ContextManager, Iterator, Sequence
+from typing import Any, Sequence
 
 from flair.trainers.plugins.base import TrainerPlugin
 
@@ -21,6 +20,10 @@ from ..core.rules import faster_thread_count, thread_probe_done, threads_per_tri
 
 #: batches timed at each thread count, after one left out (first calls allocate and fill caches)
 PROBE_BATCHES = 3
+#: a batch done this fast at one thread holds too little arithmetic for more threads to pay, and its
+#: time is mostly scheduling jitter; after ``SMALL_BATCHES`` of them the trial keeps one thread
+SMALL_BATCH_S = 0.02
+SMALL_BATCHES = 5
 
 
 def available_cores() -> int:
@@ -34,7 +37,9 @@ def available_cores() -> int:
 class ThreadProbe(TrainerPlugin):
     """Runs training batches at each candidate thread count in turn, timing them, until the rule decides.
 
-    ``chosen`` is None until then; the rest of training runs at the chosen count.
+    Batches run at the fewest threads until one takes ``SMALL_BATCH_S`` or longer: a model whose
+    batches are all smaller keeps the fewest without ever running at more, so its arithmetic is
+    that of a fixed count. ``chosen`` is None until the decision; the rest of training runs at it.
     """
 
     def __init__(self, candidates: Sequence[int], batches_each: int = PROBE_BATCHES) -> None:
@@ -44,6 +49,7 @@ class ThreadProbe(TrainerPlugin):
         self.seconds_per_token: dict[int, list[float]] = {count: [] for count in self.candidates}
         self.chosen: int | None = None
         self._skip = 1
+        self._small = 0  # batches too small to time, at the fewest threads, before any was timed
         self._timing: tuple[int, float, int] | None = None  # threads, start, tokens of the running batch
 
     @TrainerPlugin.hook
@@ -54,15 +60,6 @@ class ThreadProbe(TrainerPlugin):
     def after_training_batch(self, **kw: Any) -> None:
         self.stop()
 
-    @contextlib.contextmanager
-    def timed(self, batch: Sequence[Any]) -> Iterator[None]:
-        """Time work on ``batch`` that is not a training batch (embedding a corpus ahead of training)."""
-        self.start(batch)
-        try:
-            yield
-        finally:
-            self.stop()
-
     def start(self, batch: Sequence[Any]) -> None:
         if self.chosen is not None:
             return
@@ -72,7 +69,7 @@ class ThreadProbe(TrainerPlugin):
         import torch
 
         timed = sum(len(times) for times in self.seconds_per_token.values())
-        threads = self.candidates[timed % len(self.candidates)]
+        threads = self.candidates[timed % len(self.candidates)]  # the fewest until one batch was timed
         torch.set_num_threads(threads)
         tokens = sum(len(point) for point in batch) or 1
         self._timing = (threads, time.perf_counter(), tokens)
@@ -82,7 +79,13 @@ class ThreadProbe(TrainerPlugin):
             return
         threads, started, tokens = self._timing
         self._timing = None
-        self.seconds_per_token[threads].append((time.perf_counter() - started) / tokens)
+        elapsed = time.perf_counter() - started
+        if elapsed < SMALL_BATCH_S and not any(self.seconds_per_token.values()):
+            self._small += 1
+            if self._small >= SMALL_BATCHES:
+                self.decide()
+            return
+        self.seconds_per_token[threads].append(elapsed / tokens)
         if thread_probe_done(self.seconds_per_token, self.batches_each):
             self.decide()
 
@@ -140,14 +143,6 @@ class TrialThreads:
         if self.probe is None:
             self.probe = ThreadProbe(self.candidates)
         return [self.probe]
-
-    def timer(self) -> Callable[[Sequence[Any]], ContextManager[None]]:
-        """Times work on a batch outside training (the probe, while undecided; nothing after)."""
-        if self.chosen is not None:
-            return lambda batch: contextlib.nullcontext()
-        if self.probe is None:
-            self.probe = ThreadProbe(self.candidates)
-        return self.probe.timed
 
     def after_training_run(self) -> None:
         if self.probe is not None and self.probe.chosen is not None:

@@ -151,15 +151,22 @@ def threads_per_trial(cpu_count: int | None, parallelism: int) -> int:
 
 
 def thread_probe_done(seconds_per_token: dict[int, Sequence[float]], batches_each: int, clearly: float = 2.0) -> bool:
-    """Whether batches enough are timed: ``batches_each`` at every count, or one at every count with one
-    of them ``clearly`` times slower than another (a busy machine: every batch more at it is time lost)."""
+    """Whether batches enough are timed: ``batches_each`` at every count, or one at every count and more
+    threads ``clearly`` times slower than the fewest (a busy machine: each batch more at them is lost).
+
+    Only that direction ends the test early: one batch is too few to believe that more threads pay.
+    """
     counts = [len(times) for times in seconds_per_token.values()]
     if all(count >= batches_each for count in counts):
         return True
     if not all(counts):
         return False
-    medians = [median(times) for times in seconds_per_token.values()]
-    return max(medians) >= clearly * min(medians)
+    fewest = median(seconds_per_token[min(seconds_per_token)])
+    return all(
+        median(times) >= clearly * fewest
+        for count, times in seconds_per_token.items()
+        if count != min(seconds_per_token)
+    )
 
 
 def faster_thread_count(seconds_per_token: dict[int, Sequence[float]], min_speedup: float = THREADS_MIN_SPEEDUP) -> int:
