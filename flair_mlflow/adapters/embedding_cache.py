@@ -10,7 +10,9 @@ The vectors are the same either way, so scores do not change; only the time does
 Before a training run, the kept embeddings' vectors still missing are computed in one pass over the
 corpus, sentences of like length batched together: a training batch is drawn at random, and a
 transformer pads every sentence in it to the longest, so computing them there costs about half
-again as much.
+again as much. That pass is most of a cached search's work (a frozen transformer's forward pass over
+the corpus, once per process), so it times its own batches at each of the trial's thread counts
+and keeps the faster, as a trial's training does.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import logging
 from typing import Any
 
 from .embeddings import EmbeddingFactory
+from .threads import ThreadProbe
 
 log = logging.getLogger("flair_mlflow")
 
@@ -61,15 +64,18 @@ class EmbeddingCache:
                 )
         return kept
 
-    def before_training_run(self, model: Any, corpus: Any, factory: EmbeddingFactory) -> None:
+    def before_training_run(
+        self, model: Any, corpus: Any, factory: EmbeddingFactory, thread_counts: tuple[int, ...] = (1,)
+    ) -> None:
         """Drop kept vectors the model does not use (some Flair models concatenate every vector on a
-        token), then compute the missing vectors of the kept embeddings it uses."""
+        token), then compute the missing vectors of the kept embeddings it uses, at the faster of
+        ``thread_counts`` (the trial's candidates)."""
         from flair.embeddings import Embeddings
 
         used = {module.name: module for module in model.modules() if isinstance(module, Embeddings)}
         _clear_except(corpus, set(used))
         for name in sorted(self.kept_names(factory, corpus) & set(used)):
-            _fill(used[name], corpus)
+            _fill(used[name], corpus, thread_counts)
 
     def after_training_run(self, factory: EmbeddingFactory, corpus: Any) -> None:
         """Clear every vector on the corpus except those of embeddings the cache keeps."""
@@ -86,11 +92,12 @@ def _clear_except(corpus: Any, keep: set[str]) -> None:
             sentence.clear_embeddings(drop)
 
 
-def _fill(embeddings: Any, corpus: Any) -> None:
+def _fill(embeddings: Any, corpus: Any, thread_counts: tuple[int, ...] = (1,)) -> None:
     """Vectors of ``embeddings`` for every sentence lacking them, in batches of like length, in eval mode.
 
-    It runs at the trial's threads before its probe decides (one): where more would pay, a process
-    pays this once per corpus; where they would not (a busy machine), they would cost several times more.
+    With more than one of ``thread_counts`` its own probe times the first batches at each and the rest
+    run at the faster (a frozen transformer's forward pass is arithmetic enough for two threads to pay
+    on an idle machine; on a busy one they spin). Torch's thread count is restored afterwards.
     """
     import torch
     from flair.training_utils import store_embeddings
@@ -99,17 +106,22 @@ def _fill(embeddings: Any, corpus: Any) -> None:
     missing = [s for s in corpus.get_all_sentences() if name not in s._embeddings and not _tokens_have(s, name)]
     if not missing:
         return
-    missing.sort(key=len)
-    training = embeddings.training
+    missing.sort(key=len, reverse=True)  # the longest first: batches long enough to time
+    training, threads = embeddings.training, torch.get_num_threads()
+    probe = ThreadProbe(thread_counts)
+    torch.set_num_threads(thread_counts[0])
     embeddings.eval()
     try:
         with torch.no_grad():
             for start in range(0, len(missing), FILL_BATCH_SIZE):
                 batch = missing[start : start + FILL_BATCH_SIZE]
+                probe.start(batch)
                 embeddings.embed(batch)
+                probe.stop()
                 store_embeddings(batch, "cpu")  # where Flair keeps vectors between epochs
     finally:
         embeddings.train(training)
+        torch.set_num_threads(threads)
 
 
 def _tokens_have(sentence: Any, name: str) -> bool:

@@ -18,7 +18,8 @@ from flair.trainers.plugins.base import TrainerPlugin
 
 from ..core.rules import faster_thread_count, thread_probe_done, threads_per_trial
 
-#: batches timed at each thread count, after one left out (first calls allocate and fill caches)
+#: batches timed at each thread count, after one left out at each (first calls allocate, fill caches
+#: and start torch's thread pool)
 PROBE_BATCHES = 3
 #: a batch done this fast at one thread holds too little arithmetic for more threads to pay, and its
 #: time is mostly scheduling jitter; after ``SMALL_BATCHES`` of them the trial keeps one thread
@@ -48,7 +49,7 @@ class ThreadProbe(TrainerPlugin):
         self.batches_each = batches_each
         self.seconds_per_token: dict[int, list[float]] = {count: [] for count in self.candidates}
         self.chosen: int | None = None
-        self._skip = 1
+        self._warmed: set[int] = set()  # counts that ran a batch: the first at each is left out
         self._small = 0  # batches too small to time, at the fewest threads, before any was timed
         self._timing: tuple[int, float, int] | None = None  # threads, start, tokens of the running batch
 
@@ -63,14 +64,14 @@ class ThreadProbe(TrainerPlugin):
     def start(self, batch: Sequence[Any]) -> None:
         if self.chosen is not None:
             return
-        if self._skip:
-            self._skip -= 1
-            return
         import torch
 
         timed = sum(len(times) for times in self.seconds_per_token.values())
         threads = self.candidates[timed % len(self.candidates)]  # the fewest until one batch was timed
         torch.set_num_threads(threads)
+        if threads not in self._warmed:  # a first batch allocates, fills caches, starts a thread pool
+            self._warmed.add(threads)
+            return
         tokens = sum(len(point) for point in batch) or 1
         self._timing = (threads, time.perf_counter(), tokens)
 

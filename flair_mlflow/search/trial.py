@@ -251,7 +251,7 @@ class TrialRunner:
             if settings.seed is not None:
                 flair.set_seed(settings.seed + 1000 * number + index)
             model = build_model(settings.task, params, settings.label_type, labels, self.factory, settings.multi_label)
-            self.cache.before_training_run(model, self.corpus, self.factory)
+            self.cache.before_training_run(model, self.corpus, self.factory, threads.candidates)
             logger, stopper = self._plugins(outcome, writer, index)
             with tempfile.TemporaryDirectory(prefix="flair-mlflow-trial-") as base_path:
                 result = train_model(
