@@ -183,6 +183,7 @@ def _runs_in(store: Path) -> int:
         ("unknown dataset", lambda d: d.update(corpus={"name": "NO_SUCH_CORPUS"}), "corpus.name"),
     ],
 )
+@pytest.mark.slow
 def test_cli_refuses_bad_input_before_creating_runs(tmp_path: Path, flair_cache, label, change, field):
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(_with(change)), "utf-8")
@@ -195,6 +196,7 @@ def test_cli_refuses_bad_input_before_creating_runs(tmp_path: Path, flair_cache,
     assert not store.exists() or _runs_in(store) == 0
 
 
+@pytest.mark.slow
 def test_flair_download_failure_says_how_to_run_offline(tmp_path: Path, flair_cache):
     data = _with(lambda d: d["search_space"].update(embeddings={"choice": ["glove"]}))
     path = tmp_path / "online.yaml"
@@ -204,6 +206,7 @@ def test_flair_download_failure_says_how_to_run_offline(tmp_path: Path, flair_ca
     assert "search_space.embeddings" in result.stderr and "FLAIR_CACHE_ROOT" in result.stderr
 
 
+@pytest.mark.slow
 def test_unreachable_tracking_server_fails_fast_before_any_run(tmp_path: Path, flair_cache):
     """MLflow retries for minutes by default; the probe before a search must not."""
     from .conftest import _free_port
@@ -220,6 +223,7 @@ def test_unreachable_tracking_server_fails_fast_before_any_run(tmp_path: Path, f
     assert elapsed < 90, f"took {elapsed:.0f} s: the probe waited on MLflow's retries"
 
 
+@pytest.mark.slow
 def test_tune_needs_a_file_or_a_run_to_resume(tmp_path: Path):
     result = _run_cli(["tune", "--resume="], tmp_path)  # an empty --resume means none, as with MLproject defaults
     assert result.returncode == 2

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import mlflow
+import pytest
 from click.testing import CliRunner
 
 from flair_mlflow.cli import main
@@ -25,6 +26,7 @@ from .conftest import ROOT, WNUT_TINY
 NOISE = ("GradScaler", "build_posterior_wrapper", "TPE using", "Computing label dictionary", "it/s]", "Epoch ")
 
 
+@pytest.mark.slow
 def test_a_search_prints_its_bar_a_line_per_trial_and_a_summary_with_next_steps(tmp_path: Path, write_config):
     """The command as a user runs it, in its own process: everything it prints, counted."""
     config = write_config(WNUT_TINY, max_evals=1)
@@ -89,6 +91,7 @@ def test_a_run_made_in_another_experiment_says_so_in_one_line(tracking_uri, capl
     assert "'Default'" in record.getMessage() and "--experiment-name wnut17-ner" in record.getMessage()
 
 
+@pytest.mark.slow
 def test_lr_find_prints_where_its_files_are(tmp_path: Path, flair_cache, tracking_uri, write_config):
     config = write_config(WNUT_TINY)
     out = tmp_path / "out"

@@ -27,6 +27,7 @@ def _config(write_config, **changes) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_cache_keeps_frozen_vectors_and_never_trained_ones(flair_cache, write_config):
     config = ExperimentConfig.from_file(_config(write_config))
     runner = TrialRunner(TrialSettings.from_config(config), config)

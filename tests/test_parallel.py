@@ -57,6 +57,7 @@ def test_parallel_search_has_the_shape_of_a_sequential_one(flair_cache, mlflow_s
     }
 
 
+@pytest.mark.slow
 def test_remote_spark_with_a_local_store_is_refused(tmp_path: Path, write_config):
     config = write_config(WNUT_TINY)
     store = tmp_path / "local.db"

@@ -192,6 +192,7 @@ def _tagger(corpus):
     return SequenceTagger(embeddings, dictionary, "ner", hidden_size=8, use_crf=False)
 
 
+@pytest.mark.slow
 def test_find_learning_rate_in_python_leaves_a_run_with_the_curve_and_files(tmp_path: Path, wnut_corpus, tracking_uri):
     from flair.trainers import ModelTrainer
 
