@@ -424,7 +424,8 @@ def test_a_store_whose_creation_was_killed_serves_the_next_search(tmp_path: Path
 
     store = tmp_path / "mlflow.db"
     code = f"from flair_mlflow.store.runs import connect; connect('sqlite:///{store}')"
-    creator = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(ROOT)})
+    no_template = {"FLAIR_MLFLOW_CACHE_DIR": str(tmp_path / "empty-cache")}  # so MLflow migrates it
+    creator = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(ROOT), **no_template})
     deadline = time.monotonic() + 300
     while not _creating(store) and creator.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
