@@ -1,11 +1,15 @@
 """One arm of the start-up benchmark, alone in a fresh process so its imports and peak memory are its own.
 
-    python benchmarks/startup_arm.py flair|search|store FOLDER
+    python benchmarks/startup_arm.py flair|search|store|template FOLDER
 
 Both arms train the same configuration (WNUT_17 10%, GloVe 50d, hidden size 64, no CRF, two epochs,
 no test split): ``flair`` as Flair's own tuner did it (import flair and hyperopt, load the corpus,
 train), ``search`` as a one-trial search of this package into the sqlite store ``FOLDER/mlflow.db``
-(new, or made beforehand by ``store``, which only creates it).
+(new, or made beforehand by ``store``, which only creates it, as an earlier command would have).
+The package's store template (see ``flair_mlflow/store/store_template.py``) is kept in
+``FOLDER/cache``: a new store is migrated by MLflow when that holds none (the first store a user
+makes with an MLflow version), and copied from the template when ``template`` (or ``store``) made one
+beforehand in another store there.
 ``ModelTrainer.train`` is wrapped to note when the trial's training starts and ends (it still
 runs). Prints one JSON line of seconds since ``BENCH_STARTED`` (the parent's clock just before it
 started this process): ``first_training`` (the start-up), ``training`` (the trial's training),
@@ -25,6 +29,8 @@ STARTED = float(os.environ.get("BENCH_STARTED", time.time()))
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+if len(sys.argv) > 2:  # the arm's own store template, not the user's (see the docstring)
+    os.environ["FLAIR_MLFLOW_CACHE_DIR"] = os.path.join(sys.argv[2], "cache")
 
 SEED = 11
 EPOCHS = 2
@@ -105,27 +111,40 @@ def search_arm(folder: str) -> dict[str, float]:
     return marks
 
 
-def store_arm(folder: str) -> None:
-    """Only create the store, as an earlier search would have."""
-    import mlflow
+def store_arm(folder: str, name: str = "mlflow.db") -> None:
+    """Only create the store ``FOLDER/name`` (and so the template), as an earlier command would have."""
+    from flair_mlflow.store.runs import connect
 
-    mlflow.MlflowClient(f"sqlite:///{folder}/mlflow.db").search_experiments()
+    connect(f"sqlite:///{folder}/{name}")
+
+
+def _peak_rss_mb() -> float:
+    """This process's own peak: ``ru_maxrss`` survives ``execve`` on Linux, so a child started by a big
+    benchmark process would report its parent's peak; ``VmHWM`` is reset by ``execve``."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 1024 if sys.platform.startswith("linux") else peak / 1024 / 1024  # bytes on macOS
 
 
 def main() -> None:
     arm, folder = sys.argv[1], sys.argv[2]
-    if arm == "store":
-        store_arm(folder)
+    if arm in ("store", "template"):
+        store_arm(folder, "mlflow.db" if arm == "store" else "earlier.db")
         print("{}")
         return
     marks = {"flair": flair_arm, "search": search_arm}[arm](folder)
     ended = time.time()
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
     result = {
         "first_training": marks["first_training"] - STARTED,
         "training": marks["training_end"] - marks["first_training"],
         "total": ended - STARTED,
-        "peak_rss_mb": peak_kb / 1024,
+        "peak_rss_mb": _peak_rss_mb(),
     }
     print(json.dumps(result))
 
