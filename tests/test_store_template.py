@@ -16,7 +16,7 @@ import pytest
 
 @pytest.fixture()
 def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "cache"
+    folder = tmp_path / "a cache #1"  # a path a file: URI must quote
     monkeypatch.setenv("FLAIR_MLFLOW_CACHE_DIR", str(folder))
     return folder
 

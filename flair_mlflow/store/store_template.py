@@ -53,7 +53,7 @@ def copy_template(target: Path) -> bool:
     if not template.is_file():
         return False
     try:
-        with closing(sqlite3.connect(f"file:{template}?mode=ro", uri=True)) as source:
+        with closing(sqlite3.connect(f"{template.resolve().as_uri()}?mode=ro", uri=True)) as source:
             if not _holds_nothing(source):
                 return False
             with closing(sqlite3.connect(target)) as copy:
