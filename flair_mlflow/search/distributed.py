@@ -284,8 +284,7 @@ def outcomes_of_trials(trials: Any) -> list[TrialOutcome]:
 
 
 def _cancel(writer: Any, run_id: str) -> None:
-    writer.set_tags(run_id, {STATUS_TAG: TrialState.CANCELLED.value})
-    writer.end(run_id, TrialState.CANCELLED.run_status)
+    writer.close(run_id, TrialState.CANCELLED.run_status, {STATUS_TAG: TrialState.CANCELLED.value})
 
 
 def _task_error(doc: dict[str, Any]) -> str:

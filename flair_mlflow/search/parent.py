@@ -104,8 +104,7 @@ class ParentRun:
         parent = previous.parent
         run_id = parent.info.run_id
         for abandoned in previous.abandoned:
-            writer.set_tags(abandoned, {STATUS_TAG: TrialState.ABANDONED.value})
-            writer.end(abandoned, TrialState.ABANDONED.run_status)
+            writer.close(abandoned, TrialState.ABANDONED.run_status, {STATUS_TAG: TrialState.ABANDONED.value})
         writer.client.update_run(run_id, status="RUNNING")
         writer.set_tags(run_id, {RESUMED_TAG: int(parent.data.tags.get(RESUMED_TAG, "0") or 0) + 1})
         writer.log_params(run_id, {"max_evals": config.max_evals})  # a new value shows as resolved.max_evals
@@ -146,8 +145,9 @@ class ParentRun:
         try:
             for run in child_runs(self.writer.client, self.experiment_id, self.run_id):
                 if run.info.status == "RUNNING":
-                    self.writer.set_tags(run.info.run_id, {STATUS_TAG: TrialState.KILLED.value})
-                    self.writer.end(run.info.run_id, TrialState.KILLED.run_status)
+                    self.writer.close(
+                        run.info.run_id, TrialState.KILLED.run_status, {STATUS_TAG: TrialState.KILLED.value}
+                    )
         except Exception as error:  # best effort: a resume marks any left over
             log.warning("could not mark the running trial KILLED: %s", error)
 

@@ -175,19 +175,20 @@ class TrialRunner:
             )
             writer.log_params(outcome.run_id, self.logged_params(params), new_run=True)
         threads = TrialThreads(self.settings.threads, self.settings.parallelism)
+        unsent: dict[str, float] = {}  # scores not yet sent: they go out with the run's last call
         try:
             with quiet_flair(self.settings.quiet), threads:
-                self._train_and_score(number, params, outcome, writer, threads)
+                self._train_and_score(number, params, outcome, writer, unsent, threads)
             if not math.isfinite(outcome.final_score):
                 raise FloatingPointError(f"the {self.settings.objective.config_name} is not a number (NaN)")
         except ConfigError:
             if writer is not None:
-                writer.end(outcome.run_id, TrialState.FAILED.run_status)
+                writer.close(outcome.run_id, TrialState.FAILED.run_status, metrics=unsent)
             raise
         except (KeyboardInterrupt, Interrupted):
             if writer is not None:
-                writer.set_tags(outcome.run_id, {STATUS_TAG: TrialState.KILLED.value})
-                writer.end(outcome.run_id, TrialState.KILLED.run_status)
+                killed = {STATUS_TAG: TrialState.KILLED.value}
+                writer.close(outcome.run_id, TrialState.KILLED.run_status, killed, unsent)
             raise
         except Exception as error:  # the trial fails; the search goes on
             outcome.status = TrialState.FAILED
@@ -195,14 +196,13 @@ class TrialRunner:
             log.warning("trial %d failed: %s", number, outcome.error)
             release_memory()
             if writer is not None:
-                writer.fail(outcome.run_id, type(error).__name__, error, traceback.format_exc())
+                writer.fail(outcome.run_id, type(error).__name__, error, traceback.format_exc(), unsent)
         else:
             if writer is not None:
                 end_tags = {THREADS_TAG: threads.chosen}
                 if outcome.pruned:
                     end_tags.update({PRUNED_TAG: "true", PRUNED_AT_TAG: outcome.pruned_at})
-                writer.set_tags(outcome.run_id, end_tags)
-                writer.end(outcome.run_id, outcome.status.run_status)
+                writer.close(outcome.run_id, outcome.status.run_status, end_tags, unsent)
         outcome.duration_s = time.time() - started
         return outcome
 
@@ -212,21 +212,17 @@ class TrialRunner:
         params: dict[str, Any],
         outcome: TrialOutcome,
         writer: RunWriter | None,
+        unsent: dict[str, float],
         threads: TrialThreads,
     ) -> None:
-        # each training run's score and the trial's totals go out in one batch at the end (or when
-        # the trial fails): one call per trial instead of one per training run plus one
-        unsent: dict[str, float] = {}
-        try:
-            test_scores = self._training_runs(number, params, outcome, writer, unsent, threads)
-            outcome.settle_scores(maximise=self.settings.objective is OptimizationValue.DEV_SCORE)
-            if test_scores:
-                outcome.test_score = float(np.mean(test_scores))
-            if math.isfinite(outcome.final_score):
-                unsent.update(outcome.score_metrics())
-        finally:
-            if writer is not None and unsent:
-                writer.log_metrics(outcome.run_id, unsent)
+        """Train and score into ``outcome``; each training run's score and the trial's totals wait in
+        ``unsent`` for the call that ends the run (one call per trial, not one per training run)."""
+        test_scores = self._training_runs(number, params, outcome, writer, unsent, threads)
+        outcome.settle_scores(maximise=self.settings.objective is OptimizationValue.DEV_SCORE)
+        if test_scores:
+            outcome.test_score = float(np.mean(test_scores))
+        if math.isfinite(outcome.final_score):
+            unsent.update(outcome.score_metrics())
 
     def _training_runs(
         self,

@@ -118,10 +118,37 @@ class RunWriter:
     def end(self, run_id: str, status: str = "FINISHED") -> None:
         self.client.set_terminated(run_id, status=status)
 
-    def fail(self, run_id: str, error_class: str, message: Any, traceback_text: str | None = None) -> None:
+    def close(
+        self,
+        run_id: str,
+        status: str = "FINISHED",
+        tags: Mapping[str, Any] | None = None,
+        metrics: Mapping[str, float] | None = None,
+    ) -> None:
+        """End a run, its last tags and metrics sent first in one call (over HTTP each call is a round
+        trip, and a trial of a few seconds makes only a handful)."""
+        if len(metrics or {}) + len(tags or {}) > 100:  # MLflow's limit of tags per batch is the lower
+            self.log_metrics(run_id, metrics or {})
+            metrics = None
+        if metrics or tags:
+            buffer = MetricBuffer(self.client, run_id)
+            for key, value in (metrics or {}).items():
+                buffer.add(key, value)
+            run_tags = [RunTag(k, str(v)[:5000]) for k, v in (tags or {}).items()]
+            self.client.log_batch(run_id, metrics=buffer.pending, tags=run_tags)
+        self.end(run_id, status)
+
+    def fail(
+        self,
+        run_id: str,
+        error_class: str,
+        message: Any,
+        traceback_text: str | None = None,
+        metrics: Mapping[str, float] | None = None,
+    ) -> None:
         """End a trial's run FAILED the one way every reader expects: error tags (no password in the
-        message) and, where there is one, ``traceback.txt``."""
-        self.set_tags(run_id, {ERROR_CLASS_TAG: error_class, ERROR_MESSAGE_TAG: redact_uri(message)[:5000]})
+        message), the scores it had, and, where there is one, ``traceback.txt``."""
         if traceback_text is not None:
             self.log_text(run_id, traceback_text, "traceback.txt")
-        self.end(run_id, "FAILED")
+        tags = {ERROR_CLASS_TAG: error_class, ERROR_MESSAGE_TAG: redact_uri(message)[:5000]}
+        self.close(run_id, "FAILED", tags, metrics)
