@@ -154,12 +154,9 @@ def wait_for_http(url: str, process: subprocess.Popen, timeout: float) -> bool:
 SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
 
-@pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A real ``mlflow server`` on 127.0.0.1, stopped at the end of the session."""
-    folder = tmp_path_factory.mktemp("mlflow-server")
-    port = _free_port()
-    command = [
+def server_command(port: int | str, backend_store_uri: str, artifacts: Path, *options: str) -> list[str]:
+    """The ``mlflow server`` every test starts: loopback only, one worker, artefacts in ``artifacts``."""
+    return [
         sys.executable,
         "-m",
         "mlflow",
@@ -171,10 +168,19 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> str:
         "--workers",
         "1",
         "--backend-store-uri",
-        f"sqlite:///{folder / 'server.db'}",
+        backend_store_uri,
         "--artifacts-destination",
-        str(folder / "artifacts"),
+        str(artifacts),
+        *options,
     ]
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A real ``mlflow server`` on 127.0.0.1, stopped at the end of the session."""
+    folder = tmp_path_factory.mktemp("mlflow-server")
+    port = _free_port()
+    command = server_command(port, f"sqlite:///{folder / 'server.db'}", folder / "artifacts")
     log = open(folder / "server.log", "wb")
     process = subprocess.Popen(
         command, stdout=log, stderr=subprocess.STDOUT, cwd=folder, env={**os.environ, **SERVER_ENV}

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import SERVER_ENV, _free_port, wait_for_http
+from .conftest import SERVER_ENV, _free_port, server_command, wait_for_http
 from .test_resilience import _stop_server as stop_process_group
 
 DB_PASSWORD = "flair-mlflow-tests-only"
@@ -162,23 +162,7 @@ def tracking_server(backend_store_uri: str, folder: Path):
     """``mlflow server`` on the database with the artefact proxy (``mlflow-artifacts:/`` URIs)."""
     artifacts, port = folder / "artifacts", _free_port()
     artifacts.mkdir(parents=True)
-    command = [
-        sys.executable,
-        "-m",
-        "mlflow",
-        "server",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        port,
-        "--workers",
-        "1",
-        "--backend-store-uri",
-        backend_store_uri,
-        "--serve-artifacts",
-        "--artifacts-destination",
-        artifacts,
-    ]
+    command = server_command(port, backend_store_uri, artifacts, "--serve-artifacts")
     server = TrackingServer(f"http://127.0.0.1:{port}", artifacts, folder / "server.log")
     process = _start(command, server.log, {**os.environ, **SERVER_ENV}, cwd=folder)
     try:

@@ -388,6 +388,8 @@ def test_wnut17s_own_files_load_as_a_column_folder(flair_cache: Path, tmp_path: 
 
 # -- processes -------------------------------------------------------------------------------------
 def _cli(*args: str, cwd: Path) -> subprocess.Popen:
+    """The command line as a terminal starts it: Ctrl-C not ignored, even where the tests run in a
+    background job (whose processes inherit SIGINT ignored, and would never see the one sent here)."""
     return subprocess.Popen(
         [sys.executable, "-m", "flair_mlflow.cli", *args],
         cwd=cwd,
@@ -395,6 +397,7 @@ def _cli(*args: str, cwd: Path) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
@@ -460,7 +463,7 @@ def test_two_searches_started_at_once_on_a_new_store_both_complete(tmp_path: Pat
     assert all(run.info.status == "FINISHED" for run in runs)
 
 
-def test_a_ctrl_c_that_python_had_to_drop_is_delivered_again():
+def test_a_ctrl_c_that_python_had_to_drop_is_delivered_again(monkeypatch):
     """A KeyboardInterrupt raised inside code Python runs for itself (here a ``__del__``) cannot propagate;
     the command line's processes send the signal again, so it still stops the command."""
     from flair_mlflow.core.interrupts import deliver_lost_signals
@@ -469,11 +472,16 @@ def test_a_ctrl_c_that_python_had_to_drop_is_delivered_again():
         def __del__(self) -> None:
             raise KeyboardInterrupt
 
-    deliver_lost_signals()
-    with pytest.raises(KeyboardInterrupt):
-        RaisesOnCollection()
-        for _ in range(1000):
-            time.sleep(0.001)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, not a background job
+    monkeypatch.setattr(sys, "unraisablehook", sys.unraisablehook)  # put back afterwards
+    try:
+        deliver_lost_signals()
+        with pytest.raises(KeyboardInterrupt):
+            RaisesOnCollection()
+            for _ in range(1000):
+                time.sleep(0.001)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 # -- the ranges are the ones torch enforces ----------------------------------------------------------

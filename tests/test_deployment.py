@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from flair_mlflow import run_search
+from flair_mlflow.store.tags import TRIAL_NUMBER_TAG
 
 from .conftest import WNUT_TINY
 from .deployment import (
@@ -209,10 +210,11 @@ def test_standalone_cluster_search_has_the_sequential_tree_and_survives_a_lost_w
 
     def kill_python_workers_mid_trial() -> None:  # once a trial on the cluster has logged its first epoch
         while not done.wait(0.3) and not killed:
-            training = client.search_runs(
-                [experiment_id], "attributes.status = 'RUNNING' and metrics.`run_1/dev_score` > -1"
-            )
-            if training:
+            running = client.search_runs([experiment_id], "attributes.status = 'RUNNING'")
+            trials = [r for r in running if TRIAL_NUMBER_TAG in r.data.tags]
+            # both workers' trials have made their runs: a worker killed before its trial made one
+            # leaves no run to end FAILED, and its number would be missing from the tree
+            if len(trials) >= 2 and any("run_1/dev_score" in r.data.metrics for r in trials):
                 for pid in python_workers_under(cluster.worker_pids):
                     os.kill(pid, 9)
                     killed.append(pid)

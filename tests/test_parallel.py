@@ -141,7 +141,8 @@ def _spark_python_workers() -> list[int]:
 def test_a_lost_spark_worker_fails_its_trial_and_the_search_goes_on(
     flair_cache, mlflow_server, write_config, monkeypatch
 ):
-    """A Python worker killed mid-trial: its child run ends FAILED under its number, nothing stays RUNNING."""
+    """Python workers killed mid-trial: a trial's child run ends FAILED under its number, nothing stays
+    RUNNING. (The other worker's trial may not have made its run yet: it fails with no run.)"""
     monkeypatch.setenv("SPARK_LOCAL_IP", "127.0.0.1")
     config = write_config(WNUT_TINY, experiment="spark-lost", max_evals=3)
     client = mlflow.MlflowClient(mlflow_server)
@@ -171,8 +172,11 @@ def test_a_lost_spark_worker_fails_its_trial_and_the_search_goes_on(
 
     children = _children(client, result.parent_run_id)
     assert [c.info.status for c in children if c.info.status == "RUNNING"] == []
-    assert [c.info.run_name for c in children] == [f"trial-{n:03d}" for n in range(1, len(children) + 1)]
+    names = [c.info.run_name for c in children]
+    assert names == sorted(set(names)) and set(names) <= {f"trial-{n:03d}" for n in range(1, 4)}
     lost = [c for c in children if c.data.tags.get("error.class") == "SparkTaskFailed"]
     assert lost and all(c.info.status == "FAILED" for c in lost)
-    assert {o.run_id for o in result.outcomes} == {c.info.run_id for c in children}
+    assert {o.run_id for o in result.outcomes if o.run_id} == {c.info.run_id for c in children}
+    runless = [o for o in result.outcomes if not o.run_id]
+    assert all(o.status == "fail" and "SparkTaskFailed" in o.error for o in runless)
     assert client.get_run(result.parent_run_id).data.metrics["failed_trials"] >= len(lost)

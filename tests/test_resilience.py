@@ -24,7 +24,7 @@ from flair_mlflow import ConfigError, run_search
 from flair_mlflow.core.outcome import TrialState
 from flair_mlflow.store.tags import VALS_TAG
 
-from .conftest import SERVER_ENV, WNUT_TINY, _free_port
+from .conftest import SERVER_ENV, WNUT_TINY, _free_port, server_command
 
 pytestmark = pytest.mark.slow  # subprocesses, servers, multi-trial searches
 
@@ -184,24 +184,8 @@ def _error_lines(text: str) -> list[str]:
 def _start_server(folder: Path, port: int, env: dict[str, str] | None = None, app_name: str | None = None):
     """``mlflow server`` on 127.0.0.1 in its own process group (it runs uvicorn as a child)."""
     folder.mkdir(parents=True, exist_ok=True)
-    command = [
-        sys.executable,
-        "-m",
-        "mlflow",
-        "server",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-        "--backend-store-uri",
-        f"sqlite:///{folder / 'server.db'}",
-        "--artifacts-destination",
-        str(folder / "artifacts"),
-    ]
-    if app_name:
-        command += ["--app-name", app_name]
+    options = ["--app-name", app_name] if app_name else []
+    command = server_command(port, f"sqlite:///{folder / 'server.db'}", folder / "artifacts", *options)
     log = folder / "server.log"
     with open(log, "ab") as out:
         process = subprocess.Popen(
