@@ -21,6 +21,7 @@ from mlflow.tracking.registry import UnsupportedModelRegistryStoreURIException
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from ..core.errors import ConfigError
+from ..core.quiet import quiet_loggers
 from .sqlite_store import ensure_sqlite_store
 from .tags import RESOLVED_EXPERIMENT_FILE, SEARCH_TAG, TRIAL_NUMBER_TAG
 from .writer import RunWriter, redact_uri
@@ -40,25 +41,13 @@ def connect(tracking_uri: str | None = None) -> RunWriter:
     try:
         ensure_sqlite_store(tracking_uri)
         writer = RunWriter(tracking_uri)
-        with _quiet_retries():
+        with quiet_loggers(("urllib3.connectionpool",), logging.ERROR):  # its "Retrying ..." of the probe's retry
             _probe(writer)
     except ConfigError:
         raise
     except Exception as error:
         raise _unreachable(tracking_uri, error) from None
     return writer
-
-
-@contextmanager
-def _quiet_retries() -> Iterator[None]:
-    """urllib3's "Retrying ..." warning of the probe's one retry would sit beside the one-line error."""
-    pool_log = logging.getLogger("urllib3.connectionpool")
-    level = pool_log.level
-    pool_log.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        pool_log.setLevel(level)
 
 
 def _probe(writer: RunWriter) -> None:

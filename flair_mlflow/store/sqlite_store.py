@@ -21,12 +21,12 @@ import logging
 import os
 import sqlite3
 import warnings
-from contextlib import closing, contextmanager
+from contextlib import closing
 from pathlib import Path
-from typing import Iterator
 
 from ..core.errors import ConfigError
-from .store_template import CREATING_MARK, copy_template, save_template, temporary_beside
+from ..core.quiet import quiet_loggers
+from .store_template import copy_template, remove_leftovers, save_template, temporary_beside
 
 #: how long a command waits for another one creating the same store
 LOCK_TIMEOUT_S = 300
@@ -68,19 +68,13 @@ def ensure_sqlite_store(tracking_uri: str) -> None:
             return
         raise ConfigError("tracking_uri", f"cannot create the sqlite store '{path}': {error}") from None
     try:
-        _remove_leftovers(path)
+        remove_leftovers(path)  # of commands that died while creating one (the lock is ours: none is in use)
         if not path.is_file() or path.stat().st_size == 0:
             _create(path)
         elif not _has_all_tables(path):
             _upgrade(path)
     finally:
         lock.release()
-
-
-def _remove_leftovers(path: Path) -> None:
-    """Temporary stores of commands that died while creating one (the lock is ours: none is in use)."""
-    for leftover in path.parent.glob(f".{path.name}{CREATING_MARK}*"):
-        leftover.unlink(missing_ok=True)
 
 
 def _has_all_tables(path: Path) -> bool:
@@ -147,7 +141,7 @@ def _migrate(path: Path) -> None:
 
     uri = f"sqlite:///{path}"
     try:
-        with _quiet(MIGRATION_LOGGERS), warnings.catch_warnings():
+        with quiet_loggers(MIGRATION_LOGGERS, logging.WARNING), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # alembic's notes on the constraints it recreates
             _get_sqlalchemy_store(uri, None)
     finally:  # the file is about to move, or go: no engine may stay open on it
@@ -172,16 +166,3 @@ def _run_count(path: Path) -> int:
             return int(connection.execute("SELECT count(*) FROM runs").fetchone()[0])
     except sqlite3.Error:
         return 0
-
-
-@contextmanager
-def _quiet(names: tuple[str, ...]) -> Iterator[None]:
-    loggers = [logging.getLogger(name) for name in names]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        for logger, level in zip(loggers, levels):
-            logger.setLevel(level)

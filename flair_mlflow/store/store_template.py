@@ -46,6 +46,12 @@ def temporary_beside(path: Path) -> Path:
     return path.with_name(f".{path.name}{CREATING_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}")
 
 
+def remove_leftovers(path: Path) -> None:
+    """The temporary files of commands killed while building ``path`` (the caller holds its lock)."""
+    for leftover in path.parent.glob(f".{path.name}{CREATING_MARK}*"):
+        leftover.unlink(missing_ok=True)
+
+
 def copy_template(target: Path) -> bool:
     """Copy the template into the new file ``target``; False when there is none fit to copy (the caller
     still checks that MLflow opens the copy without migrating it)."""
@@ -74,8 +80,7 @@ def save_template(store: Path) -> None:
     try:
         template.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(f"{template}.lock", timeout=0):  # another command is saving one: leave it to it
-            for leftover in template.parent.glob(f".{template.name}{CREATING_MARK}*"):
-                leftover.unlink(missing_ok=True)  # of commands killed while saving one
+            remove_leftovers(template)
             with closing(sqlite3.connect(store)) as source, closing(sqlite3.connect(temporary)) as copy:
                 source.backup(copy)
                 copy.execute("DELETE FROM experiment_tags")
