@@ -78,9 +78,14 @@ def expression_from_spec(name: str, spec: Any, field: str | None = None) -> Appl
     return function(name, *values)
 
 
+def _listed(kind: str, arguments: Any) -> Any:
+    """What a ``choice`` or ``pchoice`` lists, from its list or its mapping (``options``, ``p_options``)."""
+    return arguments.get(EXPRESSIONS[kind][1][0]) if isinstance(arguments, Mapping) else arguments
+
+
 def _choice_expression(name: str, kind: str, arguments: Any, field: str) -> Apply:
-    function, argument_names = EXPRESSIONS[kind]
-    options = arguments.get(argument_names[0]) if isinstance(arguments, Mapping) else arguments
+    function = EXPRESSIONS[kind][0]
+    options = _listed(kind, arguments)
     if not isinstance(options, list) or not options:
         raise ConfigError(field, f"{kind} needs a non-empty list of options")
     if kind == "choice":
@@ -106,6 +111,8 @@ def _check_drawn_kind(name: str, kind: str, field: str) -> None:
     raise ConfigError(field, f"{kind} draws numbers, which {name} does not take; list its values with choice")
 
 
+#: expressions whose arguments are natural logs of the values drawn
+LOG_SCALE = ("loguniform", "qloguniform", "lognormal", "qlognormal")
 #: the largest x whose exp(x) is a finite float
 _MAX_LOG = math.log(sys.float_info.max)
 
@@ -116,18 +123,24 @@ def _drawn_ends(kind: str, named: Mapping[str, float], field: str) -> list[tuple
     ends = [("low", named["low"]), ("high", named["high"])] if "low" in named else [("mu", named["mu"])]
     if kind == "randint":  # its high is exclusive
         ends = [("low", named["low"]), ("high", named["high"] - 1)]
-    if kind in ("loguniform", "qloguniform", "lognormal", "qlognormal"):
-        for label, value in ends:
-            if value > _MAX_LOG:
-                raise ConfigError(
-                    field,
-                    f"{kind}: {label} ({value:g}) overflows: exp({value:g}) is not a number; {kind}'s bounds are "
-                    "natural logs (for 1e-4 to 0.1 write [-9.2, -2.3])",
-                )
-        ends = [(label, math.exp(value)) for label, value in ends]
+    for label, value in ends:
+        if kind in LOG_SCALE and value > _MAX_LOG:
+            raise ConfigError(
+                field,
+                f"{kind}: {label} ({value:g}) overflows: exp({value:g}) is not a number; {kind}'s bounds are "
+                "natural logs (for 1e-4 to 0.1 write [-9.2, -2.3])",
+            )
+    return [(label, _as_drawn(kind, named, value)) for label, value in ends]
+
+
+def _as_drawn(kind: str, named: Mapping[str, float], value: float) -> float:
+    """A number on a range expression's own scale as the parameter receives it: exp of it for a
+    log-scale expression, rounded to its ``q``."""
+    if kind in LOG_SCALE:
+        value = math.exp(value)
     if "q" in named:
-        ends = [(label, round(value / named["q"]) * named["q"]) for label, value in ends]
-    return ends
+        value = round(value / named["q"]) * named["q"]
+    return value
 
 
 def _check_draws(name: str, kind: str, named: Mapping[str, float], field: str) -> None:
@@ -206,7 +219,7 @@ def spec_options(spec: Any) -> list[Any] | None:
     kind, arguments = next(iter(spec.items()))
     if kind not in ("choice", "pchoice"):
         return None
-    options = arguments.get(EXPRESSIONS[kind][1][0]) if isinstance(arguments, Mapping) else arguments
+    options = _listed(kind, arguments)
     return [pair[1] for pair in options] if kind == "pchoice" else list(options)
 
 
@@ -215,18 +228,13 @@ def representative_value(name: str, spec: Any) -> Any:
     range (of its logs, for a log-scale one), rounded to its ``q``."""
     kind, arguments = next(iter(spec.items()))
     if kind == "pchoice":
-        options = arguments.get("p_options") if isinstance(arguments, Mapping) else arguments
-        return coerce_value(name, max(options, key=lambda pair: pair[0])[1])
+        return coerce_value(name, max(_listed(kind, arguments), key=lambda pair: pair[0])[1])
     if kind == "choice":
         return coerce_value(name, spec_options(spec)[0])
     argument_names = EXPRESSIONS[kind][1]
     named = dict(zip(argument_names, _argument_values(kind, arguments, argument_names, f"search_space.{name}")))
     middle = (named["low"] + named["high"]) / 2 if "low" in named else named["mu"]
-    if kind in ("loguniform", "qloguniform", "lognormal", "qlognormal"):
-        middle = math.exp(middle)
-    if "q" in named:
-        middle = round(middle / named["q"]) * named["q"]
-    return coerce_value(name, middle)
+    return coerce_value(name, _as_drawn(kind, named, middle))
 
 
 def representative_params(search_space: Mapping[str, Any], fixed: Mapping[str, Any]) -> dict[str, Any]:
