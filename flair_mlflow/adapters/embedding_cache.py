@@ -108,8 +108,7 @@ def _fill(embeddings: Any, corpus: Any, thread_counts: tuple[int, ...] = (1,)) -
         return
     missing.sort(key=len, reverse=True)  # the longest first: batches long enough to time
     training, threads = embeddings.training, torch.get_num_threads()
-    probe = ThreadProbe(thread_counts)
-    torch.set_num_threads(thread_counts[0])
+    probe = ThreadProbe(thread_counts)  # it sets torch's threads for each batch until it decides
     embeddings.eval()
     try:
         with torch.no_grad():

@@ -50,14 +50,6 @@ def check_reachable_from_workers(tracking_uri: str, spark_master: str | None) ->
         )
 
 
-def spark_trials(parallelism: int, spark_master: str | None = None):
-    """A ``SparkTrials`` on the given master (``local[parallelism]`` when none is running)."""
-    from hyperopt import SparkTrials
-
-    session = spark_session(parallelism, spark_master)
-    return SparkTrials(parallelism=parallelism, spark_session=reusing_workers(session))
-
-
 def spark_session(parallelism: int, spark_master: str | None = None):
     """The Spark session trials run on, started if none is running."""
     _check_pyspark()
@@ -158,18 +150,20 @@ class SparkStart:
         return self._trials
 
     def _start(self) -> None:
-        try:
-            self._trials = spark_trials(self.config.parallelism, self.config.spark_master)
+        from hyperopt import SparkTrials
+
+        slots = self.config.parallelism
+        try:  # on the given master, or local[parallelism]
+            session = spark_session(slots, self.config.spark_master)
+            self._trials = SparkTrials(parallelism=slots, spark_session=reusing_workers(session))
         except BaseException as error:  # raised in the search's own thread, by trials()
             self._error = error
             return
         finally:
             self._ready.set()
         if self.warm:
-            slots = self.config.parallelism
             try:
-                context = spark_session(slots, self.config.spark_master).sparkContext
-                context.parallelize(range(slots), slots).map(self._warm_up).collect()
+                session.sparkContext.parallelize(range(slots), slots).map(self._warm_up).collect()
             except Exception as error:  # the trials themselves will do the work, and report what fails
                 log.debug("warming the Spark workers failed: %s", error)
 

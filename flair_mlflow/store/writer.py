@@ -103,7 +103,7 @@ class RunWriter:
         buffer.flush()
 
     def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
-        self.client.log_batch(run_id, tags=[RunTag(k, str(v)[:5000]) for k, v in tags.items()])
+        self.client.log_batch(run_id, tags=_run_tags(tags))
 
     def log_text(self, run_id: str, text: str, file_name: str) -> None:
         """Write one artefact from text, replacing an earlier file of the same name."""
@@ -134,8 +134,7 @@ class RunWriter:
             buffer = MetricBuffer(self.client, run_id)
             for key, value in (metrics or {}).items():
                 buffer.add(key, value)
-            run_tags = [RunTag(k, str(v)[:5000]) for k, v in (tags or {}).items()]
-            self.client.log_batch(run_id, metrics=buffer.pending, tags=run_tags)
+            self.client.log_batch(run_id, metrics=buffer.pending, tags=_run_tags(tags or {}))
         self.end(run_id, status)
 
     def fail(
@@ -152,3 +151,8 @@ class RunWriter:
             self.log_text(run_id, traceback_text, "traceback.txt")
         tags = {ERROR_CLASS_TAG: error_class, ERROR_MESSAGE_TAG: redact_uri(message)[:5000]}
         self.close(run_id, "FAILED", tags, metrics)
+
+
+def _run_tags(tags: Mapping[str, Any]) -> list[RunTag]:
+    """Tags as MLflow stores them: text, cut to its 5000 characters."""
+    return [RunTag(key, str(value)[:5000]) for key, value in tags.items()]
