@@ -209,7 +209,7 @@ def test_standalone_cluster_search_has_the_sequential_tree_and_survives_a_lost_w
     done = threading.Event()
 
     def kill_python_workers_mid_trial() -> None:  # once a trial on the cluster has logged its first epoch
-        while not done.wait(0.3) and not killed:
+        while not done.wait(0.1) and not killed:
             running = client.search_runs([experiment_id], "attributes.status = 'RUNNING'")
             trials = [r for r in running if TRIAL_NUMBER_TAG in r.data.tags]
             # both workers' trials have made their runs: a worker killed before its trial made one
@@ -222,7 +222,8 @@ def test_standalone_cluster_search_has_the_sequential_tree_and_survives_a_lost_w
     killer = threading.Thread(target=kill_python_workers_mid_trial, daemon=True)
     killer.start()
     try:
-        args = ["tune", config, "--tracking-uri", server.url, "--max-epochs", "3", "--parallelism", "2"]
+        # an epoch here takes about 0.15 s: 30 of them keep both trials training for seconds, not a fraction of one
+        args = ["tune", config, "--tracking-uri", server.url, "--max-epochs", "30", "--parallelism", "2"]
         output = _ok(cli([*args, "--spark-master", cluster.master], env=cluster.driver_env))
     finally:
         done.set()

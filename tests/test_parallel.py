@@ -160,12 +160,13 @@ def test_a_lost_spark_worker_fails_its_trial_and_the_search_goes_on(
                 for pid in _spark_python_workers():
                     os.kill(pid, signal.SIGKILL)
                     killed.append(pid)
-            time.sleep(0.2)
+            time.sleep(0.1)
 
     killer = threading.Thread(target=kill_a_worker_mid_trial, daemon=True)
     killer.start()
+    # an epoch here takes about 0.15 s: with 30 a trial trains for seconds, not for less than one poll
     result = run_search(
-        config, overrides={"parallelism": 2, "max_epochs": 3}, tracking_uri=mlflow_server, show_progress=False
+        config, overrides={"parallelism": 2, "max_epochs": 30}, tracking_uri=mlflow_server, show_progress=False
     )
     killer.join(timeout=5)
     assert killed, "no Spark worker was seen training"
