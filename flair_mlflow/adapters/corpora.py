@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import random
 from typing import Any
 
 from ..core.config import ExperimentConfig
@@ -16,6 +17,7 @@ from ..core.corpus_config import CorpusConfig
 from ..core.errors import CorpusError
 from .corpus_checks import check_column_files, checked_sample
 from .corpus_content import with_memory_mode, without_docstart
+from .corpus_lazy import lines_only, parsed_on_demand
 
 log = logging.getLogger("flair_mlflow")
 
@@ -32,6 +34,19 @@ def load_corpus(corpus: CorpusConfig, downsample: float = 1.0, seed: int | None 
 
     if seed is not None:
         flair.set_seed(seed)
+    drawn = random.getstate()  # what a whole parse starts from, should reading only the sample not do
+    loaded = _sampled_only(corpus) if downsample < 1.0 else None
+    if loaded is None:
+        random.setstate(drawn)
+        loaded = _parsed_whole(corpus)
+    loaded = checked_sample(loaded, downsample, label_type, seed)
+    if loaded.train is None or len(loaded.train) == 0:
+        raise CorpusError("corpus", f"'{corpus.describe()}' has no training sentences")
+    return loaded
+
+
+def _parsed_whole(corpus: CorpusConfig):
+    """The corpus as Flair loads it, every sentence parsed (and -DOCSTART- markers dropped)."""
     if corpus.name:
         loaded = _load_named(corpus)
     elif corpus.format == "column":
@@ -40,10 +55,23 @@ def load_corpus(corpus: CorpusConfig, downsample: float = 1.0, seed: int | None 
         loaded = _load_fasttext(corpus)
     if not corpus.keep_docstart and corpus.arguments.get("in_memory", True):
         loaded = without_docstart(loaded)
-    loaded = checked_sample(loaded, downsample, label_type, seed)
-    if loaded.train is None or len(loaded.train) == 0:
-        raise CorpusError("corpus", f"'{corpus.describe()}' has no training sentences")
     return loaded
+
+
+def _sampled_only(corpus: CorpusConfig):
+    """A column corpus read as lines, its sentences parsed when a sample reads them (see :mod:`.corpus_lazy`);
+    None where only a whole parse gives the right corpus."""
+    from flair.datasets import ColumnCorpus
+
+    corpus_class = _dataset_class(corpus) if corpus.name else ColumnCorpus if corpus.format == "column" else None
+    as_lines = lines_only(corpus, corpus_class) if corpus_class is not None else None
+    if as_lines is None:
+        return None
+    try:
+        read = _load_named(as_lines) if corpus.name else _load_column(as_lines)
+    except CorpusError:  # a loader that refuses in_memory, or a real problem the whole parse names again
+        return None
+    return parsed_on_demand(read, drop_docstart=not corpus.keep_docstart)
 
 
 @functools.lru_cache(maxsize=2)
@@ -65,12 +93,17 @@ def load_for_experiment(config: ExperimentConfig):
     return _load_cached(yaml.safe_dump(data, sort_keys=True), config.downsample, config.seed, config.label_type)
 
 
-def _load_named(corpus: CorpusConfig):
+def _dataset_class(corpus: CorpusConfig) -> type:
     import flair.datasets
 
     dataset = getattr(flair.datasets, corpus.name, None)
     if dataset is None or not isinstance(dataset, type):
         raise CorpusError("corpus.name", f"'{corpus.name}' is not a Flair dataset (flair.datasets.{corpus.name})")
+    return dataset
+
+
+def _load_named(corpus: CorpusConfig):
+    dataset = _dataset_class(corpus)
     try:
         return dataset(**corpus.arguments)
     except TypeError as error:

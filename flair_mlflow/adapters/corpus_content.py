@@ -54,6 +54,12 @@ def without_docstart(corpus: Any) -> Any:
         splits[name] = split
     if not dropped:
         return corpus
+    log_dropped_docstart(dropped)
+    return Corpus(**splits, name=corpus.name, sample_missing_splits=False)
+
+
+def log_dropped_docstart(dropped: dict[str, int]) -> None:
+    """Say how many markers each split lost, and the setting that keeps them."""
     counts = ", ".join(f"{name} {count}" for name, count in dropped.items())
     log.info(
         "dropped %d %s pseudo-sentences (%s); set corpus.keep_docstart: true to keep them",
@@ -61,7 +67,6 @@ def without_docstart(corpus: Any) -> Any:
         DOCSTART,
         counts,
     )
-    return Corpus(**splits, name=corpus.name, sample_missing_splits=False)
 
 
 def _cut_context_at(markers: Sequence[Any]) -> None:
