@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from .core.collector import start_up
+
 __version__ = "0.1.0"
 
 #: public name -> the module that defines it: the functions, the tutorial's API and the types users
@@ -57,7 +59,8 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'flair_mlflow' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    with start_up():  # torch, Flair, MLflow: their imports are most of a command's start-up
+        value = getattr(importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value  # later lookups skip this function
     return value
 

@@ -24,6 +24,7 @@ try:  # Ctrl-C while the command line itself loads: the same one line and exit c
         shared_options,
         switch_option,
     )
+    from .core.collector import start_up
     from .core.parameters import ALGORITHMS, OptimizationValue
 except KeyboardInterrupt:
     sys.stderr.write("Interrupted\n")
@@ -84,7 +85,8 @@ def tune(
 
     Every other option overrides the file's setting of the same name.
     """
-    from .search.search import SearchFailed, run_search
+    with start_up():
+        from .search.search import SearchFailed, run_search
 
     with running(debug, exit_1=(SearchFailed,)):
         result = run_search(
@@ -187,7 +189,8 @@ def lr_find(
     **options: Any,
 ) -> None:
     """Run the learning-rate range test on the model the experiment file CONFIG describes."""
-    from .lr_find.run import run_lr_find
+    with start_up():
+        from .lr_find.run import run_lr_find
 
     given = {name: value for name, value in options.items() if value is not None}  # else run_lr_find's defaults
     with running(debug):

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from .cli_types import CONTEXT_SETTINGS, OPT_FLOAT, OPT_INT, OPT_STR, running, shared_options, switch_option
+from .core.collector import start_up
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
@@ -36,9 +37,10 @@ def register(
     The new version gets the alias `champion` when its test score beats the current champion's
     (same metric, same test split), otherwise `challenger`.
     """
-    from mlflow.exceptions import MlflowException
+    with start_up():
+        from mlflow.exceptions import MlflowException
 
-    from .register.train import register_best
+        from .register.train import register_best
 
     with running(debug, exit_1=(MlflowException,)):
         result = register_best(

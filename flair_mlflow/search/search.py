@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from ..adapters.training import quiet_flair
+from ..core.collector import start_up, thaw
 from ..core.config import ExperimentConfig
 from ..core.errors import ConfigError
 from ..core.outcome import TrialOutcome, TrialState, best_outcome
@@ -165,6 +166,23 @@ class Search:
         return PreparedSearch(config, space, writer, corpus_source, lr_source, recorded, factory, check)
 
     def run(self) -> SearchResult:
+        try:
+            with start_up():  # the imports, the store and the corpus: see core.collector
+                executor, parent, search, done = self._start()
+            suggest = algorithm_suggest(search.config.algorithm)
+            with quiet_flair(self.quiet):
+                outcomes = run_trials(executor, parent, search.space, suggest, search.config, done=done)
+        finally:
+            thaw()
+        result = _result(parent.run_id, parent.experiment_id, outcomes)
+        result.score_name = score_name(search.config.objective, self.main_evaluation_metric)
+        result.tracking_uri = search.writer.tracking_uri
+        result.learning_check = search.learning_check
+        return result
+
+    def _start(self) -> tuple[Any, ParentRun, PreparedSearch, int]:
+        """Everything before the first trial: Spark, the checked corpus, the parent run, the executor, and
+        how many trials a resumed search has done."""
         spark = None
         if self.config.parallelism > 1:  # Spark starts, and its workers warm up, while this process prepares
             from .distributed import start_spark
@@ -172,7 +190,6 @@ class Search:
             spark = start_spark(self.config, self.tracking_uri, self.resume, warm=self.corpus is None)
         search = self.prepare()
         config = search.config
-        suggest = algorithm_suggest(config.algorithm)
         previous = self._previous_trials(search) if self.resume else None  # only reads; refuses a mismatch
         if previous is not None:
             parent = ParentRun.reopen(
@@ -210,13 +227,7 @@ class Search:
                 previous.hyperopt_trials(search.space) if previous is not None else restored_trials(search.space, [])
             )
             executor = SequentialExecutor(runner, parent, trials, restored, config.max_evals, self.show_progress)
-        with quiet_flair(self.quiet):
-            outcomes = run_trials(executor, parent, search.space, suggest, config, done=len(restored))
-        result = _result(parent.run_id, parent.experiment_id, outcomes)
-        result.score_name = score_name(config.objective, self.main_evaluation_metric)
-        result.tracking_uri = search.writer.tracking_uri
-        result.learning_check = search.learning_check
-        return result
+        return executor, parent, search, len(restored)
 
     def _previous_trials(self, search: PreparedSearch) -> PreviousTrials:
         """The search to continue and its finished trials, read before anything is written."""

@@ -12,7 +12,11 @@ from __future__ import annotations
 import contextlib
 import sys
 
-with contextlib.redirect_stdout(sys.stderr):  # the daemon's stdout is how it tells Spark its port
+from ..core.collector import start_up
+
+# the daemon's stdout is how it tells Spark its port; the imports are frozen before the first fork,
+# so no worker's collector walks them (or copies their pages by touching them)
+with contextlib.redirect_stdout(sys.stderr), start_up():
     import flair.datasets  # noqa: F401
     import flair.models  # noqa: F401
     import flair.trainers  # noqa: F401
