@@ -9,8 +9,10 @@ the pruned search reaches the unpruned one's best; (4) torch threads per trial: 
 at torch's default, at one thread and at ``threads: auto``, wall and CPU time; (5) two ``tune``
 processes started together against one alone; (6) Spark parallelism 2 against 1 where the project
 supports it, on the README example's trials and on short ones, and the trial length where Spark
-starts to pay; (7) the start-up cost and peak memory of a one-trial search against a plain Flair
-training of the same configuration (each arm alone in a fresh process: ``startup_arm.py``). Prints
+starts to pay; (7) the start-up cost and peak memory of a one-trial search against Flair 0.12.2's own
+tuner (with ``FLAIR_012_PYTHON`` set to a Python that has it: ``flair012_env.sh`` makes one) and a
+plain Flair training of the same configuration (each arm alone in a fresh process:
+``startup_arm.py``). Prints
 one Markdown table and writes it, with the raw numbers, to ``benchmarks/results/latest.md`` and
 ``latest.json``.
 """
@@ -50,7 +52,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="flair-mlflow-bench-") as folder:
         os.chdir(folder)  # a sqlite store puts its artefacts under ./mlruns
         for name in chosen:
-            rows.extend(functions[name](Path(folder), args.repeats))
+            rows.extend({**row, "bench": name} for row in functions[name](Path(folder), args.repeats))
     import torch
 
     machine = (
@@ -69,14 +71,29 @@ def main() -> None:
     out = HERE / "results"
     out.mkdir(exist_ok=True)
     if args.only and (out / "latest.json").exists():  # a partial run updates its rows of the last table
-        previous = json.loads((out / "latest.json").read_text())["rows"]
-        fresh = {r["row"]: r for r in rows}
-        rows = [fresh.pop(r["row"], r) for r in previous] + list(fresh.values())  # in place, new ones last
+        rows = _merged(json.loads((out / "latest.json").read_text())["rows"], rows)
         lines[0] += f" Rows measured in this run: {', '.join(chosen)}; the others are from earlier runs."
         lines[4:] = [f"| {r['row']} | {r['measure']} | {r['result']} |" for r in rows]
         table = "\n".join(lines)
     (out / "latest.md").write_text(table + "\n", encoding="utf-8")
     (out / "latest.json").write_text(json.dumps({"machine": machine, "repeats": args.repeats, "rows": rows}, indent=2))
+
+
+def _merged(previous: list[dict], fresh: list[dict]) -> list[dict]:
+    """The last table's rows with those of the benchmarks run now replaced in place (a renamed row too),
+    rows of new benchmarks last."""
+    by_bench: dict[str, list[dict]] = {}
+    for row in fresh:
+        by_bench.setdefault(row["bench"], []).append(row)
+    names = {row["row"]: row["bench"] for row in fresh}
+    merged = []
+    for row in previous:
+        bench = row.get("bench") or names.get(row["row"])
+        if bench in by_bench:
+            merged.extend(by_bench.pop(bench))
+        elif bench not in names.values():
+            merged.append(row)
+    return merged + [row for rows in by_bench.values() for row in rows]
 
 
 if __name__ == "__main__":

