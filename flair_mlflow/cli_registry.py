@@ -10,11 +10,20 @@ from typing import Any
 
 import click
 
-from .cli_types import CONTEXT_SETTINGS, OPT_FLOAT, OPT_INT, OPT_STR, running, shared_options, switch_option
+from .cli_types import (
+    CONTEXT_SETTINGS,
+    OPT_FLOAT,
+    OPT_INT,
+    OPT_STR,
+    SwitchCommand,
+    running,
+    shared_options,
+    switch_option,
+)
 from .core.collector import start_up
 
 
-@click.command(context_settings=CONTEXT_SETTINGS)
+@click.command(cls=SwitchCommand, context_settings=CONTEXT_SETTINGS)
 @click.argument("search_run_id", required=False, default=None)
 @click.option("--name", "--model-name", "name", required=True, help="Registered model name.")
 @click.option("--max-epochs", type=OPT_INT, help="Epochs to train.", show_default="the search's max_epochs")

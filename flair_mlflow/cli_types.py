@@ -70,10 +70,37 @@ def choice(values: Any) -> BlankMeansNone:
     return BlankMeansNone(click.Choice(list(values)))
 
 
+#: the words click reads as a boolean; after a switch any other word is the next argument, not its value
+BOOL_WORDS = frozenset({"", "1", "0", "true", "false", "t", "f", "yes", "no", "y", "n", "on", "off"})
+
+
+class SwitchOption(click.Option):
+    """The ``--NAME [true|false]`` half of a :func:`switch_option`."""
+
+
+class SwitchCommand(click.Command):
+    """A command whose switches also stand alone before an argument: ``tune --evaluate-test e.yaml``
+    reads ``e.yaml`` as CONFIG (click would take whatever word follows as the switch's value)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        switches = {opt for param in self.params if isinstance(param, SwitchOption) for opt in param.opts}
+        given: list[str] = []
+        for index, arg in enumerate(args):
+            if arg == "--":
+                given.extend(args[index:])
+                break
+            given.append(arg)
+            following = args[index + 1] if index + 1 < len(args) else "-"
+            if _dashes(arg) in switches and not following.startswith("-") and following.lower() not in BOOL_WORDS:
+                given.append("true")
+        return super().parse_args(ctx, given)
+
+
 def switch_option(name: str, help: str) -> Callable[[Callable], Callable]:
     """``--NAME [true|false]`` (alone: true; ``-P name=true`` reaches it as ``--name true``) and ``--no-NAME``.
 
-    The value is None when neither is given, so a setting of the experiment file stands.
+    The value is None when neither is given, so a setting of the experiment file stands. The command
+    must be a :class:`SwitchCommand` (every command of the ``flair-mlflow`` group is).
     """
     dest = name.replace("-", "_")
 
@@ -88,6 +115,7 @@ def switch_option(name: str, help: str) -> Callable[[Callable], Callable]:
         return click.option(
             f"--{name}",
             dest,
+            cls=SwitchOption,
             type=OPT_BOOL,
             is_flag=False,
             flag_value=True,
@@ -159,6 +187,8 @@ class Commands(click.Group):
     """The command group: a mistyped command line is one error line (and click's hint), and Ctrl-C
     anywhere in a command, even while it loads its job (tens of seconds before a search starts),
     is one line and exit 130 instead of a traceback or click's "Aborted!" and 1."""
+
+    command_class = SwitchCommand
 
     def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
         with _usage_in_one_line():

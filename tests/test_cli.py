@@ -152,6 +152,20 @@ def test_boolean_options_take_a_value_from_mlflow_or_stand_alone(argv, expected)
     assert _params(["tune", "e.yaml", *argv])["evaluate_test"] is expected
 
 
+@pytest.mark.parametrize(
+    "argv,name,config",
+    [
+        (["tune", "--evaluate-test", "e.yaml"], "evaluate_test", "e.yaml"),
+        (["tune", "--evaluate_test", "e.yaml", "--max-evals", "3"], "evaluate_test", "e.yaml"),
+        (["lr_find", "--stop-early", "e.yaml"], "stop_early", "e.yaml"),
+        (["register", "--train-with-dev", "abc", "--name", "X"], "train_with_dev", "abc"),
+    ],
+)
+def test_a_switch_before_an_argument_stands_alone(argv, name, config):
+    params = _params(argv)
+    assert params[name] is True and config in (params.get("config"), params.get("search_run_id"))
+
+
 def test_blank_values_mean_not_given_and_integral_floats_are_integers():
     params = _params(["tune", "--resume=", "--seed", "", "--algorithm", "''", "--max_evals", "20.0"])
     assert params["resume"] is None and params["seed"] is None and params["algorithm"] is None
