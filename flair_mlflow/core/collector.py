@@ -33,5 +33,6 @@ def start_up() -> Iterator[None]:
 
 
 def thaw() -> None:
-    """Let the collector see again what start-ups froze."""
+    """Let the collector see again what start-ups froze (and anything else frozen: Python keeps one
+    permanent generation, so objects a user froze themselves are handed back too)."""
     gc.unfreeze()
