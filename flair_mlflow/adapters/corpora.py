@@ -34,7 +34,7 @@ def load_corpus(corpus: CorpusConfig, downsample: float = 1.0, seed: int | None 
 
     if seed is not None:
         flair.set_seed(seed)
-    drawn = random.getstate()  # what a whole parse starts from, should reading only the sample not do
+    drawn = random.getstate()  # where a whole parse must start from if reading only the sample gives up
     loaded = _sampled_only(corpus) if downsample < 1.0 else None
     if loaded is None:
         random.setstate(drawn)
