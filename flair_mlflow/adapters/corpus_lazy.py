@@ -57,13 +57,10 @@ def parsed_on_demand(read: Any, drop_docstart: bool) -> Any | None:
     positions = {name: _positions(split) if split is not None else [] for name, split in splits.items()}
     if any(entries is None for entries in positions.values()):
         return None
-    leaves: dict[int, _ParsedFile] = {}
-    for entries in positions.values():
-        for dataset, _ in entries:
-            if id(dataset) not in leaves:
-                if not _parses_every_block(dataset):
-                    return None
-                leaves[id(dataset)] = _ParsedFile(dataset, _markers(dataset) if drop_docstart else [])
+    datasets = {id(dataset): dataset for entries in positions.values() for dataset, _ in entries}
+    leaves = {key: _parsed_file(dataset, drop_docstart) for key, dataset in datasets.items()}
+    if any(leaf is None for leaf in leaves.values()):
+        return None
     kept: dict[str, Any] = {}
     dropped: dict[str, int] = {}
     for name, split in splits.items():
@@ -95,25 +92,22 @@ def _positions(split: Any) -> list[tuple[Any, int]] | None:
     return None
 
 
-def _parses_every_block(dataset: Any) -> bool:
-    """Whether Flair's whole parse keeps every block: it skips banned sentences and blocks of only comments."""
-    if dataset.banned_sentences:
-        return False
+def _parsed_file(dataset: Any, drop_docstart: bool) -> _ParsedFile | None:
+    """One column file read as lines, ready to parse on demand; None where Flair's whole parse would
+    not keep every block (it skips banned sentences and blocks of only comments)."""
     comment = dataset.comment_symbol
-    return comment is None or all(
-        any(not line.startswith(comment) for line in block) for block in dataset.sentences_raw
-    )
-
-
-def _markers(dataset: Any) -> list[int]:
-    """Blocks of a column file that are -DOCSTART- markers (only one-token blocks can be: only those are parsed)."""
-    comment = dataset.comment_symbol
-    found = []
-    for index, block in enumerate(dataset.sentences_raw):
-        tokens = [line for line in block if comment is None or not line.startswith(comment)]
-        if len(tokens) == 1 and is_docstart(_parse(dataset, block)):
-            found.append(index)
-    return found
+    token_lines = [
+        sum(1 for line in block if comment is None or not line.startswith(comment)) for block in dataset.sentences_raw
+    ]
+    if dataset.banned_sentences or not all(token_lines):
+        return None
+    # -DOCSTART- markers: only one-token blocks can be, so only those are parsed to tell
+    markers = [
+        index
+        for index, count in enumerate(token_lines)
+        if drop_docstart and count == 1 and is_docstart(_parse(dataset, dataset.sentences_raw[index]))
+    ]
+    return _ParsedFile(dataset, markers)
 
 
 def _parse(dataset: Any, block: list[str]) -> Any:
