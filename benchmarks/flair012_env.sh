@@ -11,7 +11,8 @@ target="${1:?usage: flair012_env.sh FOLDER}"
 project_site="$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 python -m venv "$target"
 site="$("$target/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
-echo "$project_site" > "$site/zz_project.pth"  # after the venv's own packages: Flair 0.12.2 wins
+# after the venv's own packages, so Flair 0.12.2 wins; the project itself too (its offline GloVe reader)
+printf '%s\n%s\n' "$project_site" "$(cd "$(dirname "$0")/.." && pwd)" > "$site/zz_project.pth"
 "$target/bin/pip" install --quiet --no-deps flair==0.12.2
 "$target/bin/pip" install --quiet gensim bpemb
 "$target/bin/python" -c "import flair.hyperparameter, flair; assert flair.__version__ == '0.12.2'"

