@@ -6,12 +6,10 @@ from __future__ import annotations
 import os
 import resource
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -32,6 +30,9 @@ from flair_mlflow import ExperimentConfig, run_search  # noqa: E402
 from flair_mlflow.adapters.corpora import _load_cached  # noqa: E402
 from flair_mlflow.search.trial import TrialRunner, TrialSettings  # noqa: E402
 from flair_mlflow.store.writer import RunWriter  # noqa: E402
+
+sys.path.insert(0, str(HERE.parent))  # the tests' server helpers (tests/servers.py: no side effects)
+from tests.servers import SERVER_ENV, free_port, server_command, wait_for_http  # noqa: E402
 
 WNUT = {
     "task": "sequence_tagging",
@@ -125,41 +126,16 @@ def _run_trials(config: ExperimentConfig, trials: list[dict], tracking_uri: str 
 
 
 def _server(folder: Path) -> tuple[subprocess.Popen, str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--backend-store-uri",
-            f"sqlite:///{folder / 'server.db'}",
-            "--artifacts-destination",
-            str(folder / "art"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd=folder,
-        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},  # no job runner competing for the cores
-    )
+    """The tests' ``mlflow server`` (``tests/servers.py``) on a store in ``folder``."""
+    port = free_port()
+    command = server_command(port, f"sqlite:///{folder / 'server.db'}", folder / "art")
+    env = {**os.environ, **SERVER_ENV}  # no job runner competing for the cores
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=folder, env=env)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2):
-                return process, url
-        except OSError:
-            time.sleep(0.5)
-    process.kill()
-    raise RuntimeError("mlflow server did not start")
+    if not wait_for_http(f"{url}/health", process, 90):
+        process.kill()
+        raise RuntimeError("mlflow server did not start")
+    return process, url
 
 
 def _time_arms(arms: dict, repeats: int, extra: dict | None = None) -> tuple[dict, dict]:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import SERVER_ENV, _free_port, server_command, wait_for_http
+from .servers import SERVER_ENV, free_port, server_command, wait_for_http
 from .test_resilience import _stop_server as stop_process_group
 
 DB_PASSWORD = "flair-mlflow-tests-only"
@@ -90,7 +90,7 @@ def postgres(timeout: float = 120):
     bin_dir = Path(pg_ctl[-1]).parent
     user = "postgres" if os.geteuid() == 0 else None  # initdb and postgres refuse to run as root
     folder = Path(tempfile.mkdtemp(prefix="flair-mlflow-pg-"))  # not under pytest's tmp_path: only root may enter that
-    data, port = folder / "data", _free_port()
+    data, port = folder / "data", free_port()
     (folder / "password").write_text(DB_PASSWORD)
     if user:
         for path in (folder, folder / "password"):
@@ -160,7 +160,7 @@ class TrackingServer:
 @contextmanager
 def tracking_server(backend_store_uri: str, folder: Path):
     """``mlflow server`` on the database with the artefact proxy (``mlflow-artifacts:/`` URIs)."""
-    artifacts, port = folder / "artifacts", _free_port()
+    artifacts, port = folder / "artifacts", free_port()
     artifacts.mkdir(parents=True)
     command = server_command(port, backend_store_uri, artifacts, "--serve-artifacts")
     server = TrackingServer(f"http://127.0.0.1:{port}", artifacts, folder / "server.log")
@@ -197,7 +197,7 @@ def spark_cluster(folder: Path, workers: int = 2, wrap=lambda command: command, 
         "SPARK_LOCAL_DIRS": str(folder / "local"),
     }
     spark_class = home / "bin" / "spark-class"
-    port, ui_port = _free_port(), _free_port()
+    port, ui_port = free_port(), free_port()
     master = f"spark://127.0.0.1:{port}"
     conf = folder / "conf"  # the driver's spark-defaults.conf: a lost trial fails at once instead of training again
     conf.mkdir(parents=True)
@@ -236,9 +236,9 @@ def spark_cluster(folder: Path, workers: int = 2, wrap=lambda command: command, 
                 "--host",
                 "127.0.0.1",
                 "--port",
-                _free_port(),
+                free_port(),
                 "--webui-port",
-                _free_port(),
+                free_port(),
                 "--cores",
                 "1",
                 "--memory",
@@ -292,7 +292,7 @@ def python_workers_under(pids: list[int]) -> list[int]:
 @contextmanager
 def mlflow_ui(backend_store_uri: str, folder: Path):
     """``mlflow ui`` on a store; yields its URL."""
-    port, log = _free_port(), folder / "ui.log"
+    port, log = free_port(), folder / "ui.log"
     command = [
         sys.executable,
         "-m",

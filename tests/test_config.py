@@ -209,12 +209,12 @@ def test_flair_download_failure_says_how_to_run_offline(tmp_path: Path, flair_ca
 @pytest.mark.slow
 def test_unreachable_tracking_server_fails_fast_before_any_run(tmp_path: Path, flair_cache):
     """MLflow retries for minutes by default; the probe before a search must not."""
-    from .conftest import _free_port
+    from .servers import free_port
 
     path = tmp_path / "e.yaml"
     path.write_text(WNUT_TINY.format(experiment="x", max_evals=1, training_runs=1), "utf-8")
     started = time.monotonic()
-    result = _run_cli(["tune", str(path), "--tracking-uri", f"http://127.0.0.1:{_free_port()}"], tmp_path)
+    result = _run_cli(["tune", str(path), "--tracking-uri", f"http://127.0.0.1:{free_port()}"], tmp_path)
     elapsed = time.monotonic() - started
     assert result.returncode == 2, result.stderr[-2000:]
     error_lines = [line for line in result.stderr.splitlines() if line.startswith("Error:")]

@@ -38,7 +38,8 @@ from flair_mlflow.store.tags import (
     TEST_SPLIT_TAG,
 )
 
-from .conftest import TREC_TINY, WNUT_TINY, _free_port, wait_for_http
+from .conftest import TREC_TINY, WNUT_TINY
+from .servers import free_port, wait_for_http
 
 TINY_BEST_PARAMS = """\
 # a configuration to train, as a search writes it
@@ -329,7 +330,7 @@ def test_registered_models_predict_in_a_fresh_process(store, wnut_registered, ti
 
 @pytest.mark.slow
 def test_mlflow_models_serve_answers(store, tiny_registered):
-    port = _free_port()
+    port = free_port()
     log_path = store["folder"] / "serve.log"
     command = [
         sys.executable,
@@ -511,7 +512,7 @@ def test_bad_input_is_one_line_and_exit_code_2(store, wnut_search):
     runs_after = len(client.search_runs([e.experiment_id for e in client.search_experiments()], max_results=5000))
     assert runs_after == runs_before
 
-    nobody = f"http://127.0.0.1:{_free_port()}"  # last: the command makes this the process's tracking URI
+    nobody = f"http://127.0.0.1:{free_port()}"  # last: the command makes this the process's tracking URI
     for command, arguments in ((register, [wnut_search.parent_run_id, "--name", "x"]), (trials, [plain])):
         result = CliRunner().invoke(command, [*arguments, "--tracking-uri", nobody])
         assert result.exit_code == 2, result.output

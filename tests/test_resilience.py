@@ -24,7 +24,8 @@ from flair_mlflow import ConfigError, run_search
 from flair_mlflow.core.outcome import TrialState
 from flair_mlflow.store.tags import VALS_TAG
 
-from .conftest import SERVER_ENV, WNUT_TINY, _free_port, server_command
+from .conftest import WNUT_TINY
+from .servers import SERVER_ENV, free_port, server_command
 
 pytestmark = pytest.mark.slow  # subprocesses, servers, multi-trial searches
 
@@ -362,7 +363,7 @@ def test_resume_after_kill_9_repeats_and_loses_nothing(tmp_path: Path, flair_cac
 # -- a tracking server that restarts ------------------------------------------------------------------
 def test_tracking_server_restart_mid_search_loses_no_trial(tmp_path: Path, flair_cache):
     folder = tmp_path / "server"
-    port = _free_port()
+    port = free_port()
     server = _start_server(folder, port)
     backend = f"sqlite:///{folder / 'server.db'}"  # read directly: the test must not wait on a down server
     process, log, held = _tune_held(
@@ -409,7 +410,7 @@ def test_basic_auth_server_with_good_and_bad_credentials(tmp_path: Path, flair_c
         "MLFLOW_AUTH_ADMIN_PASSWORD": PASSWORD,
         "MLFLOW_FLASK_SERVER_SECRET_KEY": "flair-mlflow-tests-only",
     }
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     server = _start_server(folder, port, env=server_env, app_name="basic-auth")
     try:
