@@ -24,12 +24,12 @@ if "FLAIR_CACHE_ROOT" not in os.environ and (HERE.parent.parent / "shared" / "fl
 
 import mlflow  # noqa: E402
 import numpy as np  # noqa: E402
+from flair_mlflow.adapters.corpora import _load_cached  # noqa: E402
+from flair_mlflow.store.writer import RunWriter  # noqa: E402
 from hyperopt.pyll import stochastic  # noqa: E402
 
 from flair_mlflow import ExperimentConfig, run_search  # noqa: E402
-from flair_mlflow.adapters.corpora import _load_cached  # noqa: E402
 from flair_mlflow.search.trial import TrialRunner, TrialSettings  # noqa: E402
-from flair_mlflow.store.writer import RunWriter  # noqa: E402
 
 sys.path.insert(0, str(HERE.parent))  # the tests' server helpers (tests/servers.py: no side effects)
 from tests.servers import SERVER_ENV, free_port, server_command, wait_for_http  # noqa: E402

@@ -29,10 +29,10 @@ sys.path.insert(0, str(HERE))
 # its import sets the offline environment and copies Flair's shared cache, as every benchmark here needs
 import bench_search  # noqa: E402,F401
 import numpy as np  # noqa: E402
-
-from flair_mlflow import ExperimentConfig  # noqa: E402
 from flair_mlflow.core.lr_curve import DEFAULTS  # noqa: E402
 from flair_mlflow.core.rules import learning_rate_range  # noqa: E402
+
+from flair_mlflow import ExperimentConfig  # noqa: E402
 
 EXAMPLES = ("wnut17.yaml", "trec6.yaml")
 GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
@@ -41,8 +41,9 @@ RESULTS = HERE / "results"
 
 def find(config: ExperimentConfig, store: str) -> dict:
     """The finder with its defaults on the example's model; the curve, for rescoring."""
-    from flair_mlflow import run_lr_find
     from flair_mlflow.core.lr_curve import read_learning_rate_tsv
+
+    from flair_mlflow import run_lr_find
 
     with tempfile.TemporaryDirectory() as folder:
         found = run_lr_find(config, tracking_uri=store, output=folder)
@@ -60,6 +61,7 @@ def find(config: ExperimentConfig, store: str) -> dict:
 def train_at(config: ExperimentConfig, learning_rate: float) -> float:
     """The example's model trained at one fixed rate for the example's epochs: its dev score as a trial's."""
     from flair_mlflow.lr_find.run import model_params
+
     from flair_mlflow.search.trial import TrialRunner, TrialSettings
 
     params = model_params(config, {"learning_rate": learning_rate})

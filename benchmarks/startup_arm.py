@@ -65,7 +65,6 @@ def flair_arm(folder: str) -> dict[str, float]:
     from flair.data import Corpus
     from flair.datasets import WNUT_17
     from flair.models import SequenceTagger
-
     from flair_mlflow.adapters.embedding_specs import load_offline_glove  # the same vectors, offline
 
     marks = _timed_training()
@@ -119,7 +118,6 @@ def _gensim_glove(folder: str) -> str:
     path = os.path.join(os.path.dirname(os.path.abspath(folder)), "glove-6b-50d.gensim")
     if not os.path.exists(path):
         import gensim
-
         from flair_mlflow.adapters.embedding_specs import offline_glove_vectors  # imports no Flair
 
         words, vectors = offline_glove_vectors()

@@ -33,7 +33,6 @@ os.environ["FLAIR_CACHE_ROOT"] = str(_cache)
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
-os.environ["FLAIR_MLFLOW_CACHE_DIR"] = str(_work / "flair-mlflow-cache")  # the store template: not the user's
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.pop("MLFLOW_RUN_ID", None)
 os.environ.pop("MLFLOW_TRACKING_URI", None)

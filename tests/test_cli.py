@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 import shlex
 import signal
 import subprocess
@@ -16,10 +17,9 @@ import pytest
 from click.testing import CliRunner
 
 import flair_mlflow
-from flair_mlflow.cli import lr_find, main
-from flair_mlflow.cli_types import CommandError, Interrupted, running
-from flair_mlflow.core.errors import ConfigError
-from flair_mlflow.core.interrupts import SearchInterrupted
+from flair_mlflow.cli import CommandError, Interrupted, _given, lr_find, main, running
+from flair_mlflow.errors import ConfigError, SearchFailed
+from flair_mlflow.search.interrupts import SearchInterrupted
 
 from .conftest import ROOT
 
@@ -94,82 +94,29 @@ def _params(argv: list[str]) -> dict:
     return command.make_context(name, rest, parent=parent).params
 
 
-def test_underscore_and_dash_spellings_are_one_option():
-    dashes = _params(
-        [
-            "tune",
-            "e.yaml",
-            "--max-evals",
-            "20",
-            "--optimization-value",
-            "dev_loss",
-            "--lr-from",
-            "r1",
-            "--spark-master",
-            "local[2]",
-            "--tracking-uri",
-            "sqlite:///m.db",
-            "--run-name",
-            "n",
-        ]
-    )
-    underscores = _params(
-        [
-            "tune",
-            "e.yaml",
-            "--max_evals",
-            "20",
-            "--optimization_value",
-            "dev_loss",
-            "--lr_from",
-            "r1",
-            "--spark_master",
-            "local[2]",
-            "--tracking_uri",
-            "sqlite:///m.db",
-            "--run_name",
-            "n",
-        ]
-    )
-    assert dashes == underscores
-    assert dashes["max_evals"] == 20 and dashes["optimization_value"] == "dev_loss"
-    assert _params(["lr_find", "e.yaml", "--start_lr", "1e-6"])["start_learning_rate"] == 1e-6
-
-
 @pytest.mark.parametrize(
     "argv,expected",
     [
         ([], None),
         (["--evaluate-test"], True),
-        (["--evaluate_test", "true"], True),
-        (["--evaluate_test", "false"], False),
         (["--no-evaluate-test"], False),
         (["--evaluate-test", "--max-evals", "3"], True),
-        (["--evaluate_test", ""], None),  # an MLproject default: not given, the file's setting stands
     ],
 )
-def test_boolean_options_take_a_value_from_mlflow_or_stand_alone(argv, expected):
+def test_a_switch_has_its_negation_and_stands_alone(argv, expected):
     assert _params(["tune", "e.yaml", *argv])["evaluate_test"] is expected
+    assert _params(["tune", "--evaluate-test", "e.yaml"])["config"] == "e.yaml"
 
 
-@pytest.mark.parametrize(
-    "argv,name,config",
-    [
-        (["tune", "--evaluate-test", "e.yaml"], "evaluate_test", "e.yaml"),
-        (["tune", "--evaluate_test", "e.yaml", "--max-evals", "3"], "evaluate_test", "e.yaml"),
-        (["lr_find", "--stop-early", "e.yaml"], "stop_early", "e.yaml"),
-        (["register", "--train-with-dev", "abc", "--name", "X"], "train_with_dev", "abc"),
-    ],
-)
-def test_a_switch_before_an_argument_stands_alone(argv, name, config):
-    params = _params(argv)
-    assert params[name] is True and config in (params.get("config"), params.get("search_run_id"))
-
-
-def test_blank_values_mean_not_given_and_integral_floats_are_integers():
-    params = _params(["tune", "--resume=", "--seed", "", "--algorithm", "''", "--max_evals", "20.0"])
-    assert params["resume"] is None and params["seed"] is None and params["algorithm"] is None
-    assert params["max_evals"] == 20 and isinstance(params["max_evals"], int)
+def test_set_gives_any_option_by_its_name_and_a_blank_value_means_not_given():
+    params = _params(["tune", "e.yaml", "--set", "max_evals=20", "--set", "seed=", "--set", "evaluate_test=true"])
+    assert params["sets"] == {"max_evals": 20, "evaluate_test": True}
+    given = _given({"max_evals": None, "seed": 3, "evaluate_test": None}, params["sets"])
+    assert given == {"max_evals": 20, "evaluate_test": True, "seed": 3}
+    with pytest.raises(click.BadParameter, match="'max_evalz' is not an option"):
+        _params(["tune", "--set", "max_evalz=3"])
+    with pytest.raises(click.BadParameter, match="not a valid integer"):
+        _params(["tune", "--set", "max_evals=many"])
 
 
 def test_readme_commands_parse():
@@ -195,97 +142,106 @@ def _mlflow_run_argv(entry_point: str, parameters: dict[str, str]) -> list[str]:
     return words[3:]
 
 
-def test_mlproject_parameters_reach_the_options():
-    tune = _params(
-        _mlflow_run_argv(
-            "tune",
-            {
-                "config": "examples/trec6.yaml",
-                "max_evals": "20",
-                "max_epochs": "5",
-                "training_runs": "3",
-                "seed": "1",
-                "algorithm": "rand",
-                "optimization_value": "dev_loss",
-                "downsample": "0.5",
-                "parallelism": "2",
-                "resume": "",
-                "evaluate_test": "true",
-            },
-        )
-    )
-    assert tune == {
-        **tune,
-        "config": "examples/trec6.yaml",
-        "max_evals": 20,
-        "max_epochs": 5,
-        "training_runs": 3,
-        "seed": 1,
-        "algorithm": "rand",
-        "optimization_value": "dev_loss",
-        "downsample": 0.5,
-        "parallelism": 2,
-        "resume": None,
-        "evaluate_test": True,
-    }
-    lr = _params(
-        _mlflow_run_argv(
-            "lr_find",
-            {
-                "config": "c.yaml",
-                "optimizer": "adam",
-                "iterations": "200",
-                "start_lr": "1e-6",
-                "end_lr": "1",
-                "mini_batch_size": "16",
-            },
-        )
-    )
-    assert (
-        lr["optimizer"],
-        lr["iterations"],
-        lr["start_learning_rate"],
-        lr["end_learning_rate"],
-        lr["mini_batch_size"],
-    ) == ("adam", 200, 1e-6, 1.0, 16)
-    registered = _params(
-        _mlflow_run_argv(
-            "register",
-            {
-                "search_run_id": "abc",
-                "model_name": "wnut-ner",
-                "max_epochs": "50",
-                "downsample": "1.0",
-                "train_with_dev": "true",
-            },
-        )
-    )
-    assert registered == {
-        **registered,
-        "search_run_id": "abc",
-        "name": "wnut-ner",
-        "max_epochs": 50,
-        "downsample": 1.0,
-        "train_with_dev": True,
-    }
+def _reached(entry_point: str, parameters: dict[str, str]) -> dict:
+    """What the command's job receives from ``mlflow run . -e ENTRY -P ...``: its options, ``--set`` included."""
+    params = _params(_mlflow_run_argv(entry_point, parameters))
+    sets = params.pop("sets")
+    return _given({k: v for k, v in params.items() if k not in ("params", "debug", "verbose")}, sets)
+
+
+#: what the old command line took through ``mlflow run -P``, and what each value must arrive as
+OLD_PARAMETERS = {
+    "tune": (
+        {
+            "max_evals": "20",
+            "max_epochs": "5",
+            "training_runs": "3",
+            "seed": "1",
+            "algorithm": "rand",
+            "optimization_value": "dev_loss",
+            "downsample": "0.5",
+            "parallelism": "2",
+            "evaluate_test": "true",
+            "threads": "auto",
+            "lr_from": "r1",
+            "resume": "",
+        },
+        {
+            "max_evals": 20,
+            "max_epochs": 5,
+            "training_runs": 3,
+            "seed": 1,
+            "algorithm": "rand",
+            "optimization_value": "dev_loss",
+            "downsample": 0.5,
+            "parallelism": 2,
+            "evaluate_test": True,
+            "threads": "auto",
+            "lr_from": "r1",
+        },
+    ),
+    "lr_find": (
+        {
+            "config": "c.yaml",
+            "optimizer": "adam",
+            "iterations": "200",
+            "start_lr": "1e-6",
+            "end_lr": "1",
+            "mini_batch_size": "16",
+        },
+        {
+            "optimizer": "adam",
+            "iterations": 200,
+            "start_learning_rate": 1e-6,
+            "end_learning_rate": 1,
+            "mini_batch_size": 16,
+        },
+    ),
+    "register": (
+        {
+            "search_run_id": "abc",
+            "model_name": "wnut-ner",
+            "max_epochs": "50",
+            "downsample": "1.0",
+            "train_with_dev": "true",
+        },
+        {"search_run_id": "abc", "name": "wnut-ner", "max_epochs": 50, "downsample": 1.0, "train_with_dev": True},
+    ),
+}
+
+
+@pytest.mark.parametrize("entry_point", ["main", "tune", "lr_find", "register"])
+def test_mlproject_parameters_reach_the_options(entry_point):
+    given, expected = OLD_PARAMETERS["tune" if entry_point == "main" else entry_point]
+    reached = _reached(entry_point, given)
+    assert {k: reached.get(k) for k in expected} == expected
+    assert "resume" not in reached or reached["resume"] is None  # blank: not given
+    assert not set(reached) - set(expected) - {"config", "search_run_id", "name", "tracking_uri", "run_name", "resume"}
+
+
+def test_the_mlproject_declares_every_parameter_it_passes():
+    from mlflow.projects._project_spec import load_project
+
+    project = load_project(str(ROOT))
+    for name in ("main", "tune", "lr_find", "register"):
+        entry = project.get_entry_point(name)
+        assert set(re.findall(r"{(\w+)}", entry.command)) == set(entry.parameters), name
 
 
 # -- help ------------------------------------------------------------------------------------------
 def test_help_lists_choices_and_defaults():
     tune_help = CliRunner().invoke(main, ["tune", "--help"]).output
-    assert "[tpe|rand|anneal|atpe]" in tune_help and "[dev_loss|dev_score]" in tune_help
-    assert "--max_evals" not in tune_help  # one spelling shown; the other is normalised
-    lr_help = " ".join(CliRunner().invoke(main, ["lr-find", "--help"]).output.split())  # unwrapped
-    assert "[default: (100)]" in lr_help and "[default: (0.9)]" in lr_help
+    assert "[tpe|rand|anneal|atpe]" in tune_help and "[dev_score|dev_loss]" in tune_help
+    assert "--evaluate-test / --no-evaluate-test" in tune_help
 
 
 def test_lr_find_defaults_shown_are_the_ones_run_lr_find_uses():
-    from flair_mlflow.lr_find.run import run_lr_find
+    from flair_mlflow.lr_finder.run import run_lr_find
 
     defaults = inspect.signature(run_lr_find).parameters
-    shown = {p.name: p.show_default for p in lr_find.params if isinstance(p, click.Option)}
+    shown = {p.name: p.help for p in lr_find.params if isinstance(p, click.Option)}
     for name in ("start_learning_rate", "end_learning_rate", "iterations", "smoothing_factor", "divergence_threshold"):
-        assert float(shown[name]) == defaults[name].default, name
+        assert float(re.search(r"\[default: ([^\]]+)\]", shown[name]).group(1)) == defaults[name].default, name
 
 
 # -- failing -------------------------------------------------------------------------------------
@@ -296,11 +252,11 @@ def _failing(what: str, debug: bool) -> None:
     """A command that fails as asked, inside the same ``running`` as every real command."""
     errors = {
         "config": ConfigError("search_space.dropout", "low (0.5) must be below high (0.1)"),
-        "io": OSError("disk on fire"),
+        "failed": SearchFailed("all 2 trials failed"),
         "sigterm": SearchInterrupted(signal.SIGTERM, "p1"),
         "ctrl-c": KeyboardInterrupt(),
     }
-    with running(debug, exit_1=(OSError,)):
+    with running(debug):
         raise errors[what]
 
 
@@ -308,7 +264,7 @@ def _failing(what: str, debug: bool) -> None:
     "what,code,line",
     [
         ("config", 2, "Error: search_space.dropout: low (0.5) must be below high (0.1)"),
-        ("io", 1, "Error: disk on fire"),
+        ("failed", 1, "Error: all 2 trials failed"),
         (
             "sigterm",
             143,
@@ -347,7 +303,7 @@ def test_bad_input_to_a_real_command_is_one_line_and_exit_2(tmp_path: Path):
     path = tmp_path / "bad.yaml"
     path.write_text("task: sequence_tagging\nnot_a_setting: 1\n", "utf-8")
     store = tmp_path / "m.db"
-    result = CliRunner().invoke(main, ["tune", str(path), "--tracking_uri", f"sqlite:///{store}"])
+    result = CliRunner().invoke(main, ["tune", str(path), "--tracking-uri", f"sqlite:///{store}"])
     assert result.exit_code == 2, result.output + repr(result.exception)
     assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("Error: "), result.stderr
     assert "not_a_setting" in result.stderr and not store.exists()

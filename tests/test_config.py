@@ -140,7 +140,7 @@ def test_malformed_column_files_are_refused_before_any_run(tmp_path: Path, flair
         run_search(path, tracking_uri=f"sqlite:///{store}", show_progress=False)
     assert error.value.field == "corpus.folder"
     assert f"train.txt {problem}" in str(error.value) and "\n" not in str(error.value)
-    assert not store.exists() or _runs_in(store) == 0
+    assert not store.exists()  # a refused command creates no store
 
 
 def test_overrides_replace_top_level_settings(tmp_path: Path):
@@ -156,14 +156,6 @@ def _run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "flair_mlflow.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=300
     )
-
-
-def _runs_in(store: Path) -> int:
-    import mlflow
-
-    client = mlflow.MlflowClient(f"sqlite:///{store}")
-    experiments = client.search_experiments()
-    return len(client.search_runs([e.experiment_id for e in experiments])) if experiments else 0
 
 
 @pytest.mark.parametrize(
@@ -193,7 +185,7 @@ def test_cli_refuses_bad_input_before_creating_runs(tmp_path: Path, flair_cache,
     error_lines = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
     assert len(error_lines) == 1 and field in error_lines[0], result.stderr
     assert "Traceback" not in result.stderr
-    assert not store.exists() or _runs_in(store) == 0
+    assert not store.exists()
 
 
 @pytest.mark.slow
@@ -250,8 +242,87 @@ def test_shipped_examples_are_valid_experiments(path: Path):
     """The files README and MLproject point users to must pass the same validation as theirs."""
     from hyperopt.pyll import stochastic
 
+    from flair_mlflow.search.space import hyperopt_space
+
     config = ExperimentConfig.from_file(path)
-    space = config.build_space().get_search_space()
+    space = hyperopt_space(config.search_space)
     sampled = stochastic.sample(space)
     assert set(sampled) == set(config.search_space)
     assert config.max_evals >= 1 and config.experiment
+
+
+# -- refused at once: every float finite, and no heavy import before the file is checked ---------------
+FLOATS = ["learning_rate", "dropout", "momentum", "anneal_factor", "weight_decay"]
+
+
+def _non_finite(name: str, where: str, value: float) -> dict:
+    data = _with(lambda d: d["fixed"].update(optimizer="sgd") if name == "momentum" else None)
+    data["fixed"].pop(name, None)
+    data["search_space"].pop(name, None)
+    if where == "fixed":
+        data["fixed"][name] = value
+    elif where == "choice":
+        data["search_space"][name] = {"choice": [value, 0.1]}
+    else:
+        data["search_space"][name] = {"uniform": [0.0, value]} if where == "range high" else {"uniform": [value, 0.2]}
+    return data
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")], ids=["nan", "inf"])
+@pytest.mark.parametrize("where", ["fixed", "choice", "range low", "range high"])
+@pytest.mark.parametrize("name", FLOATS)
+def test_a_non_finite_number_is_refused_in_one_line_before_any_run(tmp_path: Path, name, where, value):
+    from click.testing import CliRunner
+
+    from flair_mlflow.cli import main
+
+    path = tmp_path / "e.yaml"
+    path.write_text(yaml.safe_dump(_non_finite(name, where, value)), "utf-8")
+    store = tmp_path / "mlflow.db"
+    result = CliRunner().invoke(main, ["tune", str(path), "--tracking-uri", f"sqlite:///{store}"])
+    field = f"fixed.{name}" if where == "fixed" else f"search_space.{name}"
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+    assert result.exit_code == 2 and len(errors) == 1 and field in errors[0], result.output
+    assert "finite" in errors[0] and not store.exists()
+
+
+REFUSALS = {
+    "malformed YAML": "task: sequence_tagging\ncorpus: {name: WNUT_17\n",
+    "unknown setting": WNUT_TINY.format(experiment="x", max_evals=1, training_runs=1) + "max_evalz: 3\n",
+    "bad range": WNUT_TINY.format(experiment="x", max_evals=1, training_runs=1).replace("high: 0.3", "high: -0.3"),
+}
+#: runs the command line in a fresh interpreter and reports its exit code, its wall time and what it imported
+REFUSAL_PROBE = """\
+import json, sys, time
+started = time.perf_counter()
+from flair_mlflow.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit as exit:
+    code = exit.code
+heavy = sorted(m for m in ("torch", "flair", "hyperopt", "mlflow") if m in sys.modules)
+print(json.dumps({"code": code, "heavy": heavy, "seconds": time.perf_counter() - started}))
+"""
+
+
+@pytest.mark.parametrize("content", list(REFUSALS.values()), ids=list(REFUSALS))
+def test_a_file_refused_before_flair_is_refused_without_importing_it(tmp_path: Path, content):
+    """The refusal's own clock says how long it took (the closing note reports it); the test checks what it
+    imported, which a loaded machine cannot change."""
+    import json
+
+    path = tmp_path / "e.yaml"
+    path.write_text(content, "utf-8")
+    store = tmp_path / "mlflow.db"
+    result = subprocess.run(
+        [sys.executable, "-c", REFUSAL_PROBE, "tune", str(path), "--tracking-uri", f"sqlite:///{store}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["code"] == 2 and report["heavy"] == [], (report, result.stderr)
+    assert len([line for line in result.stderr.splitlines() if line.startswith("Error: ")]) == 1, result.stderr
+    assert not store.exists()
+    print(f"refused in {report['seconds']:.2f} s")

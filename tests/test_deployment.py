@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from flair_mlflow import run_search
-from flair_mlflow.store.tags import TRIAL_NUMBER_TAG
+from flair_mlflow.tracking.tags import TRIAL_NUMBER_TAG
 
 from .conftest import WNUT_TINY
 from .deployment import (

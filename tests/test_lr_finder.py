@@ -182,8 +182,8 @@ def test_tsv_columns_rows_and_schedule(lr_wnut, glove_for, tmp_path):
     import json
     from dataclasses import asdict
 
-    from flair_mlflow.adapters.lr_finder import find_learning_rate
-    from flair_mlflow.core.lr_rules import suggest_learning_rates
+    from flair_mlflow.lr_finder.rules import suggest_learning_rates
+    from flair_mlflow.lr_finder.run import find_learning_rate
 
     model = make_tagger(lr_wnut, glove_for)
     batches_per_epoch = math.ceil(len(lr_wnut.train) / 16)
@@ -214,7 +214,7 @@ def test_tsv_columns_rows_and_schedule(lr_wnut, glove_for, tmp_path):
 
     # per data point: CRF loss per sentence of ~20 tokens is a few units, not hundreds
     assert np.all(np.isfinite(raw)) and raw.max() < 100
-    from flair_mlflow.core.lr_curve import DEFAULTS
+    from flair_mlflow.lr_finder.curve import DEFAULTS
 
     beta, ema, expected = DEFAULTS.smoothing_factor, 0.0, []
     for i, value in enumerate(raw):
@@ -226,7 +226,7 @@ def test_tsv_columns_rows_and_schedule(lr_wnut, glove_for, tmp_path):
     summary = json.loads((tmp_path / "learning_rate_suggestion.json").read_text())
     assert summary["suggestion"] == asdict(suggest_learning_rates(lrs, smoothed))
     assert summary["rows"] == iterations and summary["stopped_early"] is False
-    assert summary["settings"]["optimizer"] == "SGD" and summary["settings"]["mini_batch_size"] == 16
+    assert summary["settings"]["optimizer"] == "sgd" and summary["settings"]["mini_batch_size"] == 16
 
 
 def test_flair_plotter_reads_our_tsv(lr_wnut, glove_for, tmp_path):
@@ -234,8 +234,8 @@ def test_flair_plotter_reads_our_tsv(lr_wnut, glove_for, tmp_path):
 
     from flair.visual.training_curves import Plotter as FlairPlotter
 
-    from flair_mlflow.adapters.lr_finder import find_learning_rate
-    from flair_mlflow.core.lr_curve import read_learning_rate_tsv
+    from flair_mlflow.lr_finder.curve import read_learning_rate_tsv
+    from flair_mlflow.lr_finder.run import find_learning_rate
 
     model = make_tagger(lr_wnut, glove_for)
     path = find_learning_rate(
@@ -253,7 +253,7 @@ def test_flair_plotter_reads_our_tsv(lr_wnut, glove_for, tmp_path):
 
 
 def test_restores_model_and_rng_with_optimizer_class(lr_trec, glove_for, tmp_path):
-    from flair_mlflow.adapters.lr_finder import find_learning_rate
+    from flair_mlflow.lr_finder.run import find_learning_rate
 
     model = make_classifier(lr_trec, glove_for)
     model.eval()
@@ -287,7 +287,7 @@ def test_restores_model_and_rng_with_optimizer_class(lr_trec, glove_for, tmp_pat
 def test_restores_adam_instance_with_state(lr_trec, glove_for, tmp_path):
     from flair.datasets import DataLoader
 
-    from flair_mlflow.adapters.lr_finder import find_learning_rate
+    from flair_mlflow.lr_finder.run import find_learning_rate
 
     model = make_classifier(lr_trec, glove_for)
     adam = torch.optim.Adam(model.parameters(), lr=3e-3, betas=(0.8, 0.95))
@@ -326,8 +326,8 @@ def test_restores_adam_instance_with_state(lr_trec, glove_for, tmp_path):
 
 
 def test_early_stop_on_divergence(lr_trec, glove_for, tmp_path):
-    from flair_mlflow.adapters.lr_finder import find_learning_rate
-    from flair_mlflow.core.lr_curve import read_learning_rate_tsv
+    from flair_mlflow.lr_finder.curve import read_learning_rate_tsv
+    from flair_mlflow.lr_finder.run import find_learning_rate
 
     model = make_classifier(lr_trec, glove_for)
     iterations = 40
@@ -349,8 +349,8 @@ def test_plot_is_valid_png_without_pyplot(lr_wnut, glove_for, tmp_path):
     import matplotlib.image
     import matplotlib.pyplot as plt
 
-    from flair_mlflow.adapters.lr_finder import find_learning_rate
-    from flair_mlflow.adapters.lr_plot import Plotter
+    from flair_mlflow.lr_finder.plot import Plotter
+    from flair_mlflow.lr_finder.run import find_learning_rate
 
     model = make_tagger(lr_wnut, glove_for)
     path = find_learning_rate(
@@ -388,7 +388,7 @@ def _u_curve(n=100):
 
 
 def test_suggestions_on_u_shaped_curve():
-    from flair_mlflow.core.lr_rules import suggest_learning_rates
+    from flair_mlflow.lr_finder.rules import suggest_learning_rates
 
     lrs, loss = _u_curve()
     s = suggest_learning_rates(lrs, loss)
@@ -404,7 +404,7 @@ def test_suggestions_on_u_shaped_curve():
 
 
 def test_suggestions_ignore_non_finite_tail():
-    from flair_mlflow.core.lr_rules import suggest_learning_rates
+    from flair_mlflow.lr_finder.rules import suggest_learning_rates
 
     lrs, loss = _u_curve()
     with_nan = np.concatenate([loss, [np.nan, np.inf]])
@@ -414,7 +414,7 @@ def test_suggestions_ignore_non_finite_tail():
 
 
 def test_suggestion_warnings():
-    from flair_mlflow.core.lr_rules import suggest_learning_rates
+    from flair_mlflow.lr_finder.rules import suggest_learning_rates
 
     lrs, loss = _u_curve()
     short = suggest_learning_rates(lrs[40:45], loss[40:45])
@@ -437,7 +437,7 @@ def test_suggestion_warnings():
 
 
 def test_valley_rule_takes_the_middle_of_the_longest_descent():
-    from flair_mlflow.core.lr_rules import valley_index
+    from flair_mlflow.lr_finder.rules import valley_index
 
     # all ten points descend: start 0, end 9, so 0 + 3 + 1 (fastai's len/3 + len/6)
     assert valley_index(np.linspace(5.0, 1.0, 10)) == 4
@@ -449,7 +449,7 @@ def test_valley_rule_takes_the_middle_of_the_longest_descent():
 
 
 def test_steepest_rule_finds_the_fastest_fall_per_factor_of_rate():
-    from flair_mlflow.core.lr_rules import steepest_index
+    from flair_mlflow.lr_finder.rules import steepest_index
 
     lrs = np.geomspace(1e-4, 1.0, 6)
     assert steepest_index(lrs, np.array([3.0, 2.9, 2.8, 1.0, 0.9, 0.95])) == 2  # the drop from 2 to 3
@@ -460,7 +460,7 @@ def test_steepest_rule_finds_the_fastest_fall_per_factor_of_rate():
 
 
 def test_minimum_div_10_rule_and_explicit_trimming():
-    from flair_mlflow.core.lr_rules import suggest_learning_rates, trimmed
+    from flair_mlflow.lr_finder.rules import suggest_learning_rates, trimmed
 
     lrs, loss = _u_curve()
     s = suggest_learning_rates(lrs, loss, skip_first=0, skip_last=0)
@@ -477,7 +477,7 @@ def test_minimum_div_10_rule_and_explicit_trimming():
 
 
 def test_warnings_still_falling_and_rules_disagree():
-    from flair_mlflow.core.lr_rules import disagreement_warning, suggest_learning_rates
+    from flair_mlflow.lr_finder.rules import disagreement_warning, suggest_learning_rates
 
     lrs = np.geomspace(1e-7, 10, 100)
     falling = suggest_learning_rates(lrs, 3.0 - 2.0 * np.linspace(0, 1, 100) ** 2)
@@ -495,7 +495,7 @@ def test_warnings_still_falling_and_rules_disagree():
 
 
 def test_suggestion_rejects_curves_of_unequal_length():
-    from flair_mlflow.core.lr_rules import suggest_learning_rates
+    from flair_mlflow.lr_finder.rules import suggest_learning_rates
 
     with pytest.raises(ValueError):
         suggest_learning_rates([1e-3, 1e-2], [1.0])
@@ -507,7 +507,7 @@ def test_suggestion_rejects_curves_of_unequal_length():
 
 
 def test_schedule_and_settings_checks():
-    from flair_mlflow.core.lr_curve import RangeSettings
+    from flair_mlflow.lr_finder.curve import RangeSettings
 
     settings = RangeSettings(start_learning_rate=1e-5, end_learning_rate=1e-1, iterations=5)
     assert [settings.learning_rate(i) for i in range(5)] == pytest.approx([1e-5, 1e-4, 1e-3, 1e-2, 1e-1])
@@ -525,7 +525,7 @@ def test_schedule_and_settings_checks():
 
 
 def test_smoothed_loss_and_stopping_rule():
-    from flair_mlflow.core.lr_curve import RangeSettings, SmoothedLoss
+    from flair_mlflow.lr_finder.curve import RangeSettings, SmoothedLoss
 
     smoother = SmoothedLoss(0.5)
     assert smoother.add(4.0) == 4.0  # bias correction: the first value is the value itself
@@ -543,7 +543,7 @@ def test_smoothed_loss_and_stopping_rule():
 
 
 def test_tsv_rows_read_back_and_old_flair_files(tmp_path):
-    from flair_mlflow.core.lr_curve import read_learning_rate_tsv, tsv_header, tsv_row
+    from flair_mlflow.lr_finder.curve import read_learning_rate_tsv, tsv_header, tsv_row
 
     path = tmp_path / "learning_rate.tsv"
     rates, raw, smoothed = [1e-7, 3.3e-6, 0.1], [2.5, 2.25, 7.0], [2.5, 2.3751, 4.1]
@@ -567,8 +567,8 @@ def test_tsv_rows_read_back_and_old_flair_files(tmp_path):
 def test_suggestion_file_round_trip(tmp_path):
     import json
 
-    from flair_mlflow.core.lr_curve import SUGGESTION_FILE_NAME, read_suggestion_file, write_suggestion_file
-    from flair_mlflow.core.lr_rules import suggest_learning_rates
+    from flair_mlflow.lr_finder.curve import SUGGESTION_FILE_NAME, read_suggestion_file, write_suggestion_file
+    from flair_mlflow.lr_finder.rules import suggest_learning_rates
 
     lrs, loss = _u_curve()
     suggestion = suggest_learning_rates(lrs, loss)
@@ -603,11 +603,11 @@ def sqlite_tracking(tmp_path):
 def test_mlflow_run_holds_curve_suggestions_and_artefacts(lr_wnut, glove_for, tmp_path, sqlite_tracking):
     import mlflow
 
-    from flair_mlflow.adapters.lr_finder import find_learning_rate
-    from flair_mlflow.adapters.lr_plot import Plotter
-    from flair_mlflow.core.lr_curve import read_learning_rate_tsv
-    from flair_mlflow.core.lr_rules import suggest_learning_rates
-    from flair_mlflow.store.lr_log import log_lr_find_to_mlflow
+    from flair_mlflow.lr_finder.curve import read_learning_rate_tsv
+    from flair_mlflow.lr_finder.plot import Plotter
+    from flair_mlflow.lr_finder.rules import suggest_learning_rates
+    from flair_mlflow.lr_finder.run import find_learning_rate, log_range_test
+    from flair_mlflow.tracking.writer import RunWriter
 
     client = sqlite_tracking
     model = make_tagger(lr_wnut, glove_for)
@@ -615,17 +615,12 @@ def test_mlflow_run_holds_curve_suggestions_and_artefacts(lr_wnut, glove_for, tm
     tsv = find_learning_rate(trainer_for(model, lr_wnut), out, iterations=30, mini_batch_size=16)
     curve = read_learning_rate_tsv(tsv)
     suggestion = suggest_learning_rates(curve.learning_rates, curve.smoothed_losses)
-    png = Plotter().plot_learning_rate(tsv)
+    assert Plotter().plot_learning_rate(tsv).name == "learning_rate.png"
 
     with mlflow.start_run() as run:
-        returned = log_lr_find_to_mlflow(
-            tsv,
-            suggestion,
-            png,
-            # plain values, as RunWriter.log_params takes them (objects are named above the store)
-            params={"optimizer": "sgd", "iterations": 30, "model.hidden_size": 32},
-        )
-    assert returned == run.info.run_id
+        params = {"optimizer": "sgd", "iterations": 30, "model.hidden_size": 32}
+        png = log_range_test(RunWriter(client.tracking_uri), run.info.run_id, tsv, suggestion, params)
+    assert png == tsv.parent / "learning_rate.png"
 
     data = client.get_run(run.info.run_id).data
     assert data.params["optimizer"] == "sgd"
@@ -651,10 +646,10 @@ def test_mlflow_run_holds_curve_suggestions_and_artefacts(lr_wnut, glove_for, tm
 
 def test_mlflow_long_curve_in_chunks_with_warning(tmp_path, sqlite_tracking):
     """A 1500-point curve needs several log_batch chunks; explicit run_id without a fluent run."""
-    from flair_mlflow.core.lr_curve import TSV_COLUMNS
-    from flair_mlflow.core.lr_rules import suggest_learning_rates
-    from flair_mlflow.store.lr_log import log_lr_find_to_mlflow
-    from flair_mlflow.store.writer import RunWriter
+    from flair_mlflow.lr_finder.curve import TSV_COLUMNS
+    from flair_mlflow.lr_finder.rules import suggest_learning_rates
+    from flair_mlflow.lr_finder.run import log_range_test
+    from flair_mlflow.tracking.writer import RunWriter
 
     client = sqlite_tracking
     n = 1500
@@ -671,12 +666,10 @@ def test_mlflow_long_curve_in_chunks_with_warning(tmp_path, sqlite_tracking):
 
     experiment = client.get_experiment_by_name("lr-find-test")
     run_id = client.create_run(experiment.experiment_id).info.run_id
-    log_lr_find_to_mlflow(
-        tsv, suggestion, None, params={"iterations": n}, run_id=run_id, writer=RunWriter(client.tracking_uri)
-    )
+    log_range_test(RunWriter(client.tracking_uri), run_id, tsv, suggestion, {"iterations": n})
 
     run = client.get_run(run_id)
     assert run.data.tags["lr_find.warning"] == suggestion.warning
     history = client.get_metric_history(run_id, "lr_find/smoothed_loss")
     assert sorted(m.step for m in history) == list(range(n))
-    assert {Path(a.path).name for a in client.list_artifacts(run_id)} == {"learning_rate.tsv"}
+    assert {Path(a.path).name for a in client.list_artifacts(run_id)} == {"learning_rate.tsv", "learning_rate.png"}

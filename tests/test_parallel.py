@@ -15,8 +15,8 @@ import mlflow
 import pytest
 
 from flair_mlflow import run_search
-from flair_mlflow.store.tags import TRIAL_NUMBER_TAG as TRIAL_TAG
-from flair_mlflow.store.tags import VALS_TAG
+from flair_mlflow.tracking.tags import TRIAL_NUMBER_TAG as TRIAL_TAG
+from flair_mlflow.tracking.tags import VALS_TAG
 
 from .conftest import WNUT_TINY
 

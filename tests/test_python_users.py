@@ -8,32 +8,36 @@ from pathlib import Path
 import mlflow
 import pytest
 import torch
+import yaml
 from click.testing import CliRunner
 from hyperopt import hp
 
 from flair_mlflow import Parameter, SearchSpace, SequenceTaggerParamSelector
-from flair_mlflow.adapters.models import value_text
 from flair_mlflow.cli import main
-from flair_mlflow.core.config import CorpusConfig, ExperimentConfig
-from flair_mlflow.search.hyperopt_adapter import sampled_point
+from flair_mlflow.config import ExperimentConfig
+from flair_mlflow.config.experiment import validated
+from flair_mlflow.search.hyperopt_internals import sampled_point
 from flair_mlflow.search.recorded import record_experiment
-from flair_mlflow.store.tags import LR_FIND_TAG, NOT_REBUILDABLE_TAG, SEARCH_RUN_TAG, SEARCH_TAG
+from flair_mlflow.search.space import hyperopt_space
+from flair_mlflow.tracking.tags import LR_FIND_TAG, NOT_REBUILDABLE_TAG, SEARCH_RUN_TAG, SEARCH_TAG
+from flair_mlflow.training.models import plain_value
 
 SENTENCE = "George Washington went to Washington ."
 
 
-def _python_config(**changes) -> ExperimentConfig:
-    """What a selector makes of its arguments: no search space of its own, the corpus by its Flair name."""
+def _python_config(space: SearchSpace, **changes) -> ExperimentConfig:
+    """What a selector makes of its arguments: the space as the user added it, the corpus by its Flair name."""
     values = dict(
         task="sequence_tagging",
-        corpus=CorpusConfig(name="/somewhere/datasets/wnut_17"),
+        corpus={"name": "/somewhere/datasets/wnut_17"},
         label_type="ner",
+        search_space=dict(space.entries),
         fixed={"use_crf": False, "optimizer": torch.optim.Adam, "betas": (0.9, 0.99)},
         max_epochs=1,
         max_evals=3,
         optimization_value="dev_loss",
     )
-    return ExperimentConfig(**{**values, **changes})
+    return validated(ExperimentConfig, {**values, **changes})
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +45,7 @@ def embedding_objects(wnut_corpus):
     """Embeddings as a tutorial user builds them: Flair objects, not names."""
     from flair.embeddings import OneHotEmbeddings, StackedEmbeddings
 
-    from flair_mlflow.adapters.embeddings import EmbeddingFactory
+    from flair_mlflow.embeddings.factory import EmbeddingFactory
 
     onehot = OneHotEmbeddings.from_corpus(wnut_corpus)
     chars = EmbeddingFactory(wnut_corpus).token_embeddings("char")
@@ -49,8 +53,8 @@ def embedding_objects(wnut_corpus):
 
 
 def test_a_python_space_is_recorded_as_an_experiment_file_that_samples_the_same(wnut_corpus, embedding_objects):
-    """hp.* expressions and embedding objects are written back as the file's expressions and spec
-    strings; read back through the loader, the space samples the same values from the same record."""
+    """The space as the user added it and embedding objects are written as the file's expressions and names;
+    read back through the loader, the space samples the same values from the same record."""
     onehot, stacked = embedding_objects
     space = SearchSpace()
     space.add(Parameter.EMBEDDINGS, hp.choice, options=[onehot, stacked])
@@ -58,37 +62,37 @@ def test_a_python_space_is_recorded_as_an_experiment_file_that_samples_the_same(
     space.add(Parameter.DROPOUT, hp.uniform, low=0.0, high=0.5)
     space.add(Parameter.LEARNING_RATE, hp.loguniform, low=-4.0, high=-1.0)
     space.add(Parameter.MINI_BATCH_SIZE, hp.quniform, low=8, high=32, q=8)
-    python_space = {**space.get_search_space(), "patience": hp.randint("patience", 3)}  # (label, upper)
+    space.add(Parameter.PATIENCE, hp.randint, upper=3)
+    config = _python_config(space)
 
-    recorded = record_experiment(_python_config(), python_space, wnut_corpus)
+    recorded = record_experiment(config, wnut_corpus)
 
     assert recorded.problem is None and recorded.config is not None
-    config = recorded.config
-    assert config.search_space == {
-        "embeddings": {"choice": ["onehot", "onehot+char"]},
-        "hidden_size": {"pchoice": [[0.25, 16], [0.75, 32]]},
+    assert recorded.config.search_space == {
+        "embeddings": {"choice": {"options": ["onehot", "onehot+char"]}},
+        "hidden_size": {"pchoice": {"p_options": [[0.25, 16], [0.75, 32]]}},
         "dropout": {"uniform": {"low": 0.0, "high": 0.5}},
         "learning_rate": {"loguniform": {"low": -4.0, "high": -1.0}},
-        "patience": {"randint": {"low": 0, "high": 3}},
         "mini_batch_size": {"quniform": {"low": 8, "high": 32, "q": 8}},
+        "patience": {"randint": {"low": 0, "high": 3}},
     }
-    assert config.fixed == {"use_crf": False, "optimizer": "adam", "betas": (0.9, 0.99)}
-    assert config.corpus.name == "WNUT_17" and config.downsample == 0.03
-    assert ExperimentConfig.from_dict(__import__("yaml").safe_load(recorded.text)) == config
-    file_space = config.build_space().get_search_space()
+    assert recorded.config.fixed == {"use_crf": False, "optimizer": "adam", "betas": (0.9, 0.99)}
+    assert recorded.config.corpus.name == "WNUT_17" and recorded.config.downsample == 0.03
+    assert ExperimentConfig.from_dict(yaml.safe_load(recorded.text)) == recorded.config
+    python_space, file_space = hyperopt_space(config.search_space), hyperopt_space(recorded.config.search_space)
     for vals in (
         {"embeddings": [1], "hidden_size": [0], "dropout": [0.123], "learning_rate": [0.05], "patience": [2],
          "mini_batch_size": [24.0]},
         {"embeddings": [0], "hidden_size": [1], "dropout": [0.4], "learning_rate": [0.3], "patience": [0],
          "mini_batch_size": [8.0]},
     ):  # fmt: skip
-        from_python = {k: value_text(v) for k, v in sampled_point(python_space, vals).items()}
-        from_file = {k: value_text(v) for k, v in sampled_point(file_space, vals).items()}
+        from_python = {k: plain_value(v) for k, v in sampled_point(python_space, vals).items()}
+        from_file = {k: plain_value(v) for k, v in sampled_point(file_space, vals).items()}
         assert from_python == from_file
 
 
 def test_what_has_no_file_form_is_named(wnut_corpus, embedding_objects):
-    """A user's own embedding class, a nested choice, a corpus read from a folder: the reason names the field."""
+    """A user's own embedding class, a corpus read by hand: the reason names the field."""
     from flair.data import Corpus
     from flair.embeddings import TokenEmbeddings
 
@@ -106,18 +110,15 @@ def test_what_has_no_file_form_is_named(wnut_corpus, embedding_objects):
             return sentences
 
     onehot, _ = embedding_objects
-    own = {"embeddings": hp.choice("embeddings", [onehot, MyEmbeddings()])}
-    recorded = record_experiment(_python_config(), own, wnut_corpus)
+    own = _python_config(SearchSpace().add(Parameter.EMBEDDINGS, hp.choice, options=[onehot, MyEmbeddings()]))
+    recorded = record_experiment(own, wnut_corpus)
     assert recorded.config is None
     assert "search_space.embeddings" in recorded.problem and "MyEmbeddings" in recorded.problem
     assert "MyEmbeddings" in recorded.text  # the description a reader gets instead
 
-    nested = {"embeddings": hp.choice("embeddings", [onehot]), "dropout": hp.choice("dropout", [hp.uniform("d", 0, 1)])}
-    assert "dropout" in record_experiment(_python_config(), nested, wnut_corpus).problem
-
     by_hand = Corpus(train=wnut_corpus.train, dev=wnut_corpus.dev, test=wnut_corpus.test, sample_missing_splits=False)
-    problem = record_experiment(_python_config(), {"embeddings": hp.choice("embeddings", [onehot])}, by_hand).problem
-    assert problem.startswith("corpus:")
+    plain = _python_config(SearchSpace().add(Parameter.EMBEDDINGS, hp.choice, options=[onehot]))
+    assert record_experiment(plain, by_hand).problem.startswith("corpus:")
 
 
 def test_register_and_resume_refuse_a_search_without_file_form_in_one_line(tracking_uri):
@@ -127,7 +128,7 @@ def test_register_and_resume_refuse_a_search_without_file_form_in_one_line(track
     client.set_terminated(run_id)
     runner = CliRunner()
     for arguments, advice in (
-        (["register", run_id, "--name", "x"], "param_selector.register_best(name=...)"),
+        (["register", run_id, "--name", "x"], "register_best(name=...)"),
         (["tune", "--resume", run_id], "start a new search"),
     ):
         result = runner.invoke(main, arguments)
@@ -197,7 +198,7 @@ def test_find_learning_rate_in_python_leaves_a_run_with_the_curve_and_files(tmp_
     from flair.trainers import ModelTrainer
 
     from flair_mlflow import find_learning_rate
-    from flair_mlflow.core.lr_curve import read_learning_rate_tsv, read_suggestion_file
+    from flair_mlflow.lr_finder.curve import read_learning_rate_tsv, read_suggestion_file
 
     trainer = ModelTrainer(_tagger(wnut_corpus), wnut_corpus)
     mlflow.set_experiment("lr-python")
@@ -208,7 +209,7 @@ def test_find_learning_rate_in_python_leaves_a_run_with_the_curve_and_files(tmp_
     (run,) = client.search_runs([experiment.experiment_id])
     assert run.info.status == "FINISHED" and run.data.tags[LR_FIND_TAG] == "true"
     params = run.data.params
-    assert params["optimizer"] == "Adam" and params["iterations"] == "12" and params["mini_batch_size"] == "16"
+    assert params["optimizer"] == "adam" and params["iterations"] == "12" and params["mini_batch_size"] == "16"
     assert params["task"] == "sequence_tagging" and params["corpus"] == "WNUT_17" and params["downsample"] == "0.03"
     assert params["embeddings"] == "onehot" and params["label_type"] == "ner"
     curve = read_learning_rate_tsv(tsv)

@@ -23,13 +23,13 @@ import yaml
 from click.testing import CliRunner
 
 from flair_mlflow import run_search
-from flair_mlflow.cli_registry import register, trials
-from flair_mlflow.core.hashing import digest as config_hash
-from flair_mlflow.register.best import best_configuration
+from flair_mlflow.cli import register, trials
+from flair_mlflow.config.experiment import digest as config_hash
+from flair_mlflow.register.best import read_best_configuration
 from flair_mlflow.register.champion import assign_alias
 from flair_mlflow.register.train import register_best
-from flair_mlflow.search.trials_table import TrialsTable, search_trials
-from flair_mlflow.store.tags import (
+from flair_mlflow.search.table import TrialsTable, search_trials
+from flair_mlflow.tracking.tags import (
     BEST_TRIAL_TAG,
     CONFIG_HASH_TAG,
     METRIC_TAG,
@@ -440,7 +440,7 @@ def _hand_made_search(
     optimization_value: str = "dev_score",
 ) -> str:
     """A search as MLflow holds one: a tagged parent, its experiment, trial runs (status, final_score)."""
-    from flair_mlflow.store.writer import RunWriter
+    from flair_mlflow.tracking.writer import RunWriter
 
     writer = RunWriter(client.tracking_uri)
     parent = client.create_run(experiment_id, tags={"flair_mlflow.search": "true"}).info.run_id
@@ -478,13 +478,13 @@ def test_trials_ranking_and_best_of_an_unfinished_search(store):
     parent = _hand_made_search(client, experiment, [("FINISHED", 0.3), ("FAILED", None), ("FINISHED", 0.7)])
     table = search_trials(parent)
     assert [(r["trial"], r["status"]) for r in table.rows] == [(3, "FINISHED"), (1, "FINISHED"), (2, "FAILED")]
-    best = best_configuration(parent)
+    best = read_best_configuration(store["client"], parent)
     assert best.params["hidden_size"] == 48 and best.params["learning_rate"] == pytest.approx(1e-5)
     assert best.search_score == pytest.approx(0.7) and best.source.startswith("trial 3 of search")
 
     by_loss = _hand_made_search(client, experiment, [("FINISHED", 0.3), ("FINISHED", 0.7)], "dev_loss")
     assert [r["trial"] for r in search_trials(by_loss).rows] == [1, 2]
-    assert best_configuration(by_loss).params["hidden_size"] == 16
+    assert read_best_configuration(store["client"], by_loss).params["hidden_size"] == 16
 
 
 @pytest.mark.slow

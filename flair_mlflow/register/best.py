@@ -13,15 +13,22 @@ from typing import Any, Mapping
 import mlflow
 import yaml
 
-from ..adapters.models import value_text
-from ..core.config import RESERVED_TRAINING_ARGUMENTS, ExperimentConfig
-from ..core.errors import ConfigError
-from ..core.parameters import PARAMETERS, check_parameter_name, coerce_value
-from ..store.runs import artifact_text, connect, get_search_run, resolved_experiment_text
-from ..store.tags import BEST_TRIAL_NUMBER_TAG, BEST_TRIAL_RUN_TAG, NOT_REBUILDABLE_TAG
-from ..store.trial_runs import FINAL_SCORE, has_final_score, ranked_trial_runs, trial_number
+from ..config import ExperimentConfig
+from ..config.parameters import PARAMETERS, RESERVED_TRAINING_ARGUMENTS, check_parameter_name, coerce_value
+from ..errors import ConfigError
+from ..tracking.search_runs import (
+    FINAL_SCORE,
+    artifact_text,
+    get_search_run,
+    has_final_score,
+    ranked_trial_runs,
+    recorded_experiment,
+    trial_number,
+)
+from ..tracking.tags import BEST_TRIAL_NUMBER_TAG, BEST_TRIAL_RUN_TAG
+from ..training.models import plain_value
 
-#: Settings ``register`` makes itself; a configuration that names them would fight it.
+#: settings ``register`` makes itself; a configuration that names them would fight it
 REGISTER_ARGUMENTS = {"train_with_dev", "max_epochs"} | set(RESERVED_TRAINING_ARGUMENTS)
 
 BestParamsSource = str | os.PathLike | Mapping[str, Any]
@@ -41,32 +48,8 @@ class BestConfiguration:
     source: str = ""
 
 
-def search_config(client: mlflow.MlflowClient, run: Any) -> ExperimentConfig:
-    """The search's experiment, as it ran (after overrides), from ``experiment_resolved.yaml``."""
-    run_id = run.info.run_id
-    problem = run.data.tags.get(NOT_REBUILDABLE_TAG)
-    if problem:
-        raise ConfigError(
-            "search_run_id",
-            f"search '{run_id}' was started from Python and has no experiment file ({problem}); register it in "
-            "Python with param_selector.register_best(name=...) or result.register_best(name=...), or give --config",
-        )
-    text = resolved_experiment_text(client, run_id)
-    if text is None:
-        problem = f"search '{run_id}' has no experiment_resolved.yaml; give the experiment file with --config"
-        raise ConfigError("search_run_id", problem)
-    try:
-        return ExperimentConfig.from_dict(yaml.safe_load(text))
-    except (ConfigError, yaml.YAMLError, TypeError, AttributeError) as error:
-        raise ConfigError(
-            "search_run_id",
-            f"the experiment of search '{run_id}' cannot be rebuilt from experiment_resolved.yaml ({error}); "
-            "give the experiment file with --config",
-        ) from None
-
-
 def _param_from_text(text: str) -> Any:
-    """A parameter's value from the string MLflow stores (``0.1``, ``True``, ``None``, ``adam``)."""
+    """A parameter's value from the text MLflow stores (``0.1``, ``True``, ``None``, ``adam``, ``[0.9, 0.99]``)."""
     if text == "None":
         return None
     try:
@@ -80,15 +63,13 @@ def typed_params(params: Mapping[str, Any], task: str, field_prefix: str = "best
     """Real values of a configuration, refusing what a registration sets itself."""
     typed: dict[str, Any] = {}
     for name, value in params.items():
-        field_name = f"{field_prefix}.{name}"
+        field = f"{field_prefix}.{name}"
         if name in REGISTER_ARGUMENTS:
-            raise ConfigError(field_name, "is set by register itself (see --max-epochs, --train-with-dev)")
-        if value is None:
-            continue
-        if name in PARAMETERS:
-            check_parameter_name(name, task, field_name)
-            value = coerce_value(name, value, field_name)
-        typed[name] = value
+            raise ConfigError(field, "is set by register itself (see --max-epochs, --train-with-dev)")
+        if value is not None:
+            if name in PARAMETERS:
+                check_parameter_name(name, task, field)
+            typed[name] = coerce_value(name, value, field)
     return typed
 
 
@@ -111,72 +92,64 @@ def read_best_params(source: BestParamsSource) -> dict[str, Any]:
 def _best_of_search(
     client: mlflow.MlflowClient, search_run: Any
 ) -> tuple[dict[str, Any], str | None, float | None, str]:
-    """The best trial's (parameters, run id, score, description): the search's own ``best_params.yaml``
-    when it finished, else the best finished trial run (a search still running or cut short)."""
+    """The best trial's (parameters, run id, score, description): the search's own ``best_params.yaml`` when
+    it finished, else the best finished trial run (a search still running or cut short)."""
     run_id = search_run.info.run_id
     best_trial = search_run.data.tags.get(BEST_TRIAL_RUN_TAG) or None
     text = artifact_text(client, run_id, "best_params.yaml") if best_trial else None
     if text is not None:
         number = search_run.data.tags.get(BEST_TRIAL_NUMBER_TAG, "?")
-        score = search_run.data.metrics.get("best_score")
-        return dict(yaml.safe_load(text) or {}), best_trial, score, f"trial {number} of search {run_id}"
+        return (
+            dict(yaml.safe_load(text) or {}),
+            best_trial,
+            search_run.data.metrics.get("best_score"),
+            f"trial {number} of search {run_id}",
+        )
     ranked = ranked_trial_runs(client, search_run)
     if not ranked or not has_final_score(ranked[0]):
         raise ConfigError("search_run_id", f"search '{run_id}' has no finished trial to register")
     best = ranked[0]
     params = {k: _param_from_text(v) for k, v in best.data.params.items()}
-    source = f"trial {trial_number(best) or '?'} of search {run_id}"
-    return params, best.info.run_id, best.data.metrics[FINAL_SCORE], source
+    return (
+        params,
+        best.info.run_id,
+        best.data.metrics[FINAL_SCORE],
+        f"trial {trial_number(best) or '?'} of search {run_id}",
+    )
 
 
 def with_objects(params: Mapping[str, Any], objects: Mapping[str, Any], source: str) -> dict[str, Any]:
-    """``params`` read back from MLflow with each value replaced by the object it was logged for,
-    after checking it is that value (the objects of another trial would train another model)."""
+    """``params`` read back from MLflow with each value replaced by the object it was logged for, after
+    checking it is that value (the objects of another trial would train another model)."""
     for name, value in objects.items():
-        if name in params and value_text(value) != value_text(params[name]):
+        if name in params and str(plain_value(value)) != str(plain_value(params[name])):
             raise ConfigError(
-                f"best_params.{name}", f"{value_text(value)} is not the value of the {source} ({params[name]})"
+                f"best_params.{name}", f"{plain_value(value)} is not the value of the {source} ({params[name]})"
             )
     return {**params, **objects}
-
-
-def best_configuration(
-    search_run_id: str | None = None,
-    *,
-    best_params: BestParamsSource | None = None,
-    config: ConfigSource | None = None,
-    tracking_uri: str | None = None,
-) -> BestConfiguration:
-    """The best configuration of a search (or of a ``best_params.yaml``) and the experiment it belongs to.
-
-    The experiment comes from ``config`` when given, else from the search's
-    ``experiment_resolved.yaml``; the parameters from ``best_params`` when given, else from the
-    search's best trial. Raises :class:`ConfigError` before anything is written.
-    """
-    client = connect(tracking_uri).client
-    return read_best_configuration(client, search_run_id, best_params=best_params, config=config)
 
 
 def read_best_configuration(
     client: mlflow.MlflowClient,
     search_run_id: str | None,
     *,
-    best_params: BestParamsSource | None,
-    config: ConfigSource | None,
+    best_params: BestParamsSource | None = None,
+    config: ConfigSource | None = None,
     objects: Mapping[str, Any] | None = None,
 ) -> BestConfiguration:
-    """:func:`best_configuration` from a store already reached; ``objects``: the best trial's values as
-    the search in this process held them (embedding objects), in place of the names they were logged by."""
-    experiment = None
-    if config is not None:
-        experiment = config if isinstance(config, ExperimentConfig) else ExperimentConfig.from_file(config)
+    """The best configuration of a search (or of a ``best_params.yaml``) and the experiment it belongs to: the
+    experiment from ``config`` when given, else the search's; the parameters from ``best_params`` when given,
+    else the search's best trial (``objects``: that trial's values as the search in this process held them)."""
+    experiment = (
+        config if isinstance(config, ExperimentConfig) or config is None else ExperimentConfig.from_file(config)
+    )
     search_run = get_search_run(client, search_run_id, "search_run_id") if search_run_id else None
     if search_run is None and experiment is None:
         raise ConfigError(
             "search_run_id", "give the run id of a search, or an experiment file (--config) with --best-params"
         )
     if experiment is None:
-        experiment = search_config(client, search_run)
+        experiment = recorded_experiment(client, search_run, "search_run_id")
     if best_params is not None:
         params, trial, score = read_best_params(best_params), None, None
         source = "best_params.yaml" if isinstance(best_params, Mapping) else str(best_params)

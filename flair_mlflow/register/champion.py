@@ -12,7 +12,7 @@ from typing import Any, Mapping
 import mlflow
 from mlflow.exceptions import MlflowException
 
-from ..store.tags import METRIC_TAG, REGISTER_RUN_TAG, SCORE_TAG, TEST_SPLIT_TAG
+from ..tracking.tags import METRIC_TAG, REGISTER_RUN_TAG, SCORE_TAG, TEST_SPLIT_TAG
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"

@@ -1,1 +1,1 @@
-"""search"""
+"""The hyperopt search: trials as nested MLflow runs under a parent, in sequence or on Spark, resumable."""

@@ -1,10 +1,9 @@
 """The one trial loop: hyperopt's ``fmin`` over an executor, its stops, signals and the parent's end.
 
 An executor runs the trials: :class:`SequentialExecutor` one after another in this process,
-``distributed.SparkExecutor`` side by side on Spark. Both run a trial through
-:meth:`TrialRunner.run_suggested`; they differ only in where outcomes live while the search runs
-and in when the parent run hears of them. Whatever ends the loop (its limits, every trial failing,
-a signal, an error), the parent run is finished with the reason, in one ``finally``.
+``spark.SparkExecutor`` side by side on Spark; both through :meth:`TrialRunner.run_suggested`. Whatever ends
+the loop (its limits, every trial failing, a signal, an error), the parent run is finished with the reason,
+in one ``finally``.
 """
 
 from __future__ import annotations
@@ -14,12 +13,11 @@ import signal
 import time
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
-from ..adapters.models import value_text
-from ..core.config import ExperimentConfig
-from ..core.interrupts import Interrupted, SearchInterrupted, catch_signals
-from ..core.outcome import TrialOutcome, TrialState, best_outcome, trials_since_best
-from ..core.parameters import OptimizationValue
-from .hyperopt_adapter import continued_rng, keyed_space, keyed_suggest
+from ..config import ExperimentConfig, OptimizationValue
+from ..training.models import plain_value
+from .hyperopt_internals import continued_rng, keyed_space, keyed_suggest
+from .interrupts import Interrupted, SearchInterrupted, catch_signals
+from .outcome import TrialOutcome, TrialState, best_outcome, trials_since_best
 
 
 class StopReason(str, enum.Enum):
@@ -52,16 +50,6 @@ class Executor(Protocol):
     def final_outcomes(self, settle: bool) -> list[TrialOutcome]: ...
 
 
-class Parent(Protocol):  # parent.ParentRun
-    run_id: str
-
-    def after_trial(self, outcomes: Sequence[TrialOutcome]) -> None: ...
-
-    def kill_running_trials(self) -> None: ...
-
-    def finish(self, outcomes: Sequence[TrialOutcome], reason: StopReason) -> None: ...
-
-
 class Stops:
     """fmin's stopping arguments (trial count, time budget, no-improvement rule), and afterwards why it stopped."""
 
@@ -73,15 +61,16 @@ class Stops:
         self.no_improvement = False
 
     def fmin_arguments(self) -> dict[str, Any]:
-        early_stop = self._early_stop if self.patience else None
-        return {"max_evals": self.max_evals, "timeout": self.budget_s, "early_stop_fn": early_stop}
+        return {
+            "max_evals": self.max_evals,
+            "timeout": self.budget_s,
+            "early_stop_fn": self._early_stop if self.patience else None,
+        }
 
     def _early_stop(self, trials: Any, *state: Any) -> tuple[bool, list]:
-        """hyperopt's early-stop hook: ``early_stop_trials`` finished trials without a new best."""
-        if trials_since_best(self.executor.outcomes_so_far(trials)) >= self.patience:
+        if trials_since_best(self.executor.outcomes_so_far(trials)) >= (self.patience or 0):
             self.no_improvement = True
-            return True, []
-        return False, []
+        return self.no_improvement, []
 
     def reason(self, outcomes: Sequence[TrialOutcome], elapsed_s: float) -> StopReason:
         """Why fmin returned; it returns quietly at its timeout, so the budget is checked here."""
@@ -96,21 +85,17 @@ class Stops:
 
 def run_trials(
     executor: Executor,
-    parent: Parent,
+    parent: Any,
     space: Mapping[str, Any],
     suggest: Callable,
     config: ExperimentConfig,
     done: int = 0,
 ) -> list[TrialOutcome]:
-    """Trials until a stop, ``done`` of them restored before; returns every outcome, the parent run finished.
-
-    A signal ends the trials and the parent KILLED and raises :class:`SearchInterrupted`.
-    """
+    """Trials until a stop (``done`` of them restored before); every outcome, the parent run finished. A signal
+    ends the trials and the parent KILLED and raises :class:`SearchInterrupted`."""
     import hyperopt
 
-    stops = Stops(config, executor)
-    reason: StopReason | None = None
-    started = time.time()
+    stops, reason, started = Stops(config, executor), None, time.time()
     restore_signals = catch_signals(executor.interrupt)
     try:
         hyperopt.fmin(
@@ -135,8 +120,7 @@ def run_trials(
     finally:
         restore_signals()
         outcomes = executor.final_outcomes(settle=reason is None)
-        reason = reason or stops.reason(outcomes, time.time() - started)
-        parent.finish(outcomes, reason)
+        parent.finish(outcomes, reason or stops.reason(outcomes, time.time() - started))
     return outcomes
 
 
@@ -144,8 +128,7 @@ def score_name(objective: OptimizationValue, main_evaluation_metric: Sequence[st
     """What a trial's score is, in words: ``dev micro-F1``, ``dev macro-F1``, ``dev accuracy``, ``dev loss``."""
     if objective is OptimizationValue.DEV_LOSS:
         return "dev loss"
-    average, metric = main_evaluation_metric
-    kind = average.split()[0]  # micro, macro, weighted
+    kind, metric = main_evaluation_metric[0].split()[0], main_evaluation_metric[1]
     if metric == "f1-score":
         return f"dev {kind}-F1"
     return f"dev {metric}" if kind == "micro" else f"dev {kind} {metric}"
@@ -163,36 +146,26 @@ def trial_line(outcome: TrialOutcome, best: TrialOutcome | None, score: str, sho
 
 
 def _short(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else value_text(value)
+    return f"{value:.4g}" if isinstance(value, float) else str(plain_value(value))
 
 
 class SequentialExecutor:
-    """Trials one after another in this process; the parent hears of each as it ends, and the
-    console of each in a line above the progress bar."""
+    """Trials one after another in this process; the parent hears of each as it ends, ``progress`` (if any)
+    gets a line for each."""
 
     interrupt = Interrupted  # not a KeyboardInterrupt: Flair's trainer would swallow that one
-    show_progressbar = False  # a bar of its own, which shows the best score instead of the loss
+    show_progressbar = False
 
     def __init__(
         self,
         runner: Any,
-        parent: Parent,
+        parent: Any,
         trials: Any,
         restored: Sequence[TrialOutcome],
-        max_evals: int,
-        show_progress: bool,
+        progress: Callable[[str], None] | None,
     ) -> None:
-        from tqdm.auto import tqdm
-
-        self.runner = runner
-        self.parent = parent
-        self.trials = trials
+        self.runner, self.parent, self.trials, self.progress = runner, parent, trials, progress
         self.outcomes = list(restored)
-        self.max_evals = max_evals
-        self.show_progress = show_progress
-        self.progress = tqdm(
-            total=max_evals, initial=len(self.outcomes), desc="trials", unit="trial", disable=not show_progress
-        )
 
     def objective(self, sampled: Mapping[str, Any]) -> dict[str, Any]:
         outcome = self.runner.run_suggested(sampled)
@@ -200,20 +173,15 @@ class SequentialExecutor:
         if self.runner.stopping_rule is not None and outcome.status is TrialState.COMPLETE:
             self.runner.stopping_rule.record(outcome.epoch_values)
         self.parent.after_trial(self.outcomes)
-        self.progress.update(1)
-        settings = self.runner.settings
-        score = score_name(settings.objective, settings.main_evaluation_metric)
-        best = best_outcome(self.outcomes)
-        if self.show_progress:
-            searched = [name for name in outcome.params if name not in settings.fixed]
-            self.progress.write(trial_line(outcome, best, score, searched, self.max_evals))
-        if best is not None:
-            self.progress.set_postfix({f"best {score}": f"{best.final_score:.4f}"})
+        if self.progress is not None:
+            config = self.runner.config
+            shown = [name for name in outcome.params if name not in config.fixed]
+            score = score_name(config.objective, config.main_evaluation_metric)
+            self.progress(trial_line(outcome, best_outcome(self.outcomes), score, shown, config.max_evals))
         return outcome.hyperopt_result()
 
     def outcomes_so_far(self, trials: Any) -> list[TrialOutcome]:
         return self.outcomes
 
     def final_outcomes(self, settle: bool) -> list[TrialOutcome]:
-        self.progress.close()
         return list(self.outcomes)

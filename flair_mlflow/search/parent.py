@@ -1,5 +1,5 @@
-"""A search's parent run: opened (created, adopted from ``mlflow run`` or reopened by ``--resume``),
-kept current after each trial, and finished with the files a reader looks for first."""
+"""A search's parent run: opened (created, adopted from ``mlflow run`` or reopened by ``--resume``), kept
+current after each trial, and finished with the files a reader looks for first."""
 
 from __future__ import annotations
 
@@ -9,14 +9,12 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
-from ..core.config import ExperimentConfig
-from ..core.outcome import TrialOutcome, TrialState, best_outcome
-from ..core.parameters import OptimizationValue
-from ..core.rules import LearningCheck
-from ..store.runs import adopt_or_create_run, child_runs
-from ..store.tags import (
+from ..config import ExperimentConfig, OptimizationValue
+from ..tracking.search_runs import child_runs
+from ..tracking.store import adopt_or_create_run
+from ..tracking.tags import (
     BEST_TRIAL_NUMBER_TAG,
     BEST_TRIAL_RUN_TAG,
     NOT_REBUILDABLE_TAG,
@@ -29,13 +27,20 @@ from ..store.tags import (
     TASK_TAG,
     WARNING_TAG,
 )
-from ..store.writer import RunWriter
+from ..tracking.writer import RunWriter
 from .loop import StopReason
+from .outcome import TrialOutcome, TrialState, best_outcome
 from .recorded import RecordedExperiment
 from .reports import best_params_yaml, param_selection_text, plot_trials, trials_csv
 from .resume import PreviousTrials, search_hashes
+from .rules import LearningCheck
 
 log = logging.getLogger("flair_mlflow")
+#: the parent run's params: what a reader compares searches by
+SEARCH_PARAMS = (
+    "task label_type downsample max_epochs training_runs max_evals algorithm seed optimization_value evaluate_test "
+    "embedding_cache_mb early_stop_trials time_budget_minutes parallelism threads".split()
+)
 
 
 @dataclass(frozen=True)
@@ -53,42 +58,35 @@ class ParentRun:
 
     @classmethod
     def start(
-        cls,
-        writer: RunWriter,
-        config: ExperimentConfig,
-        recorded: RecordedExperiment,
-        *,
-        run_name: str | None,
-        config_path: Path | None,
-        lr_source: Mapping[str, Any],
-        parameter_names: Sequence[str],
-        base_path: Path | None,
-    ) -> "ParentRun":
-        """The run ``mlflow run`` or the caller already opened, or a new one, with the search's settings.
-
-        ``recorded`` is the experiment as a file (see :mod:`.recorded`): logged as
-        ``experiment_resolved.yaml`` with the hashes a later ``--resume`` checks, or, where it has
-        no file form, a description and the reason.
-        """
-        # named here: MLflow's generated names draw on Python's global RNG, which loading the
-        # corpus has just seeded, so every search with the same seed would get the same name
-        name = run_name or f"search-{time.strftime('%Y%m%d-%H%M%S')}"
+        cls, writer: RunWriter, config: ExperimentConfig, recorded: RecordedExperiment, **options: Any
+    ) -> ParentRun:
+        """The run ``mlflow run`` or the caller opened, or a new one, with the search's settings, the
+        experiment as a file (with the hashes a later ``--resume`` checks) or why it has none. ``options``:
+        ``run_name``, ``config_path``, ``lr_source`` and the fields of this class."""
+        # named here: MLflow's generated names draw on Python's global RNG, which loading the corpus has
+        # just seeded, so every search with the same seed would get the same name
+        name = options.pop("run_name", None) or f"search-{time.strftime('%Y%m%d-%H%M%S')}"
+        config_path, lr_source = options.pop("config_path", None), options.pop("lr_source", {})
         run = adopt_or_create_run(writer, config.experiment, name, {SEARCH_TAG: "true", TASK_TAG: config.task})
-        _say_where(writer, run.experiment_id, config.experiment)
-        writer.log_params(run.run_id, _search_params(recorded.config or config))
+        say_where(writer, run.experiment_id, config.experiment)
+        shown = recorded.config or config
+        params = {name: getattr(shown, name) for name in SEARCH_PARAMS}
+        params.update(
+            corpus=shown.corpus.describe(),
+            pruning=_pruning(shown),
+            **({"multi_label": shown.multi_label} if shown.task == "text_classification" else {}),
+        )
         if lr_source:
-            writer.log_params(run.run_id, {"lr_from": lr_source["lr_from"]})
-            writer.set_tags(run.run_id, {k: v for k, v in lr_source.items() if k != "lr_from"})
-        if config_path is not None and config_path.is_file():
+            params["lr_from"] = lr_source["lr_from"]
+        writer.log_params(run.run_id, params)
+        if config_path is not None and Path(config_path).is_file():
             writer.log_file(run.run_id, config_path)
         writer.log_text(run.run_id, recorded.text, RESOLVED_EXPERIMENT_FILE)
-        if recorded.config is not None:
-            writer.set_tags(run.run_id, search_hashes(recorded.config))
-        else:
-            writer.set_tags(run.run_id, {NOT_REBUILDABLE_TAG: recorded.problem})
-        return cls(
-            writer, run.run_id, run.experiment_id, run.created, config.objective, tuple(parameter_names), base_path
+        tags = (
+            search_hashes(recorded.config) if recorded.config is not None else {NOT_REBUILDABLE_TAG: recorded.problem}
         )
+        writer.set_tags(run.run_id, {**tags, **{k: v for k, v in lr_source.items() if k != "lr_from"}})
+        return cls(writer, run.run_id, run.experiment_id, run.created, config.objective, **options)
 
     @classmethod
     def reopen(
@@ -97,14 +95,13 @@ class ParentRun:
         config: ExperimentConfig,
         recorded: RecordedExperiment,
         previous: PreviousTrials,
-        *,
-        parameter_names: Sequence[str],
-    ) -> "ParentRun":
+        **options: Any,
+    ) -> ParentRun:
         """The resumed search's own parent, RUNNING again; trial runs a killed process left RUNNING end KILLED."""
         parent = previous.parent
         run_id = parent.info.run_id
         for abandoned in previous.abandoned:
-            writer.close(abandoned, TrialState.ABANDONED.run_status, {STATUS_TAG: TrialState.ABANDONED.value})
+            writer.close(abandoned, "KILLED", {STATUS_TAG: TrialState.ABANDONED})
         writer.client.update_run(run_id, status="RUNNING")
         writer.set_tags(run_id, {RESUMED_TAG: int(parent.data.tags.get(RESUMED_TAG, "0") or 0) + 1})
         writer.log_params(run_id, {"max_evals": config.max_evals})  # a new value shows as resolved.max_evals
@@ -115,9 +112,8 @@ class ParentRun:
         log.info(
             "resuming search run %s: %d trials done, %d to run again", run_id, len(previous.outcomes), previous.rerun
         )
-        return cls(writer, run_id, parent.info.experiment_id, True, config.objective, tuple(parameter_names))
+        return cls(writer, run_id, parent.info.experiment_id, True, config.objective, **options)
 
-    # -- while the search runs ---------------------------------------------------------------------
     def after_trial(self, outcomes: Sequence[TrialOutcome]) -> None:
         """The last of ``outcomes`` has just finished: the tutorial's file and the scores so far."""
         self.write_param_selection(outcomes, finished=False)
@@ -125,9 +121,8 @@ class ParentRun:
 
     def log_score(self, outcomes: Sequence[TrialOutcome]) -> None:
         """``trial_score`` of the last of ``outcomes`` and ``best_score_so_far`` over all, at its number."""
-        outcome = outcomes[-1]
+        outcome, best = outcomes[-1], best_outcome(outcomes)
         metrics = {"trial_score": outcome.final_score} if outcome.ok else {}
-        best = best_outcome(outcomes)
         if best is not None:
             metrics["best_score_so_far"] = best.final_score
         if metrics:
@@ -143,74 +138,41 @@ class ParentRun:
     def kill_running_trials(self) -> None:
         """After a signal, mark KILLED a trial run the interrupted code never got to end itself."""
         try:
-            for run in child_runs(self.writer.client, self.experiment_id, self.run_id):
-                if run.info.status == "RUNNING":
-                    self.writer.close(
-                        run.info.run_id, TrialState.KILLED.run_status, {STATUS_TAG: TrialState.KILLED.value}
-                    )
+            for run in child_runs(self.writer.client, self.experiment_id, self.run_id, "attributes.status = 'RUNNING'"):
+                self.writer.close(run.info.run_id, "KILLED", {STATUS_TAG: TrialState.KILLED})
         except Exception as error:  # best effort: a resume marks any left over
             log.warning("could not mark the running trial KILLED: %s", error)
 
-    # -- at the end ----------------------------------------------------------------------------------
     def finish(self, outcomes: Sequence[TrialOutcome], reason: StopReason) -> None:
         """Counts, why the search stopped, the reports, the best trial; the run ends if this search owns it."""
-        failed = sum(1 for o in outcomes if not o.ok)
-        pruned = sum(1 for o in outcomes if o.pruned)
-        self.writer.log_metrics(
-            self.run_id, {"trials": len(outcomes), "failed_trials": failed, "pruned_trials": pruned}
-        )
-        self.writer.set_tags(self.run_id, {STOP_REASON_TAG: reason.value})
+        counts = {
+            "trials": len(outcomes),
+            "failed_trials": sum(not o.ok for o in outcomes),
+            "pruned_trials": sum(o.pruned for o in outcomes),
+        }
+        best = best_outcome(outcomes)
+        self.writer.log_metrics(self.run_id, {**counts, **({"best_score": best.final_score} if best else {})})
         self.write_param_selection(outcomes, finished=True)
+        tags: dict[str, Any] = {STOP_REASON_TAG: reason.value}
         if outcomes:
             self.writer.log_text(self.run_id, trials_csv(outcomes, self.parameter_names), "trials.csv")
             with tempfile.TemporaryDirectory() as folder:
                 self.writer.log_file(self.run_id, plot_trials(outcomes, self.objective, Path(folder) / "trials.png"))
-        best = best_outcome(outcomes)
         if best is not None:
-            self.writer.log_metrics(self.run_id, {"best_score": best.final_score})
-            self.writer.set_tags(
-                self.run_id, {BEST_TRIAL_RUN_TAG: best.run_id or "", BEST_TRIAL_NUMBER_TAG: best.number}
+            tags.update({BEST_TRIAL_RUN_TAG: best.run_id or "", BEST_TRIAL_NUMBER_TAG: best.number})
+            self.writer.log_text(
+                self.run_id, best_params_yaml(best, self.objective, self.parameter_names), "best_params.yaml"
             )
-            yaml_text = best_params_yaml(best, self.objective, self.parameter_names)
-            self.writer.log_text(self.run_id, yaml_text, "best_params.yaml")
         warning = self.learning_check.warning(outcomes) if self.learning_check is not None else None
         if warning:  # printed just before the command's summary, and shown by MLflow's UI on the parent
             log.warning("warning: %s", warning)
-            self.writer.set_tags(self.run_id, {WARNING_TAG: warning})
+            tags[WARNING_TAG] = warning
+        self.writer.set_tags(self.run_id, tags)
         if self.created or reason.run_status != "FINISHED":
             self.writer.end(self.run_id, reason.run_status)
 
 
-def _search_params(config: ExperimentConfig) -> dict[str, Any]:
-    """The parent run's params: what a reader compares searches by."""
-    pruning = "off" if config.pruning is None else ",".join(f"{k}={v}" for k, v in config.pruning.items())
-    params = {
-        name: getattr(config, name)
-        for name in (
-            "task",
-            "label_type",
-            "downsample",
-            "max_epochs",
-            "training_runs",
-            "max_evals",
-            "algorithm",
-            "seed",
-            "optimization_value",
-            "evaluate_test",
-            "embedding_cache_mb",
-            "early_stop_trials",
-            "time_budget_minutes",
-            "parallelism",
-            "threads",
-        )
-    }
-    params.update(corpus=config.corpus.describe(), pruning=pruning)
-    if config.task == "text_classification":
-        params["multi_label"] = config.multi_label
-    return params
-
-
-def _say_where(writer: RunWriter, experiment_id: str, wanted: str | None) -> None:
+def say_where(writer: RunWriter, experiment_id: str, wanted: str | None) -> None:
     """One line when the run was made elsewhere (``mlflow run`` creates it first) than the file's experiment."""
     found = writer.client.get_experiment(experiment_id).name
     if wanted and found != wanted:
@@ -221,3 +183,7 @@ def _say_where(writer: RunWriter, experiment_id: str, wanted: str | None) -> Non
             wanted,
             wanted,
         )
+
+
+def _pruning(config: ExperimentConfig) -> str:
+    return "off" if config.pruning is None else ",".join(f"{k}={v}" for k, v in config.pruning.model_dump().items())

@@ -1,28 +1,26 @@
 """What a search's parent run records of its experiment: a file the experiment-file loader reads back.
 
-A search from an experiment file records that file, after overrides. A search started from Python
-(the tutorial's selectors) holds hyperopt expressions built with ``hp.*``, embedding objects and a
-Corpus object instead: they are written back as the experiment file names them (expressions by
-:func:`.hyperopt_adapter.written_expression`, embeddings by their spec strings, the corpus by its
-dataset name and downsample), and what is recorded is what the loader reads back from that text, so
-``register`` and ``--resume`` get exactly what the search recorded. Where something has no file form
-(a user's own embedding class), the parent records a description for a reader and the reason, and
-``register`` and ``--resume`` refuse with it.
+A search from an experiment file records that file, after overrides. One started from Python (the
+tutorial's selectors) holds ``hp`` expressions as the user added them to its :class:`SearchSpace`, and
+embedding objects and a Corpus object: they are written as the file names them (embeddings by the names
+that build them, the corpus by its dataset name and downsample), and what is recorded is what the loader
+reads back from that text, so ``register`` and ``--resume`` get exactly what the search recorded. Where
+something has no file form (a user's own embedding class), the parent records a description and the
+reason, and ``register`` and ``--resume`` refuse with it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
-from ..adapters.corpus_origin import corpus_settings
-from ..adapters.embedding_specs import written_spec
-from ..adapters.models import optimizer_name
-from ..core.config import ExperimentConfig
-from ..core.errors import ConfigError
-from .hyperopt_adapter import NotWritable, written_expression
+from ..config import ExperimentConfig
+from ..corpus.content import corpus_settings
+from ..embeddings.specs import spec_of
+from ..errors import ConfigError
+from ..training.models import plain_value
 
 
 @dataclass(frozen=True)
@@ -34,67 +32,64 @@ class RecordedExperiment:
     problem: str | None = None  # why not, naming the field
 
 
-def record_experiment(
-    config: ExperimentConfig, space: Mapping[str, Any] | None = None, corpus: Any = None
-) -> RecordedExperiment:
-    """The experiment as a file: ``config`` itself, or with the Python ``space`` and ``corpus`` written in."""
-    if space is None and corpus is None:
+class NotWritable(ValueError):
+    """Something of a search started from Python that the experiment file has no form for."""
+
+
+def record_experiment(config: ExperimentConfig, corpus: Any = None) -> RecordedExperiment:
+    """The experiment as a file: ``config`` itself, or, for a search from Python, with its objects named."""
+    if corpus is None and not _holds_objects(config):
         return RecordedExperiment(config.to_yaml(), config)
+    data = config.model_dump()
     try:
-        rebuilt = _rebuilt(config, space, corpus)
-    except NotWritable as error:
-        return RecordedExperiment(_description(config, space), None, str(error))
+        data["search_space"] = {name: _written_spec(name, spec) for name, spec in config.search_space.items()}
+        data["fixed"] = {name: written_value(value, f"fixed.{name}") for name, value in config.fixed.items()}
+        if corpus is not None:
+            settings = corpus_settings(corpus)
+            if settings is None:
+                raise NotWritable(f"corpus: a {type(corpus).__name__} object is not one of Flair's datasets by name")
+            data.update(settings)
+        rebuilt = ExperimentConfig.from_dict(yaml.safe_load(yaml.safe_dump(data, sort_keys=False)))
+    except (NotWritable, ConfigError, yaml.YAMLError) as error:
+        return RecordedExperiment(_description(config), None, str(error))
     return RecordedExperiment(rebuilt.to_yaml(), rebuilt)
 
 
-def _rebuilt(config: ExperimentConfig, space: Mapping[str, Any] | None, corpus: Any) -> ExperimentConfig:
-    data = config.to_dict()
-    if space is not None:
-        data["search_space"] = {name: _written_options(name, written_expression(name, e)) for name, e in space.items()}
-    data["fixed"] = {name: written_value(name, value, f"fixed.{name}") for name, value in config.fixed.items()}
-    if corpus is not None:
-        settings = corpus_settings(corpus)
-        if settings is None:
-            raise NotWritable(f"corpus: a {type(corpus).__name__} object is not one of Flair's datasets by name")
-        data.update(settings)
-    try:
-        return ExperimentConfig.from_dict(yaml.safe_load(yaml.safe_dump(data, sort_keys=False)))
-    except (ConfigError, yaml.YAMLError) as error:
-        raise NotWritable(str(error)) from None
+def _description(config: ExperimentConfig) -> str:
+    """The search as text for a reader, where it cannot be written as a file that loads."""
+    plain = (bool, int, float, str, type(None))
+    data = {k: v if isinstance(v, plain) else " ".join(str(v).split())[:500] for k, v in config.model_dump().items()}
+    return yaml.safe_dump(data, sort_keys=False)
 
 
-def _written_options(name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    """A choice's or pchoice's options by the names the file gives them."""
-    kind, arguments = next(iter(spec.items()))
+def _holds_objects(config: ExperimentConfig) -> bool:
+    values = list(config.fixed.values()) + [v for spec in config.search_space.values() for v in _options(spec)]
+    return any(not isinstance(v, (bool, int, float, str, list, tuple, type(None))) for v in values)
+
+
+def _options(spec: dict[str, Any]) -> list[Any]:
+    kind, named = next(iter(spec.items()))
+    return list(named.get("options", [])) + [value for _, value in named.get("p_options", [])]
+
+
+def _written_spec(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    kind, named = next(iter(spec.items()))
     field = f"search_space.{name}"
     if kind == "choice":
-        return {kind: [written_value(name, option, field) for option in arguments["options"]]}
+        return {kind: [written_value(option, field) for option in named["options"]]}
     if kind == "pchoice":
-        return {kind: [[p, written_value(name, option, field)] for p, option in arguments["p_options"]]}
+        return {kind: [[p, written_value(option, field)] for p, option in named["p_options"]]}
     return spec
 
 
-def written_value(name: str, value: Any, field: str) -> Any:
-    """A parameter's value as the file writes it: plain values as they are, an optimizer class by its
-    name, an embedding object by its spec; raises :class:`NotWritable` for an object with none."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, (list, tuple)) and all(isinstance(v, (int, float)) for v in value):
-        return list(value)
-    if isinstance(value, type):
-        return optimizer_name(value)
-    spec = written_spec(value)
+def written_value(value: Any, field: str) -> Any:
+    """A parameter's value as the file writes it; :class:`NotWritable` for an object no name builds."""
+    if value is None or isinstance(value, (bool, int, float, str, list, tuple, type)):
+        return plain_value(value)
+    spec = spec_of(value)
     if spec is None:
         raise NotWritable(
             f"{field}: a {type(value).__name__} object has no experiment-file name "
             "(embeddings are named like onehot, char, glove, transformer:<name>, a+b)"
         )
     return spec
-
-
-def _description(config: ExperimentConfig, space: Mapping[str, Any] | None) -> str:
-    """The search as text for a reader, where it cannot be written as a file that loads."""
-    data = config.to_dict()
-    data["search_space"] = {name: " ".join(str(expression).split())[:500] for name, expression in (space or {}).items()}
-    data["fixed"] = {k: str(v) for k, v in config.fixed.items()}
-    return yaml.safe_dump(data, sort_keys=False)

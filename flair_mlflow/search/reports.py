@@ -1,4 +1,4 @@
-"""The files a search leaves on its parent run: param_selection.txt, trials.csv, best_params.yaml, a plot."""
+"""The files a search leaves on its parent run: param_selection.txt, trials.csv, best_params.yaml, trials.png."""
 
 from __future__ import annotations
 
@@ -10,41 +10,39 @@ from typing import Sequence
 
 import yaml
 
-from ..adapters.models import plain_value, value_text
-from ..core.outcome import TrialOutcome, TrialState, best_outcome
-from ..core.parameters import OptimizationValue
+from ..config import OptimizationValue
+from ..training.models import plain_value
+from .outcome import TrialOutcome, TrialState, best_outcome
+
+#: a trial's scores in trials.csv, after its number, run and status (``loss`` is what hyperopt minimised)
+SCORE_COLUMNS = ("final_score", "last_epoch_score", "final_variance", "scored_epochs_variance", "loss")
 
 
 def param_selection_text(outcomes: Sequence[TrialOutcome], objective: OptimizationValue, finished: bool) -> str:
     """Flair's old ``param_selection.txt``: one block per evaluation run, values not indices."""
     lines: list[str] = []
-    for outcome in outcomes:
-        lines.append(f"evaluation run {outcome.number}")
-        for name, value in outcome.params.items():
-            lines.append(f"\t{name}: {value_text(value)}")
-        if outcome.ok:
-            lines.append(f"{objective.value}: {outcome.final_score}")
-            lines.append(f"variance: {outcome.final_variance}")
-            lines.append(f"last epoch {objective.value}: {outcome.last_epoch_score}")
-            lines.append(f"variance over the scored epochs: {outcome.scored_epochs_variance}")
-            if outcome.test_score is not None:
-                lines.append(f"test_score: {outcome.test_score}")
-            if outcome.pruned:
-                lines.append(f"pruned at epoch {outcome.pruned_at}")
+    for o in outcomes:
+        lines += [
+            f"evaluation run {o.number}",
+            *(f"\t{name}: {plain_value(value)}" for name, value in o.params.items()),
+        ]
+        if o.ok:
+            lines += [
+                f"{objective.value}: {o.final_score}",
+                f"variance: {o.final_variance}",
+                f"last epoch {objective.value}: {o.last_epoch_score}",
+                f"variance over the scored epochs: {o.scored_epochs_variance}",
+            ]
+            lines += [f"test_score: {o.test_score}"] if o.test_score is not None else []
+            lines += [f"pruned at epoch {o.pruned_at}"] if o.pruned else []
         else:
-            lines.append(f"failed: {outcome.error}")
+            lines.append(f"failed: {o.error}")
         lines.append("-" * 100)
     best = best_outcome(outcomes)
     if finished and best is not None:
-        lines.append("best parameter combination")
-        for name, value in best.params.items():
-            lines.append(f"\t{name}: {value_text(value)}")
+        lines += ["best parameter combination", *(f"\t{n}: {plain_value(v)}" for n, v in best.params.items())]
         lines.append(f"{objective.value}: {best.final_score}")
     return "\n".join(lines) + "\n"
-
-
-#: a trial's scores in trials.csv, after its number, run and status (``loss`` is what hyperopt minimised)
-SCORE_COLUMNS = ("final_score", "last_epoch_score", "final_variance", "scored_epochs_variance", "loss")
 
 
 def trials_csv(outcomes: Sequence[TrialOutcome], parameter_names: Sequence[str]) -> str:
@@ -53,10 +51,14 @@ def trials_csv(outcomes: Sequence[TrialOutcome], parameter_names: Sequence[str])
     writer.writerow(["trial", "run_id", "status", *SCORE_COLUMNS, "duration_s", *parameter_names, "error"])
     for o in outcomes:
         writer.writerow(
-            [o.number, o.run_id or "", o.status.value]
-            + [getattr(o, name) for name in SCORE_COLUMNS]
-            + [round(o.duration_s, 2)]
-            + [value_text(o.params.get(name)) for name in parameter_names]
+            [
+                o.number,
+                o.run_id or "",
+                o.status.value,
+                *(getattr(o, name) for name in SCORE_COLUMNS),
+                round(o.duration_s, 2),
+            ]
+            + [plain_value(o.params.get(name)) for name in parameter_names]
             + [o.error or ""]
         )
     return buffer.getvalue()
@@ -69,12 +71,12 @@ def best_params_yaml(best: TrialOutcome, objective: OptimizationValue, parameter
         f"(mean of the last epochs; last epoch {best.last_epoch_score})\n"
         "# usable as the 'fixed' section of a new experiment file\n"
     )
-    values = {name: plain_value(best.params.get(name)) for name in parameter_names if best.params.get(name) is not None}
+    values = {n: plain_value(best.params[n]) for n in parameter_names if best.params.get(n) is not None}
     return header + yaml.safe_dump(values, sort_keys=False)
 
 
 def plot_trials(outcomes: Sequence[TrialOutcome], objective: OptimizationValue, path: Path) -> Path:
-    """Score per trial with the best so far; drawn off-screen (Agg), never opening a window."""
+    """Score per trial with the best so far; drawn off-screen (Agg), leaving pyplot's state alone."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
@@ -83,29 +85,24 @@ def plot_trials(outcomes: Sequence[TrialOutcome], objective: OptimizationValue, 
     FigureCanvasAgg(figure)
     axes = figure.add_subplot(1, 1, 1)
     maximise = objective is OptimizationValue.DEV_SCORE
-    numbers, scores, best_so_far = [], [], []
-    best = None
-    pruned = [o for o in outcomes if o.pruned and math.isfinite(o.final_score)]
-    for o in outcomes:
-        if o.status is not TrialState.COMPLETE or not math.isfinite(o.final_score):
-            continue
-        numbers.append(o.number)
-        scores.append(o.final_score)
-        if best is None or (o.final_score > best if maximise else o.final_score < best):
-            best = o.final_score
+    complete = [o for o in outcomes if o.status is TrialState.COMPLETE and math.isfinite(o.final_score)]
+    best_so_far, best = [], None
+    for o in complete:
+        best = o.final_score if best is None or (o.final_score > best) == maximise else best
         best_so_far.append(best)
+    pruned = [o for o in outcomes if o.pruned and math.isfinite(o.final_score)]
     if pruned:
         axes.plot([o.number for o in pruned], [o.final_score for o in pruned], "v", color="grey", label="pruned")
+    axes.plot(
+        [o.number for o in complete], [o.final_score for o in complete], "o", label=f"trial {objective.config_name}"
+    )
+    axes.step([o.number for o in complete], best_so_far, where="post", label="best so far")
     failed = [o.number for o in outcomes if not o.ok]
-    axes.plot(numbers, scores, "o", label=f"trial {objective.config_name}")
-    axes.step(numbers, best_so_far, where="post", label="best so far")
     if failed:
-        bottom = min(scores) if scores else 0.0
+        bottom = min((o.final_score for o in complete), default=0.0)
         axes.plot(failed, [bottom] * len(failed), "x", color="red", label="failed")
-    axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # trials are whole numbers
-    axes.set_xlabel("trial")
-    axes.set_ylabel(objective.config_name)
-    axes.set_title("search progress")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.set(xlabel="trial", ylabel=objective.config_name, title="search progress")
     axes.grid(True, alpha=0.3)
     axes.legend(loc="best")
     figure.tight_layout()

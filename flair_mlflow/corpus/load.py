@@ -1,0 +1,168 @@
+"""Corpora from an experiment file: a Flair dataset by name, or local column / FastText files.
+
+Loading is deterministic for a seed (Flair samples missing dev splits and downsamples with Python's
+global ``random``), so a trial rebuilt in another process sees the sentences the driver saw.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from ..config import CorpusConfig, ExperimentConfig
+from ..errors import CorpusError, one_line
+from .checks import check_column_files, checked_sample
+
+log = logging.getLogger("flair_mlflow")
+
+OFFLINE_HINT = (
+    "to run offline, copy Flair's dataset cache to a writable folder and set FLAIR_CACHE_ROOT to it "
+    "before starting, or use corpus.folder with local files"
+)
+DOCSTART = "-DOCSTART-"
+#: bytes of Flair sentences per byte of FastText text (TREC_6's 355 kB train file: 32 MB of sentences)
+SENTENCE_BYTES_PER_TEXT_BYTE = 100
+#: the share of the available memory a FastText corpus kept whole may take
+CORPUS_MEMORY_SHARE = 0.25
+
+
+def load_corpus(corpus: CorpusConfig, downsample: float = 1.0, seed: int | None = None, label_type: str | None = None):
+    """The corpus the experiment names, downsampled with ``seed``; with ``label_type``, refused where Flair
+    could not train on it and score it (see :mod:`.checks`)."""
+    import flair
+
+    if seed is not None:
+        flair.set_seed(seed)
+    if corpus.name:
+        loaded = _load_named(corpus)
+    elif corpus.format == "column":
+        check_column_files(corpus)
+        loaded = _load_folder("ColumnCorpus", corpus, "column", corpus.column_format)
+    else:
+        loaded = _load_folder("ClassificationCorpus", _with_memory_mode(corpus), "FastText")
+    if not corpus.keep_docstart:
+        loaded = without_docstart(loaded)
+    loaded = checked_sample(loaded, downsample, label_type, seed)
+    if loaded.train is None or len(loaded.train) == 0:
+        raise CorpusError("corpus", f"'{corpus.describe()}' has no training sentences")
+    return loaded
+
+
+@functools.lru_cache(maxsize=2)
+def _cached(corpus_json: str, downsample: float, seed: int | None, label_type: str):
+    return load_corpus(CorpusConfig.model_validate_json(corpus_json), downsample, seed, label_type)
+
+
+def load_for_experiment(config: ExperimentConfig):
+    """The corpus of an experiment, loaded once per process: the checks and the trials share it."""
+    return _cached(config.corpus.model_dump_json(), config.downsample, config.seed, config.label_type)
+
+
+def _load_named(corpus: CorpusConfig):
+    import flair.datasets
+
+    dataset = getattr(flair.datasets, corpus.name or "", None)
+    if not isinstance(dataset, type):
+        raise CorpusError("corpus.name", f"'{corpus.name}' is not a Flair dataset (flair.datasets.{corpus.name})")
+    try:
+        return dataset(**corpus.arguments)
+    except TypeError as error:
+        raise CorpusError("corpus.arguments", f"{corpus.name}: {error}") from error
+    except Exception as error:
+        problem = f"cannot load {corpus.name}: {type(error).__name__}: {one_line(error)}; {OFFLINE_HINT}"
+        raise CorpusError("corpus.name", problem) from error
+
+
+def _load_folder(class_name: str, corpus: CorpusConfig, kind: str, *arguments: Any):
+    """A Flair corpus of local files, any reader error named as the folder's."""
+    import flair.datasets
+
+    files = {"train_file": corpus.train_file, "dev_file": corpus.dev_file, "test_file": corpus.test_file}
+    try:
+        return getattr(flair.datasets, class_name)(corpus.folder, *arguments, **files, **corpus.arguments)
+    except Exception as error:
+        raise CorpusError(
+            "corpus.folder", f"cannot read {kind} files in '{corpus.folder}': {one_line(error)}"
+        ) from error
+
+
+def without_docstart(corpus: Any) -> Any:
+    """The corpus without CoNLL's ``-DOCSTART-`` markers, which Flair reads as one-token sentences; logs how
+    many went. Each marker stays a document boundary for its neighbours' context."""
+    from flair.data import Corpus
+    from flair.datasets import FlairDatapointDataset
+    from flair.datasets.sequence_labeling import MultiFileColumnCorpus
+
+    if not isinstance(corpus, MultiFileColumnCorpus):  # only column files have them
+        return corpus
+    splits, dropped = {}, {}
+    for name in ("train", "dev", "test"):
+        split = getattr(corpus, name)
+        markers = [s for s in split or [] if len(s) == 1 and s[0].text == DOCSTART]
+        for marker in markers:
+            marker.is_document_boundary = True  # Flair's context stops at it
+        if markers:
+            split = FlairDatapointDataset([s for s in split if not (len(s) == 1 and s[0].text == DOCSTART)])
+            dropped[name] = len(markers)
+        splits[name] = split
+    if not dropped:
+        return corpus
+    counts = ", ".join(f"{name} {count}" for name, count in dropped.items())
+    log.info(
+        "dropped %d %s pseudo-sentences (%s); set corpus.keep_docstart: true to keep them",
+        sum(dropped.values()),
+        DOCSTART,
+        counts,
+    )
+    return Corpus(**splits, name=corpus.name, sample_missing_splits=False)
+
+
+def memory_mode_for(text_bytes: int, available_bytes: int) -> str:
+    """Flair's ``memory_mode`` for a FastText corpus: ``full`` (parsed once and kept, so the embedding cache
+    hits) when its sentences fit a quarter of the memory available, else ``partial``, else ``disk``."""
+    budget = CORPUS_MEMORY_SHARE * available_bytes
+    if text_bytes * SENTENCE_BYTES_PER_TEXT_BYTE <= budget:
+        return "full"
+    return "partial" if text_bytes <= budget else "disk"
+
+
+def _with_memory_mode(corpus: CorpusConfig) -> CorpusConfig:
+    """A FastText folder's settings with the memory mode chosen (and logged), unless the user set one."""
+    from flair.datasets.base import find_train_dev_test_files
+
+    if "memory_mode" in corpus.arguments:
+        return corpus
+    files = find_train_dev_test_files(Path(corpus.folder or "."), corpus.dev_file, corpus.test_file, corpus.train_file)
+    text_bytes = sum(Path(path).stat().st_size for path in files if path is not None)
+    available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4 << 30
+    mode = memory_mode_for(text_bytes, available)
+    log.info(
+        "FastText corpus '%s': memory_mode %s (%.2f MB of text, %.0f MB available)",
+        corpus.folder,
+        mode,
+        text_bytes / 2**20,
+        available / 2**20,
+    )
+    return corpus.model_copy(update={"arguments": {**corpus.arguments, "memory_mode": mode}})
+
+
+def check_corpus(corpus: Any, label_type: str) -> None:
+    """Refuse a corpus the search cannot score: no labels of the type asked for, or no dev split."""
+    present = {name for sentence in corpus.train for name in sentence.annotation_layers}
+    if label_type not in present:
+        known = ", ".join(sorted(present)) or "none"
+        raise CorpusError("label_type", f"the corpus has no '{label_type}' labels (it has: {known})")
+    if corpus.dev is None or len(corpus.dev) == 0:
+        raise CorpusError("corpus", "has no dev split; the search scores trials on dev")
+
+
+def for_trials(corpus: Any, evaluate_test: bool) -> Any:
+    """The corpus trials train and score on: without its test split unless the search scores test too."""
+    from flair.data import Corpus
+
+    if evaluate_test:
+        return corpus
+    return Corpus(train=corpus.train, dev=corpus.dev, test=None, name=corpus.name, sample_missing_splits=False)

@@ -1,0 +1,1 @@
+"""Embeddings named by short strings: building them, sharing frozen ones, and keeping their vectors."""

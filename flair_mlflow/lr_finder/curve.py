@@ -1,0 +1,165 @@
+"""The range test's curve as plain data: its schedule, the smoothed loss, when it stops, and its files.
+
+The TSV's first four columns are what Flair's own ``Plotter.plot_learning_rate`` looks up by name, so they
+stay; ``TRAIN_LOSS`` holds the smoothed loss (the curve whose shape can be read by eye), ``RAW_LOSS`` and
+``SMOOTHED_LOSS`` name both unambiguously.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Optional, Union
+
+from ..errors import ConfigError
+from .rules import LRSuggestion
+
+TSV_COLUMNS = ("ITERATION", "TIMESTAMP", "LEARNING_RATE", "TRAIN_LOSS", "RAW_LOSS", "SMOOTHED_LOSS")
+SUGGESTION_FILE_NAME = "learning_rate_suggestion.json"
+
+
+@dataclass(frozen=True)
+class RangeSettings:
+    """How a range test sweeps: the rate grows exponentially from start (first batch) to end (last)."""
+
+    start_learning_rate: float = 1e-7
+    end_learning_rate: float = 10.0
+    iterations: int = 100
+    mini_batch_size: int = 32
+    smoothing_factor: float = 0.9  # a window of about ten points: 0.98 (fifty) lagged the raw loss by decades
+    divergence_threshold: float = 4.0
+    stop_early: bool = True
+    max_grad_norm: Optional[float] = 5.0
+
+    def check(self) -> None:
+        """The settings by the command line's names, refused before anything is loaded or logged."""
+        start, end = self.start_learning_rate, self.end_learning_rate
+        if not all(math.isfinite(v) for v in (start, end, self.smoothing_factor, self.divergence_threshold)):
+            raise ConfigError("start_lr", "the range settings must be finite numbers")
+        if not 0 < start < end:
+            raise ConfigError("start_lr", f"must be positive and below end_lr ({start} >= {end})")
+        if self.iterations < 2:
+            raise ConfigError("iterations", f"must be at least 2, not {self.iterations}")
+        if self.mini_batch_size < 1:
+            raise ConfigError("mini_batch_size", f"must be at least 1, not {self.mini_batch_size}")
+        if not 0 <= self.smoothing_factor < 1:
+            raise ConfigError("smoothing", f"must be in [0, 1), not {self.smoothing_factor}")
+        if self.divergence_threshold <= 1:
+            raise ConfigError("divergence_threshold", f"must be above 1, not {self.divergence_threshold}")
+
+    def learning_rate(self, step: int) -> float:
+        """The rate of batch ``step``: exactly the start on the first, exactly the end on the last."""
+        fraction = step / (self.iterations - 1) if self.iterations > 1 else 0.0
+        return self.start_learning_rate * (self.end_learning_rate / self.start_learning_rate) ** fraction
+
+    def stop_reason(self, smoothed: float, best: float, learning_rate: float) -> Optional[str]:
+        """Why the test stops after this batch (the loss is not finite, or above threshold x the best so far),
+        or None to go on; never with ``stop_early`` off."""
+        if not self.stop_early:
+            return None
+        if not math.isfinite(smoothed):
+            return f"loss is {smoothed} at learning rate {learning_rate:.3e}"
+        if best > 0 and smoothed > self.divergence_threshold * best:
+            return f"smoothed loss {smoothed:.4g} > {self.divergence_threshold} x best {best:.4g} at learning rate {learning_rate:.3e}"
+        return None
+
+    def logged_params(self, optimizer: str) -> dict[str, Any]:
+        """The settings as a range test's run records them (the command line's names)."""
+        names = ("start_lr", "end_lr", "iterations", "mini_batch_size", "smoothing", "divergence_threshold")
+        values = (
+            self.start_learning_rate,
+            self.end_learning_rate,
+            self.iterations,
+            self.mini_batch_size,
+            self.smoothing_factor,
+            self.divergence_threshold,
+        )
+        return {"optimizer": optimizer, **dict(zip(names, values))}
+
+
+#: the tutorial's defaults, the one place every signature takes them from
+DEFAULTS = RangeSettings()
+
+
+@dataclass
+class SmoothedLoss:
+    """The bias-corrected exponential moving average of the loss, and its lowest finite value."""
+
+    factor: float
+    average: float = 0.0
+    count: int = 0
+    best: float = math.inf
+
+    def add(self, raw: float) -> float:
+        self.average = self.factor * self.average + (1 - self.factor) * raw
+        self.count += 1
+        smoothed = self.average / (1 - self.factor**self.count)
+        if math.isfinite(smoothed):
+            self.best = min(self.best, smoothed)
+        return smoothed
+
+
+@dataclass
+class LRCurve:
+    """The range-test curve, as recorded or as read back from the TSV."""
+
+    iterations: list[int] = field(default_factory=list)
+    learning_rates: list[float] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+    smoothed_losses: list[float] = field(default_factory=list)
+
+    def add(self, step: int, learning_rate: float, raw: float, smoothed: float) -> None:
+        self.iterations.append(step)
+        self.learning_rates.append(learning_rate)
+        self.losses.append(raw)
+        self.smoothed_losses.append(smoothed)
+
+
+def tsv_header() -> str:
+    return "\t".join(TSV_COLUMNS) + "\n"
+
+
+def tsv_row(step: int, learning_rate: float, raw: float, smoothed: float, clock: Optional[str] = None) -> str:
+    """One row: floats in full (``repr``); ``TRAIN_LOSS`` (for Flair's plotter) is the smoothed loss."""
+    clock = clock if clock is not None else f"{datetime.datetime.now():%H:%M:%S}"
+    return f"{step}\t{clock}\t{learning_rate!r}\t{smoothed!r}\t{raw!r}\t{smoothed!r}\n"
+
+
+def read_learning_rate_tsv(tsv_path: Union[str, Path]) -> LRCurve:
+    """The curve, read by column name; files of Flair's old finder (no RAW/SMOOTHED columns) too, their
+    ``TRAIN_LOSS`` standing in for both."""
+    curve = LRCurve()
+    with open(tsv_path, encoding="utf-8") as handle:
+        reader = csv.reader(handle, delimiter="\t")
+        col = {name: i for i, name in enumerate(next(reader))}
+        raw, smoothed = col.get("RAW_LOSS", col["TRAIN_LOSS"]), col.get("SMOOTHED_LOSS", col["TRAIN_LOSS"])
+        for row in filter(None, reader):
+            curve.add(
+                int(row[col["ITERATION"]]), float(row[col["LEARNING_RATE"]]), float(row[raw]), float(row[smoothed])
+            )
+    return curve
+
+
+def write_suggestion_file(
+    folder: Path, suggestion: LRSuggestion, rows: int, stopped_reason: Optional[str], settings: Mapping[str, Any]
+) -> Path:
+    """``learning_rate_suggestion.json`` beside the TSV: the suggestion, how the test ended, its settings."""
+    summary = {
+        "suggestion": asdict(suggestion),
+        "rows": rows,
+        "stopped_early": stopped_reason is not None,
+        "stopped_reason": stopped_reason,
+        "settings": dict(settings),
+    }
+    path = Path(folder) / SUGGESTION_FILE_NAME
+    path.write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
+    return path
+
+
+def read_suggestion_file(folder: Union[str, Path]) -> LRSuggestion:
+    """The suggestion a range test wrote beside its TSV, exactly (JSON keeps floats' full precision)."""
+    return LRSuggestion(**json.loads((Path(folder) / SUGGESTION_FILE_NAME).read_text(encoding="utf-8"))["suggestion"])

@@ -1,0 +1,132 @@
+"""Everything this package knows about hyperopt beyond ``fmin``, ``Trials`` and ``SparkTrials``: one place to
+fix when it changes, each piece checked by ``tests/test_hyperopt_internals.py``.
+
+Public interfaces where hyperopt has them (a suggest function wrapped as hyperopt's own ``partial`` wraps
+one, ``Domain``, ``Trials.new_trial_ids``/``new_trial_docs``/``insert_trial_docs``); where it has none: how
+many draws ``fmin`` takes from ``rstate`` per trial, the ``_dynamic_trials`` list that still holds cancelled
+and failed trials, the ``misc.error`` pair SparkTrials writes, the trial-document layout.
+
+hyperopt does not tell an objective which trial it evaluates (SparkTrials passes no ``ctrl``), so the space
+carries it: :func:`keyed_space` adds a parameter no algorithm samples, :func:`keyed_suggest` fills it with
+the trial id and hyperopt's record of the point (``misc.vals``), so a trial in any process knows its number.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable, Mapping
+
+import hyperopt
+import numpy as np
+from hyperopt.base import JOB_STATE_CANCEL, JOB_STATE_DONE, JOB_STATE_ERROR
+from hyperopt.pyll import scope
+
+TRIAL_KEY = "flair_mlflow.trial"
+
+
+def keyed_space(space: Mapping[str, Any]) -> dict[str, Any]:
+    """``space`` plus the :data:`TRIAL_KEY` parameter; give it to ``fmin`` with :func:`keyed_suggest`."""
+    return {**space, TRIAL_KEY: scope.hyperopt_param(TRIAL_KEY, scope.randint(1))}
+
+
+def keyed_suggest(suggest: Callable, space: Mapping[str, Any]) -> Callable:
+    """``suggest`` over ``space`` alone (so it samples exactly what it would without the key), each new
+    trial's key set to its id and point."""
+    plain = hyperopt.Domain(lambda point: 0.0, dict(space))
+
+    def keyed(new_ids: list[int], domain: Any, trials: Any, seed: int) -> list[dict[str, Any]]:
+        docs = suggest(new_ids, plain, trials, seed)
+        for doc in docs:
+            _add_key(doc["misc"])
+        return docs
+
+    return keyed
+
+
+def _add_key(misc: dict[str, Any]) -> None:
+    point = {label: values for label, values in misc["vals"].items() if label != TRIAL_KEY}
+    misc["vals"][TRIAL_KEY] = [{"tid": int(misc["tid"]), "vals": json.loads(vals_json(point))}]
+    misc["idxs"][TRIAL_KEY] = [misc["tid"]]
+
+
+def split_key(sampled: Mapping[str, Any]) -> tuple[int, dict[str, list], dict[str, Any]]:
+    """A keyed point as the objective gets it → (trial id, hyperopt's ``misc.vals``, the parameters)."""
+    key = sampled[TRIAL_KEY]
+    return int(key["tid"]), key["vals"], {name: value for name, value in sampled.items() if name != TRIAL_KEY}
+
+
+def sampled_point(space: Mapping[str, Any], vals: Mapping[str, list]) -> dict[str, Any]:
+    """The parameters hyperopt's record of a point (``misc.vals``) stands for in ``space``."""
+    return hyperopt.space_eval(dict(space), {label: values[0] for label, values in vals.items() if values})
+
+
+def vals_json(vals: Mapping[str, Any]) -> str:
+    """hyperopt's ``misc.vals`` of one trial as JSON (numpy numbers made plain; floats round-trip exactly)."""
+
+    def plain(value: Any) -> Any:
+        return value.item() if isinstance(value, np.generic) else value
+
+    return json.dumps({label: [plain(v) for v in values] for label, values in vals.items()}, sort_keys=True)
+
+
+def restored_trials(space: Mapping[str, Any], done: list[tuple[int, Mapping[str, list], dict[str, Any]]]):
+    """hyperopt's ``Trials`` holding finished trials ``(tid, misc.vals, result)`` as if it had run them; every
+    id below the highest is reserved, so a new trial's id (and number) follows the last one."""
+    from hyperopt.utils import coarse_utcnow
+
+    trials = hyperopt.Trials()
+    if not done:
+        return trials
+    labels = list(hyperopt.Domain(lambda point: 0.0, dict(space)).params)
+    trials.new_trial_ids(max(tid for tid, _, _ in done) + 1)
+    miscs = []
+    for tid, vals, _ in done:
+        full = {label: list(vals.get(label, [])) for label in labels}
+        misc = {
+            "tid": tid,
+            "cmd": None,
+            "workdir": None,
+            "idxs": {k: [tid] if v else [] for k, v in full.items()},
+            "vals": full,
+        }
+        _add_key(misc)
+        miscs.append(misc)
+    docs = trials.new_trial_docs([tid for tid, _, _ in done], [None] * len(done), [r for _, _, r in done], miscs)
+    now = coarse_utcnow()
+    for doc in docs:
+        doc.update(state=JOB_STATE_DONE, book_time=now, refresh_time=now)
+    trials.insert_trial_docs(docs)
+    trials.refresh()
+    return trials
+
+
+def continued_rng(seed: int | None, done: int) -> np.random.Generator | None:
+    """The seeded generator as ``fmin`` leaves it after ``done`` trials (it draws one number per trial), so a
+    resumed search does not replay the first trials' draws."""
+    if seed is None:
+        return None
+    rng = np.random.default_rng(seed)
+    for _ in range(done):
+        rng.integers(2**31 - 1)
+    return rng
+
+
+def every_trial(trials: Any) -> list[dict[str, Any]]:
+    """All trial documents in id order; ``Trials.trials`` leaves out the cancelled and failed ones."""
+    return sorted(trials._dynamic_trials, key=lambda doc: doc["tid"])
+
+
+def is_cancelled(doc: Mapping[str, Any]) -> bool:
+    """SparkTrials cancelled the trial (an early stop, a time budget, a signal) before it returned."""
+    return doc.get("state") == JOB_STATE_CANCEL
+
+
+def is_lost(doc: Mapping[str, Any]) -> bool:
+    """The trial's evaluation itself raised (in SparkTrials: its Spark task failed)."""
+    return doc.get("state") == JOB_STATE_ERROR
+
+
+def trial_error(doc: Mapping[str, Any]) -> tuple[str, str]:
+    """The failure SparkTrials kept for a trial, ``(str(type(error)), text)``: the class's bare name and text."""
+    kind, detail = (list(doc.get("misc", {}).get("error") or ()) + [None, None])[:2]
+    return str(kind or "").removeprefix("<class '").removesuffix("'>").rsplit(".", 1)[-1], str(detail or "")

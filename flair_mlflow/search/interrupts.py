@@ -1,0 +1,78 @@
+"""Ctrl-C and SIGTERM during a search: the running trial and the parent end KILLED, exit 130/143.
+
+Flair's trainer catches ``KeyboardInterrupt``, ends the training as if it had finished and returns, so a
+plain Ctrl-C would only cut one trial short. While a search runs, both signals therefore raise
+:class:`Interrupted`, neither an ``Exception`` nor a ``KeyboardInterrupt``: nothing in Flair or hyperopt
+catches it, and the search marks its runs KILLED on the way out. The handlers are the search's only while
+it runs, and the caller's own are back when it ends.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Callable
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+class Interrupted(BaseException):
+    """A signal arrived while a search ran; unwinds through Flair's and hyperopt's handlers."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = int(signum)
+        super().__init__(f"interrupted by {signal_name(self.signum)}")
+
+
+class SignalInterrupt(KeyboardInterrupt):
+    """A signal as a KeyboardInterrupt, for SparkTrials, which cancels its jobs on one (training runs in
+    the workers there, so Flair's handler is not in the way)."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = int(signum)
+        super().__init__(f"interrupted by {signal_name(self.signum)}")
+
+
+class SearchInterrupted(KeyboardInterrupt):
+    """What a search raises once its runs are KILLED; ``exit_code`` is the shell's 128 + the signal's number."""
+
+    def __init__(self, signum: int, parent_run_id: str | None) -> None:
+        self.signum = int(signum)
+        self.parent_run_id = parent_run_id
+        super().__init__(f"interrupted by {signal_name(self.signum)}")
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+    @property
+    def signal_name(self) -> str:
+        return signal_name(self.signum)
+
+
+def catch_signals(exception: Callable[[int], BaseException] = Interrupted) -> Callable[[], None]:
+    """From now on SIGINT and SIGTERM raise ``exception``; returns the undo. Only in the main thread (where
+    Python delivers signals); the first signal puts the previous handlers back, so a second one during the
+    clean-up acts as it normally would."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = {number: signal.getsignal(number) for number in SIGNALS}
+
+    def restore() -> None:
+        for number, handler in previous.items():
+            signal.signal(number, handler if handler is not None else signal.SIG_DFL)
+
+    def handler(signum: int, frame: object) -> None:
+        restore()
+        raise exception(signum)
+
+    for number in SIGNALS:
+        signal.signal(number, handler)
+    return restore

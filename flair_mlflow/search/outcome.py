@@ -1,0 +1,135 @@
+"""What became of a trial, in one vocabulary: its state, its scores, and which trial is best.
+
+:class:`TrialState` is the one place a state is spelt: hyperopt's result status, the MLflow run status a
+trial's run ends with and the ``flair_mlflow.status`` tag are all read off it.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+#: a training run's score is the mean of its last epochs' scores (the tutorial's rule)
+LAST_EPOCHS_SCORED = 3
+
+
+class TrialState(str, enum.Enum):
+    """``COMPLETE``, ``PRUNED`` and ``FAILED`` have a result hyperopt learns from; the others are runs cut off
+    before they had one, and run again on ``--resume``."""
+
+    COMPLETE = "ok"
+    PRUNED = "pruned"
+    FAILED = "fail"
+    KILLED = "killed"  # a signal interrupted it
+    CANCELLED = "cancelled"  # SparkTrials cancelled it as the search stopped early
+    ABANDONED = "abandoned"  # found RUNNING on resume: the process that ran it was killed
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def run_status(self) -> str:
+        """The MLflow run status a trial's run ends with."""
+        if self in (TrialState.COMPLETE, TrialState.PRUNED):
+            return "FINISHED"
+        return "FAILED" if self is TrialState.FAILED else "KILLED"
+
+
+def mean(values: Sequence[float]) -> float:
+    return float(sum(values) / len(values)) if values else math.nan
+
+
+def variance(values: Sequence[float]) -> float:
+    """The population variance (numpy's ``var``, the tutorial's)."""
+    middle = mean(values)
+    return mean([(value - middle) ** 2 for value in values])
+
+
+@dataclass
+class TrialOutcome:
+    """The result of one trial, as the search and MLflow see it."""
+
+    number: int
+    params: dict[str, Any]
+    status: TrialState = TrialState.COMPLETE
+    run_id: str | None = None
+    run_scores: list[float] = field(default_factory=list)
+    final_score: float = math.nan
+    final_variance: float = math.nan
+    loss: float = math.nan
+    test_score: float | None = None
+    error: str | None = None
+    duration_s: float = 0.0
+    pruned_at: int | None = None  # the epoch at which the median stopping rule ended the trial
+    epoch_values: list[list[float]] = field(default_factory=list)  # the optimised value per epoch, per run
+    last_epoch_score: float = math.nan  # the optimised value after the last epoch, mean over training runs
+    scored_epochs_variance: float = math.nan  # variance over each run's scored epochs, mean over runs
+    peak_dev_score: float = math.nan  # the highest dev score any epoch of any training run reached
+
+    @property
+    def ok(self) -> bool:
+        """A trial with a score (complete or pruned), as opposed to one that failed."""
+        return self.status in (TrialState.COMPLETE, TrialState.PRUNED)
+
+    @property
+    def pruned(self) -> bool:
+        return self.status is TrialState.PRUNED
+
+    @property
+    def epochs_scored(self) -> int:
+        """How many epochs ``final_score`` averages in each training run: the last three, or all of fewer."""
+        runs = [history for history in self.epoch_values if history]
+        return len(runs[0][-LAST_EPOCHS_SCORED:]) if runs else LAST_EPOCHS_SCORED
+
+    def add_training_run(self, history: Sequence[float], dev_scores: Sequence[float]) -> float:
+        """Record one training run (the optimised value per epoch, its dev scores); returns the run's score,
+        the mean of its last three epochs, which damps a lucky last epoch."""
+        score = mean(history[-LAST_EPOCHS_SCORED:])
+        self.run_scores.append(score)
+        self.epoch_values.append(list(history))
+        peaks = [v for v in (self.peak_dev_score, *dev_scores) if math.isfinite(v)]
+        self.peak_dev_score = max(peaks) if peaks else math.nan
+        return score
+
+    def settle_scores(self, maximise: bool) -> None:
+        """``final_score`` (what hyperopt's loss is made of), the last epoch's score, and both variances."""
+        runs = [history for history in self.epoch_values if history]
+        self.final_score = mean(self.run_scores)
+        self.final_variance = variance(self.run_scores)
+        self.last_epoch_score = mean([history[-1] for history in runs])
+        self.scored_epochs_variance = mean([variance(history[-LAST_EPOCHS_SCORED:]) for history in runs])
+        self.loss = 1.0 - self.final_score if maximise else self.final_score
+
+    def score_metrics(self) -> dict[str, float]:
+        """The scores a finished trial's run logs at its end (the training runs' own are logged apart)."""
+        metrics = {
+            "final_score": self.final_score,
+            "final_variance": self.final_variance,
+            "last_epoch_score": self.last_epoch_score,
+            "scored_epochs_variance": self.scored_epochs_variance,
+            "peak_dev_score": self.peak_dev_score,
+            "loss": self.loss,
+            "test_score": math.nan if self.test_score is None else self.test_score,
+        }
+        return {name: value for name, value in metrics.items() if math.isfinite(value)}
+
+    def hyperopt_result(self) -> dict[str, Any]:
+        """The dict an objective returns to hyperopt (its status strings are plain ``ok``/``fail``)."""
+        result = {"status": "ok" if self.ok else "fail", "trial_number": self.number, "run_id": self.run_id}
+        if not self.ok:
+            return {**result, "failure": self.error}
+        return {**result, "loss": self.loss, "loss_variance": self.final_variance, "final_score": self.final_score}
+
+
+def best_outcome(outcomes: Sequence[TrialOutcome]) -> TrialOutcome | None:
+    """The trial with the lowest loss (the earliest on a tie); pruned and failed trials never are."""
+    finished = [o for o in outcomes if o.status is TrialState.COMPLETE and math.isfinite(o.loss)]
+    return min(finished, key=lambda o: (o.loss, o.number)) if finished else None
+
+
+def trials_since_best(outcomes: Sequence[TrialOutcome]) -> int:
+    """Finished trials after the best one: what the no-improvement stop counts."""
+    best = best_outcome(outcomes)
+    return sum(1 for o in outcomes if best is None or o.number > best.number)

@@ -1,0 +1,90 @@
+"""Pure rules a search follows: the median stopping rule, the learning-rate range around a finder's
+suggestion, and whether the trials learnt anything at all.
+
+The median rule (Google Vizier's, Optuna's ``MedianPruner``): after a warm-up, a training run whose dev
+score at an epoch is worse than the median of earlier trials' at that epoch stops there. Its trial still
+reports its score so far to hyperopt, so the sampler learns where not to look, but it is never the best.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from statistics import median
+from typing import Sequence
+
+from .outcome import TrialOutcome
+
+
+@dataclass
+class MedianStoppingRule:
+    """Epoch-by-epoch record of finished trials, and the verdict on a running one."""
+
+    warmup_epochs: int = 2
+    startup_trials: int = 3
+    maximise: bool = True
+    history: dict[int, list[float]] = field(default_factory=dict)
+    trials_recorded: int = 0
+
+    def record(self, epoch_values: list[list[float]]) -> None:
+        """Add one finished trial: the per-epoch values of each of its training runs."""
+        for values in epoch_values:
+            for epoch, value in enumerate(values, start=1):
+                self.history.setdefault(epoch, []).append(value)
+        self.trials_recorded += 1
+
+    def should_stop(self, epoch: int, value: float) -> bool:
+        if epoch <= self.warmup_epochs or self.trials_recorded < self.startup_trials:
+            return False
+        earlier = self.history.get(epoch, [])
+        if not earlier:
+            return False
+        return value < median(earlier) if self.maximise else value > median(earlier)
+
+
+#: the range a search takes around a finder's suggestion: [suggestion / f, suggestion * f]
+LR_RANGE_FACTOR = 10.0
+#: Flair ends training once annealing takes the rate below min_learning_rate (1e-4 by default): it is
+#: lowered to this fraction of the range's bottom, so a trial drawn there does not stop at once
+MIN_LR_HEADROOM = 1e-3
+FLAIR_MIN_LEARNING_RATE = 1e-4
+
+
+def learning_rate_range(suggested: float) -> tuple[float, float]:
+    return suggested / LR_RANGE_FACTOR, suggested * LR_RANGE_FACTOR
+
+
+#: a best dev score no more than this above a constant predictor's cannot be told from it
+CONSTANT_PREDICTOR_MARGIN = 0.01
+
+
+@dataclass(frozen=True)
+class LearningCheck:
+    """What a finished search's dev scores are held against (``baseline``: what ``baseline_name``, a constant
+    predictor, scores on its dev split), and the settings a warning names."""
+
+    baseline: float
+    baseline_name: str
+    max_epochs: int
+    label_type: str
+    train_sentences: int
+
+    def warning(self, outcomes: Sequence[TrialOutcome]) -> str | None:
+        """None when some trial beat the constant predictor (judged by the best dev score any of its epochs
+        reached); else what went wrong and why it may have. Trials without dev scores leave it open."""
+        scored = [o for o in outcomes if o.ok]
+        if not scored or any(not math.isfinite(o.peak_dev_score) for o in scored):
+            return None
+        best = max(o.peak_dev_score for o in scored)
+        if best <= 0.0:
+            verdict = f"every trial scored 0 on dev at every epoch ({len(scored)} of them)"
+        elif best <= self.baseline + CONSTANT_PREDICTOR_MARGIN:
+            verdict = f"the best dev score of any trial ({best:.4f}) is no better than {self.baseline_name} ({self.baseline:.4f})"
+        else:
+            return None
+        return (
+            f"{verdict}: the models learnt nothing usable. Likely causes: too few epochs for this data "
+            f"(max_epochs {self.max_epochs}); a learning rate too low to move or too high to settle; a "
+            f"label_type ('{self.label_type}') that is not the one the data is labelled with; a corpus too "
+            f"small to learn from ({self.train_sentences} training sentences)."
+        )

@@ -1,0 +1,171 @@
+"""Trials side by side on Spark, through hyperopt's own ``SparkTrials``: the loop's Spark executor.
+
+Each trial runs in a Spark task and writes its run from the worker, by explicit parent run id. Its number
+and point reach the task through the space (see :mod:`.hyperopt_internals`), so the worker names, numbers
+and tags its run as a sequential search would; outcomes come back in hyperopt's trial documents and the
+parent hears of them when the search ends.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from typing import Any, Mapping
+from urllib.parse import urlparse
+
+from ..config import ExperimentConfig
+from ..errors import ConfigError
+from ..tracking.search_runs import child_runs
+from ..tracking.tags import STATUS_TAG, TRIAL_NUMBER_TAG
+from ..training.models import plain_value
+from .hyperopt_internals import every_trial, is_cancelled, is_lost, sampled_point, trial_error
+from .interrupts import SignalInterrupt
+from .outcome import TrialOutcome, TrialState
+from .resume import has_result, restored_outcome
+from .trial import TrialRunner, trial_params
+
+
+def check_parallel(config: ExperimentConfig, tracking_uri: str, resume: str | None) -> None:
+    """Refuse, before anything is written, what a parallel search cannot do."""
+    if resume:
+        raise ConfigError("resume", "a parallel search cannot be resumed in parallel; resume it with --parallelism 1")
+    if config.pruning is not None:
+        raise ConfigError("pruning", "the median stopping rule learns from trials in one process; use parallelism 1")
+    master = config.spark_master
+    scheme = urlparse(tracking_uri).scheme
+    if master and not master.startswith("local") and (scheme in ("", "file", "sqlite") or len(scheme) == 1):
+        raise ConfigError(
+            "tracking_uri",
+            f"'{tracking_uri}' is a store on this machine, which Spark workers on other hosts cannot reach; "
+            "run an MLflow tracking server and pass --tracking-uri http://<host>:<port>",
+        )
+    try:
+        import hyperopt.spark  # noqa: F401
+        import pyspark.sql  # noqa: F401
+    except ImportError:
+        raise ConfigError("parallelism", "parallel trials need pyspark: pip install 'flair-mlflow[spark]'") from None
+
+
+def spark_trials(config: ExperimentConfig) -> Any:
+    """hyperopt's ``SparkTrials`` on the given master, or ``local[parallelism]`` whose workers run this Python.
+
+    PySpark reads the workers' interpreter from ``PYSPARK_PYTHON`` once, as its context starts (no setting
+    does it from Python), so the variable is set for that moment only, where the caller has not set it.
+    """
+    from hyperopt import SparkTrials
+    from pyspark.sql import SparkSession
+
+    master = config.spark_master or f"local[{config.parallelism}]"
+    builder = SparkSession.builder.appName("flair-mlflow").master(master).config("spark.ui.enabled", "false")
+    unset = "PYSPARK_PYTHON" not in os.environ and master.startswith("local")
+    if unset:
+        os.environ["PYSPARK_PYTHON"] = sys.executable
+    try:
+        session = builder.getOrCreate()
+    finally:
+        if unset:
+            del os.environ["PYSPARK_PYTHON"]
+    return SparkTrials(parallelism=config.parallelism, spark_session=session)
+
+
+class SparkObjective:
+    """The function hyperopt ships to Spark workers: one trial, its outcome sent back whole."""
+
+    def __init__(self, runner: TrialRunner) -> None:
+        self.runner = runner
+
+    def __call__(self, sampled: dict[str, Any]) -> dict[str, Any]:
+        outcome = self.runner.run_suggested(sampled)
+        plain = dataclasses.asdict(outcome)
+        plain["params"] = {k: plain_value(v) for k, v in outcome.params.items()}
+        return {**outcome.hyperopt_result(), "outcome": plain}
+
+
+class SparkExecutor:
+    """Trials side by side as Spark tasks; the run tree and parent reports are a sequential search's."""
+
+    interrupt = SignalInterrupt  # SparkTrials cancels its Spark jobs on a KeyboardInterrupt
+
+    def __init__(
+        self, trials: Any, runner: TrialRunner, parent: Any, space: Mapping[str, Any], show_progress: bool
+    ) -> None:
+        self.trials, self.parent, self.space, self.fixed = trials, parent, space, runner.config.fixed
+        self.objective = SparkObjective(runner)
+        self.show_progressbar = show_progress
+
+    def outcomes_so_far(self, trials: Any) -> list[TrialOutcome]:
+        return outcomes_of_trials(trials)
+
+    def final_outcomes(self, settle: bool) -> list[TrialOutcome]:
+        """Every trial's outcome; with ``settle`` (not after a signal) also those whose result never came back."""
+        outcomes = self._settle(outcomes_of_trials(self.trials)) if settle else outcomes_of_trials(self.trials)
+        for index in range(len(outcomes)):
+            self.parent.log_score(outcomes[: index + 1])
+        return outcomes
+
+    def _settle(self, outcomes: list[TrialOutcome]) -> list[TrialOutcome]:
+        """Account for the trials whose result never reached the driver. SparkTrials cancels the trials still
+        running when a search stops early and drops the result of one that finished in that instant; a trial
+        whose Spark task failed (its worker killed, out of memory, its host lost) leaves its run RUNNING. A run
+        that ended with its metrics becomes its trial's outcome; one cut off by a cancellation ends KILLED,
+        tagged ``cancelled``; one cut off by a failed task ends FAILED as ``SparkTaskFailed``. Any other run
+        left RUNNING (a failed attempt of a task Spark retried) ends KILLED, tagged ``cancelled``."""
+        writer = self.parent.writer
+        by_number = {outcome.number: outcome for outcome in outcomes}
+        runs = child_runs(writer.client, self.parent.experiment_id, self.parent.run_id)
+        settled: set[str] = set()
+        for doc in every_trial(self.trials):
+            if not (is_cancelled(doc) or is_lost(doc)) or "outcome" in (doc.get("result") or {}):
+                continue
+            number = doc["tid"] + 1
+            attempts = sorted(
+                (r for r in runs if r.data.tags.get(TRIAL_NUMBER_TAG) == str(number)),
+                key=lambda r: r.info.start_time or 0,
+            )
+            if not attempts:
+                continue  # cut off before the trial created its run; a lost one's outcome says so
+            run = attempts[-1]
+            settled.add(run.info.run_id)
+            params = trial_params(sampled_point(self.space, doc["misc"]["vals"]), self.fixed)
+            if has_result(run):
+                by_number[number] = restored_outcome(writer.client, run, number, params, None)
+            elif is_cancelled(doc):
+                writer.close(run.info.run_id, "KILLED", {STATUS_TAG: TrialState.CANCELLED})
+            else:
+                error = _task_error(doc)
+                writer.fail(run.info.run_id, "SparkTaskFailed", error)
+                by_number[number] = TrialOutcome(
+                    number, params, TrialState.FAILED, run.info.run_id, error=f"SparkTaskFailed: {error}"
+                )
+        for run in runs:
+            if run.info.status == "RUNNING" and run.info.run_id not in settled:
+                writer.close(run.info.run_id, "KILLED", {STATUS_TAG: TrialState.CANCELLED})
+        return sorted(by_number.values(), key=lambda o: o.number)
+
+
+def outcomes_of_trials(trials: Any) -> list[TrialOutcome]:
+    """The outcomes Spark trials hold, in trial-id order: those returned, and a failed one for each trial whose
+    Spark task itself failed. Cancelled and running trials have none."""
+    outcomes: list[TrialOutcome] = []
+    for doc in every_trial(trials):
+        result = doc.get("result") or {}
+        if "outcome" in result:
+            outcomes.append(TrialOutcome(**{**result["outcome"], "status": TrialState(result["outcome"]["status"])}))
+        elif is_lost(doc):
+            outcomes.append(
+                TrialOutcome(doc["tid"] + 1, {}, TrialState.FAILED, error=f"SparkTaskFailed: {_task_error(doc)}")
+            )
+    return outcomes
+
+
+def _task_error(doc: dict[str, Any]) -> str:
+    """One line on why Spark lost the task: the last line of the worker's traceback where SparkTrials kept one."""
+    kind, detail = trial_error(doc)
+    lines = [line.strip() for line in detail.splitlines() if line.strip()]
+    if lines:
+        return " ".join(f"the Spark task running this trial failed: {lines[-1]}".split())[:1000]
+    return (
+        f"the Spark task running this trial failed ({kind or 'an error'}): its Python worker exited, was killed "
+        "or ran out of memory; the Spark driver's log has the cause"
+    )

@@ -1,0 +1,164 @@
+"""Flair trainer plugins, as Flair writes its own: small classes hooked to training events.
+
+- :class:`MLflowLoggerPlugin` logs epoch metrics to MLflow, batched, from any process;
+- :class:`MedianStoppingPlugin` ends a training run the median stopping rule gives up on;
+- :class:`FrozenEmbeddingsInEval` keeps shared frozen embeddings out of train mode.
+
+The events hooked are those Flair's own plugins hook (``_training_exception`` with ``after_training``, as its
+log-file plugin ends); Flair refuses a plugin whose events it no longer sends, and a test attaches each.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mlflow
+from flair.trainers.plugins.base import TrainerPlugin, TrainingInterrupt
+
+from ..tracking.writer import MetricBuffer, RunWriter
+from .models import plain_value
+
+#: Flair's metric names (as the trainer records them) and the names MLflow shows
+EPOCH_METRICS = {
+    ("dev", "score"): "dev_score",
+    ("dev", "loss"): "dev_loss",
+    ("train", "loss"): "train_loss",
+    ("test", "score"): "test_score",
+    ("test", "loss"): "test_loss",
+}
+#: the training arguments a run of its own records as params
+LOGGED_ARGUMENTS = (
+    "learning_rate mini_batch_size max_epochs optimizer anneal_factor patience min_learning_rate warmup_fraction "
+    "embeddings_storage_mode train_with_dev dataset_size".split()
+)
+
+
+class MLflowLoggerPlugin(TrainerPlugin):
+    """Logs a Flair training's epoch metrics to MLflow; usable in any ``ModelTrainer.train`` call::
+
+        with mlflow.start_run():
+            trainer.train("out", plugins=[MLflowLoggerPlugin()], max_epochs=10)
+
+    Per epoch ``dev_score``, ``dev_loss``, ``train_loss`` and ``learning_rate`` (step = epoch), in one batched
+    call. With ``run_id`` it writes to that run from any process; without, to the active run (starting one,
+    and ending it, if there is none). The training arguments become params unless ``log_params=False``.
+    ``prefix`` keeps several training runs apart in one MLflow run (``run_1/dev_score``); ``history`` keeps
+    every epoch's values for the caller.
+    """
+
+    def __init__(
+        self,
+        run_id: str | None = None,
+        prefix: str = "",
+        log_params: bool = True,
+        writer: RunWriter | None = None,
+        enabled: bool = True,
+    ) -> None:
+        super().__init__()
+        self.run_id, self.prefix, self.log_params, self.writer, self.enabled = (
+            run_id,
+            prefix,
+            log_params,
+            writer,
+            enabled,
+        )
+        self.history: dict[str, list[float]] = {name: [] for name in EPOCH_METRICS.values()}
+        self._buffer: MetricBuffer | None = None
+        self._started_run = False
+        self._learning_rate: float | None = None
+
+    @TrainerPlugin.hook
+    def after_setup(self, **training_parameters: Any) -> None:
+        if not self.enabled:
+            return
+        writer = self.writer or RunWriter()
+        if self.run_id is None:
+            active = mlflow.active_run()
+            if active is None:
+                active, self._started_run = mlflow.start_run(), True
+            self.run_id = active.info.run_id
+        self._buffer = MetricBuffer(writer.client, self.run_id)
+        if self.log_params:
+            given = {
+                f"{self.prefix}{k}": plain_value(training_parameters[k])
+                for k in LOGGED_ARGUMENTS
+                if k in training_parameters
+            }
+            writer.log_params(self.run_id, given)
+
+    @TrainerPlugin.hook
+    def metric_recorded(self, record: Any) -> None:
+        name = tuple(record.name)
+        if name in EPOCH_METRICS:
+            try:
+                value = float(record.value)
+            except (TypeError, ValueError):
+                return
+            self.history[EPOCH_METRICS[name]].append(value)
+            if self._buffer is not None:
+                self._buffer.add(f"{self.prefix}{EPOCH_METRICS[name]}", value, record.global_step)
+        elif name == ("learning_rate",) and record.value:
+            self._learning_rate = float(record.value[0])
+
+    @TrainerPlugin.hook
+    def after_evaluation(self, epoch: int, **kw: Any) -> None:
+        if self._buffer is not None:
+            if self._learning_rate is not None:
+                self._buffer.add(f"{self.prefix}learning_rate", self._learning_rate, epoch)
+            self._buffer.flush()
+
+    @TrainerPlugin.hook("_training_exception", "after_training")
+    def _finished(self, **kw: Any) -> None:
+        if self._buffer is not None:
+            self._buffer.flush()
+        if self._started_run:
+            mlflow.end_run()
+            self._started_run = False
+
+    @property
+    def attach_to_all_processes(self) -> bool:
+        return False
+
+    def get_state(self) -> dict[str, Any]:
+        return {**super().get_state(), "prefix": self.prefix, "log_params": self.log_params}
+
+
+class MedianStoppingPlugin(TrainerPlugin):
+    """Stops a training run when ``rule`` (with ``maximise`` and ``should_stop(epoch, value)``) says so;
+    ``pruned_at`` tells the caller where."""
+
+    def __init__(self, rule: Any, max_epochs: int) -> None:
+        super().__init__()
+        self.rule = rule
+        self.max_epochs = max_epochs
+        self.pruned_at: int | None = None
+
+    @TrainerPlugin.hook
+    def after_evaluation(self, epoch: int, validation_scores: tuple = (), **kw: Any) -> None:
+        if len(validation_scores) < 2:
+            return
+        value = float(validation_scores[0] if self.rule.maximise else validation_scores[1])
+        # stopping after the last epoch saves nothing and would only bar the trial from being best
+        if epoch < self.max_epochs and self.rule.should_stop(epoch, value):
+            self.pruned_at = epoch
+            raise TrainingInterrupt(f"pruned by the median stopping rule at epoch {epoch}")
+
+
+class FrozenEmbeddingsInEval(TrainerPlugin):
+    """Keeps shared frozen embeddings in eval mode while the rest of the model trains: Flair puts the whole
+    model in train mode each epoch, so a frozen transformer would embed with dropout and its vectors would
+    depend on when they were computed; kept vectors would then differ from recomputed ones."""
+
+    def __init__(self, modules: list) -> None:
+        super().__init__()
+        self.modules = modules
+
+    @TrainerPlugin.hook
+    def before_training_batch(self, **kw: Any) -> None:
+        for module in self.modules:
+            if module.training:
+                module.eval()
+
+    @property
+    def attach_to_all_processes(self) -> bool:
+        return True

@@ -1,0 +1,101 @@
+"""The one place Flair's ``ModelTrainer`` is called, and the check that sets a configuration up without
+training it, so what would fail every trial's set-up fails before any run exists."""
+
+from __future__ import annotations
+
+import inspect
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..config.parameters import PARAMETERS
+from ..errors import ConfigError
+from .models import build_model, optimizer_class, plain_value, training_arguments
+from .threads import TrialThreads
+
+
+def train_model(
+    model: Any,
+    corpus: Any,
+    task: str,
+    params: dict[str, Any],
+    base_path: str | Path,
+    *,
+    max_epochs: int,
+    plugins: Sequence[Any],
+    main_evaluation_metric: tuple[str, str],
+    threads: TrialThreads,
+    train_with_dev: bool = False,
+    save_final_model: bool = False,
+) -> dict[str, Any]:
+    """Train ``model`` with the training parameters of ``params`` (``train`` or ``fine_tune``, as the
+    configuration says); Flair's result dict. The final model, not the best on dev, is evaluated."""
+    from flair.trainers import ModelTrainer
+
+    method, arguments = training_arguments(task, params)
+    ours = {
+        "max_epochs": max_epochs,
+        "plugins": [*plugins, *threads.plugins()],
+        "train_with_dev": train_with_dev,
+        "save_final_model": save_final_model,
+        "use_final_model_for_eval": True,
+        "create_file_logs": False,
+        "create_loss_file": False,
+        "main_evaluation_metric": main_evaluation_metric,
+    }
+    return getattr(ModelTrainer(model, corpus), method)(str(base_path), **{**arguments, **ours})
+
+
+def check_configuration(
+    task: str,
+    params: dict[str, Any],
+    corpus: Any,
+    label_type: str,
+    factory: Any,
+    multi_label: bool,
+    optimizers: Sequence[Any],
+) -> None:
+    """Set one configuration up as a training run does (model, trainer arguments, each of ``optimizers``, else
+    its own), training nothing. A :class:`ConfigError` names the bare parameter: the caller knows where it is set."""
+    from flair.trainers import ModelTrainer
+
+    labels = corpus.make_label_dictionary(label_type, add_unk=False)
+    model = build_model(task, params, label_type, labels, factory, multi_label)
+    method, arguments = training_arguments(task, params)
+    defaults = inspect.signature(getattr(ModelTrainer, method)).parameters
+    learning_rate = arguments.get("learning_rate", defaults["learning_rate"].default)
+    given = {n: v for n, v in arguments.items() if n in PARAMETERS and PARAMETERS[n].group == "optimizer"}
+    for optimizer in optimizers or [arguments.get("optimizer", defaults["optimizer"].default)]:
+        optimizer = optimizer_class(optimizer)
+        accepted = inspect.signature(optimizer).parameters
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
+            for name in given:
+                if name not in accepted:
+                    takes = ", ".join(p for p in accepted if p in PARAMETERS and PARAMETERS[p].group == "optimizer")
+                    raise ConfigError(name, f"is not an argument of {plain_value(optimizer)} (it takes {takes})")
+        try:
+            optimizer(model.parameters(), lr=learning_rate, **given)
+        except (TypeError, ValueError) as error:  # torch's own checks, named by the first argument given
+            settings = ", ".join(f"{name}={value}" for name, value in given.items()) or "its defaults"
+            raise ConfigError(
+                next(iter(given), "optimizer"), f"{plain_value(optimizer)} refuses {settings}: {error}"
+            ) from None
+
+
+def check_losses(history: dict[str, list[float]], run: int) -> None:
+    """A loss that went NaN or infinite means the model diverged, although its dev score is often a finite 0."""
+    for key in ("train_loss", "dev_loss"):
+        for epoch, value in enumerate(history.get(key, []), start=1):
+            if not math.isfinite(value):
+                raise FloatingPointError(
+                    f"training run {run}: {key} is {value} at epoch {epoch}; the model diverged "
+                    "(a lower learning rate usually helps)"
+                )
+
+
+def release_memory() -> None:
+    """Between trials: hand the allocator's cached CUDA memory back, so the next trial (or process) has it."""
+    import torch
+
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
