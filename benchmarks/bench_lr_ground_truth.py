@@ -26,13 +26,19 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-# its import sets the offline environment and copies Flair's shared cache, as every benchmark here needs
-import bench_search  # noqa: E402,F401
+import bench_search  # noqa: E402
+
+os.environ.update(bench_search.environment())  # offline, and a writable copy of Flair's shared cache
 import numpy as np  # noqa: E402
-from flair_mlflow.core.lr_curve import DEFAULTS  # noqa: E402
-from flair_mlflow.core.rules import learning_rate_range  # noqa: E402
 
 from flair_mlflow import ExperimentConfig  # noqa: E402
+from flair_mlflow.lr_finder.curve import DEFAULTS  # noqa: E402
+from flair_mlflow.search.rules import LR_RANGE_FACTOR  # noqa: E402
+
+
+def learning_rate_range(suggested: float) -> tuple[float, float]:
+    return suggested / LR_RANGE_FACTOR, suggested * LR_RANGE_FACTOR
+
 
 EXAMPLES = ("wnut17.yaml", "trec6.yaml")
 GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
@@ -41,9 +47,8 @@ RESULTS = HERE / "results"
 
 def find(config: ExperimentConfig, store: str) -> dict:
     """The finder with its defaults on the example's model; the curve, for rescoring."""
-    from flair_mlflow.core.lr_curve import read_learning_rate_tsv
-
     from flair_mlflow import run_lr_find
+    from flair_mlflow.lr_finder.curve import read_learning_rate_tsv
 
     with tempfile.TemporaryDirectory() as folder:
         found = run_lr_find(config, tracking_uri=store, output=folder)
@@ -60,16 +65,13 @@ def find(config: ExperimentConfig, store: str) -> dict:
 
 def train_at(config: ExperimentConfig, learning_rate: float) -> float:
     """The example's model trained at one fixed rate for the example's epochs: its dev score as a trial's."""
-    from flair_mlflow.lr_find.run import model_params
+    from flair_mlflow.search.trial import TrialRunner
 
-    from flair_mlflow.search.trial import TrialRunner, TrialSettings
-
-    params = model_params(config, {"learning_rate": learning_rate})
+    params = {**config.representative_params(), "learning_rate": learning_rate}
     params["min_learning_rate"] = 1e-9  # annealing must not end a slow rate's training early
     fixed = {k: v for k, v in params.items() if k not in config.search_space}
-    settings = TrialSettings.from_config(config, fixed=fixed, quiet=True)
     sampled = {k: v for k, v in params.items() if k in config.search_space}
-    outcome = TrialRunner(settings, config).run(1, sampled)  # trial 1: the same seed at every rate
+    outcome = TrialRunner(config.replaced(fixed=fixed)).run(1, sampled)  # trial 1: the same seed at every rate
     if not outcome.ok:
         return float("nan")
     return outcome.final_score
@@ -116,7 +118,7 @@ def table(examples: dict, settings: str) -> str:
 
 def rescore(saved: Path, names: list[str]) -> int:
     """The current rules on the saved smoothed curves (the rules are pure: the same curve, the same reading)."""
-    from flair_mlflow.core.lr_rules import suggest_learning_rates
+    from flair_mlflow.lr_finder.rules import suggest_learning_rates
 
     recorded = json.loads(saved.read_text())
     examples = recorded["examples"]

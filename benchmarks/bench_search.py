@@ -1,20 +1,15 @@
-"""What a search costs on this machine, each row measured side by side in one run and repeated.
+"""What a search costs on this machine: each row's arms measured side by side in one run, interleaved.
 
-    FLAIR_CACHE_ROOT=<writable copy of Flair's cache> python benchmarks/bench_search.py [--repeats 2]
+    python benchmarks/bench_search.py [--only realistic,...] [--repeats 2] [--baseline OTHER_CHECKOUT]
 
-Rows: (1) tracking overhead: the same trials with MLflow tracking (local sqlite, and an
-``mlflow server`` on 127.0.0.1) against none; (2) a frozen-transformer search with the
-embedding cache on against off; (3) pruning (median stopping rule) on against off, and how soon
-the pruned search reaches the unpruned one's best; (4) torch threads per trial: the README example
-at torch's default, at one thread and at ``threads: auto``, wall and CPU time; (5) two ``tune``
-processes started together against one alone; (6) Spark parallelism 2 against 1 where the project
-supports it, on the README example's trials and on short ones, and the trial length where Spark
-starts to pay; (7) the start-up cost and peak memory of a one-trial search against Flair 0.12.2's own
-tuner (with ``FLAIR_012_PYTHON`` set to a Python that has it: ``flair012_env.sh`` makes one) and a
-plain Flair training of the same configuration (each arm alone in a fresh process:
-``startup_arm.py``). Prints
-one Markdown table and writes it, with the raw numbers, to ``benchmarks/results/latest.md`` and
-``latest.json``.
+Rows (see docs/performance.md): ``realistic`` (WNUT-17 whole, GloVe, BiLSTM-CRF, 8 trials x 5 epochs:
+wall, training, the package's own time, peak RSS; with ``--baseline``, the same against another checkout of
+the package), ``overhead`` (a 500-trial search of 1-epoch trials: the package's time per trial outside
+training, early and late, hyperopt's own share, and how long ``--resume`` of it takes to start),
+``memory`` (peak RSS after trial 10 and after trial 100 of one process), ``cache`` (a frozen transformer's
+vectors kept between trials, on and off), ``spark`` (parallelism 2 against 1 on trials of about a minute).
+Each arm runs alone in a fresh process (``search_arm.py``). Writes ``benchmarks/results/latest.md`` and
+``.json``; a partial run (``--only``) replaces its rows and keeps the rest.
 """
 
 from __future__ import annotations
@@ -23,77 +18,195 @@ import argparse
 import json
 import os
 import platform
+import shutil
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench_common import HERE  # first: it sets the environment up before MLflow and Flair load
-from rows_processes import spark_parallelism, startup_cost, two_searches_at_once
-from rows_search import cache_on_off, pruning_on_off, threads_row, tracking_overhead
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RESULTS = HERE / "results"
+
+
+def environment() -> dict[str, str]:
+    """Offline, no telemetry, a writable copy of the shared Flair cache (made once per benchmark run)."""
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    shared = ROOT.parent / "shared" / "flair-cache"
+    if "FLAIR_CACHE_ROOT" not in env and shared.is_dir():
+        cache = Path(tempfile.mkdtemp(prefix="bench-flair-cache-"))
+        shutil.copytree(shared, cache, dirs_exist_ok=True)
+        env["FLAIR_CACHE_ROOT"] = str(cache)
+    env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    return env
+
+
+def run_arm(experiment: Path, root: Path, env: dict[str, str], *extra: str) -> dict:
+    """One search alone in a fresh process, into a new store, with the package of ``root`` (Spark's workers too);
+    its JSON line (see search_arm.py)."""
+    with tempfile.TemporaryDirectory(prefix="bench-store-") as folder:
+        command = [sys.executable, str(HERE / "search_arm.py"), str(experiment), folder, "--root", str(root), *extra]
+        env = {**env, "BENCH_STARTED": repr(time.time()), "PYTHONPATH": str(root)}
+        done = subprocess.run(command, env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"arm failed ({done.returncode}): {done.stderr[-3000:]}")
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def realistic(env: dict[str, str], repeats: int, this: Path, baseline: Path | None) -> list[dict]:
+    """The search a user runs, at a user's scale, this checkout against ``baseline`` (arms interleaved)."""
+    experiment = HERE / "experiments" / "realistic.yaml"
+    arms = {"this": this, **({"baseline": baseline} if baseline else {})}
+    measured: dict[str, list[dict]] = {name: [] for name in arms}
+    for repeat in range(repeats):
+        order = list(arms) if repeat % 2 == 0 else list(reversed(arms))  # A B, then B A
+        for name in order:
+            measured[name].append(run_arm(experiment, arms[name], env))
+            print(f"  realistic {name} #{repeat + 1}: {measured[name][-1]}", file=sys.stderr)
+    row = {
+        name: {k: _median([m[k] for m in runs]) for k in ("wall", "training", "outside", "peak_rss_mb", "best")}
+        for name, runs in measured.items()
+    }
+    this = row["this"]
+    result = (
+        f"wall {this['wall']:.0f}s, training {this['training']:.0f}s, outside training {this['outside']:.1f}s "
+        f"({this['outside'] / this['wall']:.1%}), peak RSS {this['peak_rss_mb']:.0f} MB, best dev F1 {this['best']:.3f}"
+    )
+    if baseline:
+        base = row["baseline"]
+        result += (
+            f"; baseline {base['wall']:.0f}s / {base['training']:.0f}s / {base['outside']:.1f}s / "
+            f"{base['peak_rss_mb']:.0f} MB: wall {this['wall'] / base['wall']:.3f}x, outside training "
+            f"{this['outside'] / base['outside']:.2f}x, peak RSS {this['peak_rss_mb'] / base['peak_rss_mb']:.2f}x"
+        )
+    measure = (
+        f"WNUT-17 whole, GloVe 50d, BiLSTM-CRF, 8 trials x 5 epochs, seed 42; median of {repeats}, arms interleaved"
+    )
+    return [{"row": "realistic search", "measure": measure, "result": result, "raw": measured}]
+
+
+def spark(env: dict[str, str], repeats: int, this: Path, baseline: Path | None) -> list[dict]:
+    """Trials of about a minute side by side on Spark (parallelism 2 on local[2]), this checkout against
+    ``baseline`` (the worker daemon and the mapPartitions proxy were there), and one after another."""
+    parallel = HERE / "experiments" / "spark.yaml"
+    with tempfile.TemporaryDirectory() as folder:
+        sequential = Path(folder) / "sequential.yaml"
+        sequential.write_text(parallel.read_text().replace("parallelism: 2", "parallelism: 1"))
+        arms = {"parallel": (parallel, this), "sequential": (sequential, this)}
+        if baseline:
+            arms["parallel, baseline"] = (parallel, baseline)
+        measured: dict[str, list[dict]] = {name: [] for name in arms}
+        for repeat in range(repeats):
+            for name in list(arms) if repeat % 2 == 0 else list(reversed(arms)):
+                measured[name].append(run_arm(arms[name][0], arms[name][1], env))
+                print(f"  spark {name} #{repeat + 1}: {measured[name][-1]}", file=sys.stderr)
+    wall = {name: _median([m["wall"] for m in runs]) for name, runs in measured.items()}
+    per_trial = _median([m["training"] for m in measured["sequential"]]) / 4
+    result = f"parallel {wall['parallel']:.0f}s vs sequential {wall['sequential']:.0f}s: {wall['sequential'] / wall['parallel']:.2f}x the throughput"
+    if baseline:
+        result += f"; with the baseline's worker daemon and proxy {wall['parallel, baseline']:.0f}s: {wall['parallel, baseline'] / wall['parallel']:.2f}x this one's wall"
+    measure = f"4 trials of about {per_trial:.0f}s each (WNUT-17 whole, 12 epochs), parallelism 2 on local[2]; median of {repeats}, interleaved"
+    return [{"row": "spark parallelism 2 vs 1", "measure": measure, "result": result, "raw": measured}]
+
+
+def overhead(env: dict[str, str], repeats: int) -> list[dict]:
+    """A 500-trial search of 1-epoch trials: the package's time per trial outside training (from the end of one
+    trial's training to the start of the next), early and late, the share of it inside hyperopt's suggest,
+    and how long ``--resume`` of the finished search takes to reach its first new trial."""
+    experiment = HERE / "experiments" / "overhead.yaml"
+    with tempfile.TemporaryDirectory(prefix="bench-overhead-") as folder:
+        command = [sys.executable, str(HERE / "search_arm.py"), str(experiment), folder, "--calls", "--time-suggest"]
+        first = _run(command, env)
+        gaps = [later[0] - earlier[1] for earlier, later in zip(first["calls"], first["calls"][1:])]
+        suggest = first["suggest_seconds"]
+        more = Path(folder) / "more.yaml"
+        more.write_text(experiment.read_text().replace("max_evals: 500", "max_evals: 510"))
+        resumed = _run(
+            [sys.executable, str(HERE / "search_arm.py"), str(more), folder, "--resume", first["parent_run_id"]], env
+        )
+    early, late = statistics.mean(gaps[:49]), statistics.mean(gaps[-50:])
+    early_suggest, late_suggest = statistics.mean(suggest[1:50]), statistics.mean(suggest[-50:])
+    result = (
+        f"outside training per trial: trials 1-50 {early * 1000:.0f} ms, 451-500 {late * 1000:.0f} ms ({late / early:.2f}x); "
+        f"of which hyperopt's suggest {early_suggest * 1000:.0f} ms and {late_suggest * 1000:.0f} ms; "
+        f"--resume of the 500 trials reached its first new trial {resumed['first_training']:.1f}s after starting"
+    )
+    measure = "500 trials x 1 epoch on 1% of WNUT-17 (34 sentences), tpe, local sqlite store, one process"
+    return [
+        {
+            "row": "overhead of a 500-trial search",
+            "measure": measure,
+            "result": result,
+            "raw": {"gaps": gaps, "suggest": suggest},
+        }
+    ]
+
+
+def memory(env: dict[str, str], repeats: int) -> list[dict]:
+    """A 100-trial search in one process: its resident set after trial 10 and after trial 100."""
+    with tempfile.TemporaryDirectory(prefix="bench-memory-") as folder:
+        done = _run(
+            [sys.executable, str(HERE / "search_arm.py"), str(HERE / "experiments" / "memory.yaml"), folder, "--calls"],
+            env,
+        )
+    rss = [call[2] for call in done["calls"]]
+    result = f"RSS after trial 10 {rss[9]:.0f} MB, after trial 100 {rss[-1]:.0f} MB ({rss[-1] / rss[9]:.3f}x); peak {done['peak_rss_mb']:.0f} MB"
+    measure = "100 trials x 1 epoch on 10% of WNUT-17, GloVe, hidden size 64-256, one process"
+    return [{"row": "memory over a 100-trial search", "measure": measure, "result": result, "raw": {"rss": rss}}]
+
+
+def _run(command: list[str], env: dict[str, str]) -> dict:
+    done = subprocess.run(command, env={**env, "BENCH_STARTED": repr(time.time())}, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"failed ({done.returncode}): {done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+ROWS = {"realistic": realistic, "spark": spark, "overhead": overhead, "memory": memory}
+
+
+def write(rows: list[dict], started: float) -> str:
+    """The table, merged with the rows of earlier runs that this one did not measure."""
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / "latest.json"
+    earlier = json.loads(path.read_text()) if path.is_file() else {"rows": []}
+    names = {row["row"] for row in rows}
+    merged = [row for row in earlier.get("rows", []) if row["row"] not in names] + rows
+    header = (
+        f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}; this run {time.time() - started:.0f}s, rows {', '.join(sorted(names))}."
+    )
+    table = ["| row | measure | result |", "| --- | --- | --- |"]
+    table += [f"| {row['row']} | {row['measure']} | {row['result']} |" for row in merged]
+    text = header + "\n\n" + "\n".join(table) + "\n"
+    path.write_text(json.dumps({"header": header, "rows": merged}, indent=2))
+    (RESULTS / "latest.md").write_text(text)
+    return text
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default=",".join(ROWS), help=f"rows to measure: {', '.join(ROWS)}")
     parser.add_argument("--repeats", type=int, default=2)
-    functions = {
-        "tracking": tracking_overhead,
-        "cache": cache_on_off,
-        "pruning": pruning_on_off,
-        "threads": threads_row,
-        "together": two_searches_at_once,
-        "spark": spark_parallelism,
-        "startup": startup_cost,
-    }
-    parser.add_argument("--only", choices=list(functions), action="append")
-    args = parser.parse_args()
-    chosen = args.only or list(functions)
-    rows: list[dict] = []
-    started = time.time()
-    with tempfile.TemporaryDirectory(prefix="flair-mlflow-bench-") as folder:
-        os.chdir(folder)  # a sqlite store puts its artefacts under ./mlruns
-        for name in chosen:
-            rows.extend({**row, "bench": name} for row in functions[name](Path(folder), args.repeats))
-    import torch
-
-    machine = (
-        f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}, torch {torch.__version__}, CPU"
-    )
-    lines = [
-        f"Measured {time.strftime('%Y-%m-%d')} on {machine}; medians of {args.repeats} repeats, arms interleaved; "
-        f"{time.time() - started:.0f}s in all.",
-        "",
-        "| row | measure | result |",
-        "| --- | --- | --- |",
-        *[f"| {r['row']} | {r['measure']} | {r['result']} |" for r in rows],
-    ]
-    table = "\n".join(lines)
-    print(table)
-    out = HERE / "results"
-    out.mkdir(exist_ok=True)
-    if args.only and (out / "latest.json").exists():  # a partial run updates its rows of the last table
-        rows = _merged(json.loads((out / "latest.json").read_text())["rows"], rows)
-        lines[0] += f" Rows measured in this run: {', '.join(chosen)}; the others are from earlier runs."
-        lines[4:] = [f"| {r['row']} | {r['measure']} | {r['result']} |" for r in rows]
-        table = "\n".join(lines)
-    (out / "latest.md").write_text(table + "\n", encoding="utf-8")
-    (out / "latest.json").write_text(json.dumps({"machine": machine, "repeats": args.repeats, "rows": rows}, indent=2))
-
-
-def _merged(previous: list[dict], fresh: list[dict]) -> list[dict]:
-    """The last table's rows with those of the benchmarks run now replaced in place (a renamed row too),
-    rows of new benchmarks last."""
-    by_bench: dict[str, list[dict]] = {}
-    for row in fresh:
-        by_bench.setdefault(row["bench"], []).append(row)
-    names = {row["row"]: row["bench"] for row in fresh}
-    merged = []
-    for row in previous:
-        bench = row.get("bench") or names.get(row["row"])
-        if bench in by_bench:
-            merged.extend(by_bench.pop(bench))
-        elif bench not in names.values():
-            merged.append(row)
-    return merged + [row for rows in by_bench.values() for row in rows]
+    parser.add_argument("--this", type=Path, default=ROOT, help="the checkout whose package is timed")
+    parser.add_argument("--baseline", type=Path, help="another checkout of the package to time beside it")
+    options = parser.parse_args()
+    env, started, rows = environment(), time.time(), []
+    for name in options.only.split(","):
+        function = ROWS[name.strip()]
+        takes_arms = name.strip() in ("realistic", "spark")
+        rows += (
+            function(env, options.repeats, options.this, options.baseline)
+            if takes_arms
+            else function(env, options.repeats)
+        )
+    print(write(rows, started))
 
 
 if __name__ == "__main__":

@@ -25,9 +25,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout, installed or not
 
-from flair_mlflow.adapters.lr_finder import find_learning_rate  # noqa: E402
-from flair_mlflow.core.lr_curve import read_learning_rate_tsv  # noqa: E402
-from flair_mlflow.core.lr_rules import suggest_learning_rates  # noqa: E402
+from flair_mlflow.lr_finder.curve import read_learning_rate_tsv  # noqa: E402
+from flair_mlflow.lr_finder.rules import suggest_learning_rates  # noqa: E402
+from flair_mlflow.lr_finder.run import find_learning_rate  # noqa: E402
 
 failures: list[str] = []
 

@@ -25,18 +25,19 @@ for name, value in (("MLFLOW_DISABLE_TELEMETRY", "true"), ("HF_HUB_OFFLINE", "1"
     os.environ.setdefault(name, value)
 
 
-def _timed_training(seconds: list[float]) -> None:
-    """Add each call of Flair's training methods to ``seconds`` (the search still calls them as usual)."""
+def _timed_training(calls: list[tuple[float, float, float]]) -> None:
+    """Note each call of Flair's training methods as (start, end, RSS in MB after it), seconds since
+    ``BENCH_STARTED`` (the search still calls them as usual)."""
     from flair.trainers import ModelTrainer
 
     def timed(method):
         @functools.wraps(method)  # the search reads the methods' signatures for the arguments they take
         def run(self, *args, **kwargs):
-            started = time.perf_counter()
+            started = time.time() - STARTED
             try:
                 return method(self, *args, **kwargs)
             finally:
-                seconds.append(time.perf_counter() - started)
+                calls.append((started, time.time() - STARTED, _status_mb("VmRSS:")))
 
         return run
 
@@ -44,10 +45,30 @@ def _timed_training(seconds: list[float]) -> None:
     ModelTrainer.fine_tune = timed(ModelTrainer.fine_tune)
 
 
-def _peak_rss_mb() -> float:
+def _timed_suggest() -> list[float]:
+    """The seconds of each call of hyperopt's TPE suggest (hyperopt's own cost per trial)."""
+    import hyperopt.tpe
+
+    seconds: list[float] = []
+    suggest = hyperopt.tpe.suggest
+
+    @functools.wraps(suggest)
+    def timed(*args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return suggest(*args, **kwargs)
+        finally:
+            seconds.append(time.perf_counter() - started)
+
+    hyperopt.tpe.suggest = timed
+    return seconds
+
+
+def _status_mb(field: str = "VmHWM:") -> float:
+    """A memory figure of this process (``VmHWM``: its peak resident set), in MB."""
     with open("/proc/self/status", encoding="ascii") as status:
         for line in status:
-            if line.startswith("VmHWM:"):
+            if line.startswith(field):
                 return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -57,24 +78,31 @@ def main() -> None:
     parser.add_argument("experiment")
     parser.add_argument("folder")
     parser.add_argument("--root", default=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    parser.add_argument("--resume", help="continue this search (its parent run id) in the store of FOLDER")
+    parser.add_argument("--calls", action="store_true", help="also print each training call (start, end, RSS)")
+    parser.add_argument("--time-suggest", action="store_true", help="also print the seconds of each hyperopt suggest")
     options = parser.parse_args()
     sys.path.insert(0, options.root)
-    seconds: list[float] = []
-    _timed_training(seconds)
+    calls: list[tuple[float, float, float]] = []
+    _timed_training(calls)
+    suggest = _timed_suggest() if options.time_suggest else None
     from flair_mlflow import run_search
 
-    result = run_search(
-        options.experiment, tracking_uri=f"sqlite:///{os.path.join(options.folder, 'mlflow.db')}", show_progress=False
-    )
+    store = f"sqlite:///{os.path.join(options.folder, 'mlflow.db')}"
+    result = run_search(options.experiment, tracking_uri=store, show_progress=False, resume=options.resume)
     wall = time.time() - STARTED
-    training = sum(seconds)
+    training = sum(end - start for start, end, _ in calls)
     line = {
         "wall": wall,
         "training": training,
         "outside": wall - training,
-        "peak_rss_mb": _peak_rss_mb(),
+        "peak_rss_mb": _status_mb(),
         "trials": len(result.outcomes),
         "best": result.best_score,
+        "parent_run_id": result.parent_run_id,
+        "first_training": calls[0][0] if calls else None,
+        **({"calls": calls} if options.calls else {}),
+        **({"suggest_seconds": suggest} if suggest is not None else {}),
     }
     print(json.dumps(line), flush=True)
 

@@ -21,34 +21,17 @@ from .search.space import SearchSpace
 
 
 class ParamSelector:
-    """Runs a hyperopt search over a Flair corpus given in Python, each trial tracked in MLflow."""
+    """Runs a hyperopt search over a Flair corpus given in Python, each trial tracked in MLflow. ``options``:
+    settings of the experiment file (``fixed``, ``algorithm``, ``seed``, ``experiment``, ``multi_label``, ...),
+    and ``tracking_uri`` and ``show_progress``."""
 
     task = ""
 
-    def __init__(
-        self,
-        corpus: Any,
-        label_type: str,
-        base_path: str | Path,
-        max_epochs: int = 50,
-        evaluation_metric: Any = ("micro avg", "f1-score"),
-        training_runs: int = 1,
-        optimization_value: OptimizationValue | str = OptimizationValue.DEV_LOSS,
-        *,
-        multi_label: bool = False,
-        fixed: dict[str, Any] | None = None,
-        algorithm: str = "tpe",
-        seed: int | None = None,
-        experiment: str | None = None,
-        tracking_uri: str | None = None,
-        show_progress: bool = True,
-    ) -> None:
-        self.corpus, self.base_path, self.tracking_uri, self.show_progress = (
-            corpus,
-            Path(base_path),
-            tracking_uri,
-            show_progress,
-        )
+    def __init__(self, corpus: Any, label_type: str, base_path: str | Path, max_epochs: int = 50,
+                 evaluation_metric: Any = ("micro avg", "f1-score"), training_runs: int = 1,
+                 optimization_value: OptimizationValue | str = OptimizationValue.DEV_LOSS, **options: Any) -> None:  # fmt: skip
+        self.corpus, self.base_path, self.result = corpus, Path(base_path), None
+        self.tracking_uri, self.show_progress = options.pop("tracking_uri", None), options.pop("show_progress", True)
         self.settings = {
             "task": self.task,
             "corpus": {"name": str(getattr(corpus, "name", None) or "corpus")},
@@ -57,13 +40,8 @@ class ParamSelector:
             "main_evaluation_metric": evaluation_metric,
             "training_runs": training_runs,
             "optimization_value": OptimizationValue.parse(optimization_value).config_name,
-            "multi_label": multi_label,
-            "fixed": dict(fixed or {}),
-            "algorithm": algorithm,
-            "seed": seed,
-            "experiment": experiment,
+            **options,
         }
-        self.result: SearchResult | None = None
 
     def optimize(self, space: SearchSpace, max_evals: int = 100) -> dict[str, Any]:
         """Search ``space`` for ``max_evals`` trials; returns the best parameters as real values."""
@@ -75,10 +53,9 @@ class ParamSelector:
             ExperimentConfig, {**self.settings, "search_space": dict(space.entries), "max_evals": max_evals}
         )
         progress = print_progress if self.show_progress else None
-        search = Search(
+        self.result = Search(
             config, corpus=self.corpus, tracking_uri=self.tracking_uri, base_path=self.base_path, progress=progress
-        )
-        self.result = search.run()
+        ).run()
         return self.result.best_params
 
     def register_best(self, name: str | None = None, **options: Any) -> Any:
@@ -91,7 +68,7 @@ class ParamSelector:
 
 class SequenceTaggerParamSelector(ParamSelector):
     """``SequenceTaggerParamSelector(corpus, tag_type, base_path, max_epochs=50, evaluation_metric=...,
-    training_runs=1, optimization_value=..., **options)``: the options of :class:`ParamSelector`."""
+    training_runs=1, optimization_value=..., **options)``."""
 
     task = "sequence_tagging"
 
@@ -102,18 +79,11 @@ class TextClassifierParamSelector(ParamSelector):
 
     task = "text_classification"
 
-    def __init__(
-        self,
-        corpus: Any,
-        label_type: str,
-        multi_label: bool,
-        base_path: str | Path,
-        max_epochs: int = 50,
-        fine_tune: bool = True,
-        *args: Any,
-        **options: Any,
-    ) -> None:
+    def __init__(self, corpus: Any, label_type: str, multi_label: bool, base_path: str | Path, max_epochs: int = 50, fine_tune: bool = True, *args: Any, **options: Any) -> None:  # fmt: skip
         fixed = {"fine_tune": fine_tune, **options.pop("fixed", {})}
         super().__init__(
             corpus, label_type, base_path, max_epochs, *args, multi_label=multi_label, fixed=fixed, **options
         )
+
+
+__all__ = ["SearchResult", "SequenceTaggerParamSelector", "TextClassifierParamSelector"]

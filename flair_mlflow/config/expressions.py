@@ -1,9 +1,9 @@
 """Search-space expressions as the experiment file writes them, checked without importing hyperopt.
 
-An expression is one hyperopt function with its arguments, as a list or a mapping of hyperopt's own
-names: ``{choice: [32, 64]}``, ``{uniform: {low: 0.0, high: 0.5}}``. Options and the ends of a range
-(its centre, if unbounded) must be values the parameter can take; hyperopt's meaning is kept
-(``loguniform``'s bounds are natural logs).
+An expression is one hyperopt function with its arguments, as a list or a mapping of hyperopt's own names:
+``{choice: [32, 64]}``, ``{uniform: {low: 0.0, high: 0.5}}``. Options and the ends of a range (its centre,
+if unbounded) must be values the parameter can take; hyperopt's meaning is kept (``loguniform``'s bounds are
+natural logs).
 """
 
 from __future__ import annotations
@@ -30,9 +30,7 @@ EXPRESSIONS: dict[str, tuple[str, ...]] = {
     "randint": ("low", "high"),
     "uniformint": ("low", "high"),
 }
-#: expressions whose arguments are natural logs of the values drawn
-LOG_SCALE = ("loguniform", "qloguniform", "lognormal", "qlognormal")
-_MAX_LOG = math.log(sys.float_info.max)
+LOG_SCALE = ("loguniform", "qloguniform", "lognormal", "qlognormal")  # arguments are logs of the values drawn
 
 
 def checked_expression(name: str, spec: Any) -> dict[str, dict[str, Any]]:
@@ -44,11 +42,14 @@ def checked_expression(name: str, spec: Any) -> dict[str, dict[str, Any]]:
     kind, arguments = next(iter(spec.items()))
     if kind not in EXPRESSIONS:
         raise ConfigError(field, f"unknown expression '{kind}'; use one of {', '.join(EXPRESSIONS)}")
-    named = _named_arguments(kind, arguments, field)
+    named = _named(kind, arguments, field)
     if kind == "choice":
-        return {kind: {"options": _options(name, named["options"], field)}}
+        return {kind: {"options": [_option(name, option, field) for option in _listed(kind, named, field)]}}
     if kind == "pchoice":
-        return {kind: {"p_options": _weighted_options(name, named["p_options"], field)}}
+        pairs = [_weighted(name, pair, field) for pair in _listed(kind, named, field)]
+        if abs(sum(p for p, _ in pairs) - 1.0) > 1e-6:
+            raise ConfigError(field, "pchoice probabilities must add up to 1")
+        return {kind: {"p_options": pairs}}
     info = PARAMETERS.get(name)
     if info is not None and not info.numeric and not (info.kind == "flag" and kind in ("randint", "uniformint")):
         raise ConfigError(field, f"{kind} draws numbers, which {name} does not take; list its values with choice")
@@ -59,15 +60,16 @@ def checked_expression(name: str, spec: Any) -> dict[str, dict[str, Any]]:
     return {kind: named}
 
 
-def _named_arguments(kind: str, arguments: Any, field: str) -> dict[str, Any]:
+def _named(kind: str, arguments: Any, field: str) -> dict[str, Any]:
+    """An expression's arguments by hyperopt's names, from a list or a mapping (``randint`` also takes
+    hyperopt's ``upper`` alone)."""
     names = EXPRESSIONS[kind]
-    if kind == "randint" and isinstance(arguments, (int, float)):
-        arguments = [arguments]
-    if kind == "randint" and isinstance(arguments, (list, tuple)) and len(arguments) == 1:
-        arguments = [0, arguments[0]]  # hp.randint(label, upper)
-    if kind == "randint" and isinstance(arguments, Mapping) and "low" not in arguments:  # hp.randint(label, upper=)
+    if kind == "randint" and not isinstance(arguments, Mapping):
+        arguments = list(arguments) if isinstance(arguments, (list, tuple)) else [arguments]
+        arguments = [0, *arguments] if len(arguments) == 1 else arguments
+    if kind == "randint" and isinstance(arguments, Mapping) and "low" not in arguments:
         arguments = {"low": 0, **{("high" if k == "upper" else k): v for k, v in arguments.items()}}
-    if len(names) == 1 and isinstance(arguments, list):
+    if len(names) == 1 and isinstance(arguments, (list, tuple)):
         arguments = {names[0]: arguments}
     if isinstance(arguments, (list, tuple)):
         if len(arguments) != len(names):
@@ -75,18 +77,22 @@ def _named_arguments(kind: str, arguments: Any, field: str) -> dict[str, Any]:
         arguments = dict(zip(names, arguments))
     if not isinstance(arguments, Mapping):
         raise ConfigError(field, f"{kind} takes {', '.join(names)}")
-    unknown, missing = sorted(set(arguments) - set(names)), [n for n in names if n not in arguments]
-    if unknown:
-        raise ConfigError(field, f"{kind} takes {', '.join(names)}, not {', '.join(map(str, unknown))}")
-    if missing:
-        raise ConfigError(field, f"{kind} needs {', '.join(missing)}")
+    unknown, missing = sorted(map(str, set(arguments) - set(names))), [n for n in names if n not in arguments]
+    if unknown or missing:
+        raise ConfigError(
+            field,
+            f"{kind} takes {', '.join(names)}, not {', '.join(unknown)}"
+            if unknown
+            else f"{kind} needs {', '.join(missing)}",
+        )
     return {n: arguments[n] for n in names}
 
 
-def _options(name: str, options: Any, field: str) -> list[Any]:
-    if not isinstance(options, (list, tuple)) or not options:
-        raise ConfigError(field, "choice needs a non-empty list of options")
-    return [_option(name, option, field) for option in options]
+def _listed(kind: str, named: dict[str, Any], field: str) -> list[Any]:
+    listed = named[EXPRESSIONS[kind][0]]
+    if not isinstance(listed, (list, tuple)) or not listed:
+        raise ConfigError(field, f"{kind} needs a non-empty list of options")
+    return list(listed)
 
 
 def _option(name: str, option: Any, field: str) -> Any:
@@ -95,20 +101,12 @@ def _option(name: str, option: Any, field: str) -> Any:
     return checked_value(name, option, field)
 
 
-def _weighted_options(name: str, pairs: Any, field: str) -> list[list[Any]]:
-    if not isinstance(pairs, (list, tuple)) or not pairs:
-        raise ConfigError(field, "pchoice needs a non-empty list of [probability, value] pairs")
-    checked = []
-    for pair in pairs:
-        if not isinstance(pair, (list, tuple)) or len(pair) != 2:
-            raise ConfigError(field, "pchoice options are [probability, value] pairs")
-        probability = pair[0]
-        if isinstance(probability, bool) or not isinstance(probability, (int, float)) or not 0 <= probability <= 1:
-            raise ConfigError(field, f"pchoice probabilities must be between 0 and 1, not {probability!r}")
-        checked.append([probability, _option(name, pair[1], field)])
-    if abs(sum(p for p, _ in checked) - 1.0) > 1e-6:
-        raise ConfigError(field, "pchoice probabilities must add up to 1")
-    return checked
+def _weighted(name: str, pair: Any, field: str) -> list[Any]:
+    if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+        raise ConfigError(field, "pchoice options are [probability, value] pairs")
+    if isinstance(pair[0], bool) or not isinstance(pair[0], (int, float)) or not 0 <= pair[0] <= 1:
+        raise ConfigError(field, f"pchoice probabilities must be between 0 and 1, not {pair[0]!r}")
+    return [pair[0], _option(name, pair[1], field)]
 
 
 def _check_range(name: str, kind: str, named: dict[str, Any], field: str) -> None:
@@ -120,49 +118,48 @@ def _check_range(name: str, kind: str, named: dict[str, Any], field: str) -> Non
     if "low" in named and named["low"] >= named["high"]:
         raise ConfigError(field, f"{kind}: low ({named['low']}) must be below high ({named['high']})")
     for argument in ("sigma", "q"):
-        if argument in named and named[argument] <= 0:
+        if named.get(argument, 1) <= 0:
             raise ConfigError(field, f"{kind}: {argument} must be positive")
-    ends = [("low", named["low"]), ("high", named["high"])] if "low" in named else [("mu", named["mu"])]
-    if kind == "randint":  # its high is exclusive
-        ends[1] = ("high", named["high"] - 1)
-    for label, end in ends:
-        if kind in LOG_SCALE and end > _MAX_LOG:
+    ends = (
+        [("low", named["low"]), ("high", named["high"] - (kind == "randint"))]
+        if "low" in named
+        else [("its centre", named["mu"])]
+    )
+    for label, end in ends:  # randint's high is exclusive
+        if kind in LOG_SCALE and end > math.log(sys.float_info.max):
             raise ConfigError(
                 field,
-                f"{kind}: {label} ({end:g}) overflows: exp({end:g}) is not a number; {kind}'s bounds are "
-                "natural logs (for 1e-4 to 0.1 write [-9.2, -2.3])",
+                f"{kind}: {label} ({end:g}) overflows: exp({end:g}) is not a number; its bounds are natural logs (for 1e-4 to 0.1 write [-9.2, -2.3])",
             )
         try:
             checked_value(name, coerce_value(name, drawn(kind, named, end), field), field)
         except ConfigError as error:
-            where = "its centre" if label == "mu" else label
-            raise ConfigError(field, f"{kind}: {where} ({end:g}) draws {error.problem}") from None
+            raise ConfigError(field, f"{kind}: {label} ({end:g}) draws {error.problem}") from None
 
 
 def drawn(kind: str, named: Mapping[str, Any], value: float) -> float:
     """A number on an expression's own scale as the parameter receives it: exp for a log scale, rounded to q."""
-    if kind in LOG_SCALE:
-        value = math.exp(value)
-    if "q" in named:
-        value = round(value / named["q"]) * named["q"]
-    return value
+    value = math.exp(value) if kind in LOG_SCALE else value
+    return round(value / named["q"]) * named["q"] if "q" in named else value
 
 
 def options_of(spec: Mapping[str, Any]) -> list[Any] | None:
     """The values a checked ``choice`` or ``pchoice`` lists; None for a range."""
     kind, named = next(iter(spec.items()))
-    if kind == "choice":
-        return list(named["options"])
-    return [value for _, value in named["p_options"]] if kind == "pchoice" else None
+    return (
+        list(named["options"])
+        if kind == "choice"
+        else [v for _, v in named["p_options"]]
+        if kind == "pchoice"
+        else None
+    )
 
 
 def representative_value(name: str, spec: Mapping[str, Any]) -> Any:
     """One value of a checked expression: the first choice (pchoice: the likeliest), else the middle of its
     range (of its logs, for a log scale), rounded to its ``q``."""
     kind, named = next(iter(spec.items()))
-    if kind == "pchoice":
-        return max(named["p_options"], key=lambda pair: pair[0])[1]
-    if kind == "choice":
-        return named["options"][0]
+    if kind in ("choice", "pchoice"):
+        return named["options"][0] if kind == "choice" else max(named["p_options"], key=lambda pair: pair[0])[1]
     middle = (named["low"] + named["high"]) / 2 if "low" in named else named["mu"]
     return coerce_value(name, drawn(kind, named, middle))

@@ -1,5 +1,5 @@
 """The parameters a trial can set: their names, where each goes, the type of its real value and the values
-Flair and torch accept. Values are converted and checked by pydantic, the one coercion path of the package."""
+Flair and torch accept. Values are converted and checked by pydantic, the package's one coercion path."""
 
 from __future__ import annotations
 
@@ -14,46 +14,7 @@ from pydantic import BeforeValidator, Field, TypeAdapter, ValidationError
 from ..errors import ConfigError
 
 TASKS = ("sequence_tagging", "text_classification")
-#: hyperopt's search algorithms by the names the experiment file and the command line use
-ALGORITHMS = ("tpe", "rand", "anneal", "atpe")
-
-
-class Parameter(enum.Enum):
-    """Names of searchable parameters, as in Flair's old ``flair.hyperparameter.Parameter``."""
-
-    EMBEDDINGS = "embeddings"
-    HIDDEN_SIZE = "hidden_size"
-    USE_CRF = "use_crf"
-    USE_RNN = "use_rnn"
-    RNN_LAYERS = "rnn_layers"
-    RNN_TYPE = "rnn_type"
-    DROPOUT = "dropout"
-    WORD_DROPOUT = "word_dropout"
-    LOCKED_DROPOUT = "locked_dropout"
-    REPROJECT_EMBEDDINGS = "reproject_embeddings"
-    TRANSFORMER_MODEL = "transformer_model"
-    LAYERS = "layers"
-    FINE_TUNE = "fine_tune"
-    DOCUMENT_EMBEDDINGS = "document_embeddings"
-    POOLING = "pooling"
-    BIDIRECTIONAL = "bidirectional"
-    REPROJECT_WORDS = "reproject_words"
-    REPROJECT_WORD_DIMENSION = "reproject_words_dimension"
-    LEARNING_RATE = "learning_rate"
-    MINI_BATCH_SIZE = "mini_batch_size"
-    OPTIMIZER = "optimizer"
-    ANNEAL_FACTOR = "anneal_factor"
-    ANNEAL_WITH_RESTARTS = "anneal_with_restarts"
-    PATIENCE = "patience"
-    MIN_LEARNING_RATE = "min_learning_rate"
-    WARMUP_FRACTION = "warmup_fraction"
-    MOMENTUM = "momentum"
-    DAMPENING = "dampening"
-    WEIGHT_DECAY = "weight_decay"
-    NESTEROV = "nesterov"
-    AMSGRAD = "amsgrad"
-    BETAS = "betas"
-    EPS = "eps"
+ALGORITHMS = ("tpe", "rand", "anneal", "atpe")  # hyperopt's, by the names the experiment file uses
 
 
 class OptimizationValue(enum.Enum):
@@ -64,13 +25,10 @@ class OptimizationValue(enum.Enum):
 
     @classmethod
     def parse(cls, value: OptimizationValue | str) -> OptimizationValue:
-        if isinstance(value, cls):
-            return value
         names = {"dev_score": cls.DEV_SCORE, "score": cls.DEV_SCORE, "dev_loss": cls.DEV_LOSS, "loss": cls.DEV_LOSS}
-        try:
-            return names[str(value).lower()]
-        except KeyError:
-            raise ConfigError("optimization_value", f"must be dev_score or dev_loss, not {value!r}") from None
+        if isinstance(value, cls) or str(value).lower() in names:
+            return value if isinstance(value, cls) else names[str(value).lower()]
+        raise ConfigError("optimization_value", f"must be dev_score or dev_loss, not {value!r}")
 
     @property
     def config_name(self) -> str:
@@ -83,11 +41,7 @@ def _rounded(value: Any) -> Any:
 
 
 def _layers(value: Any) -> str:
-    if isinstance(value, (list, tuple)):
-        value = ",".join(str(int(v)) for v in value)
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    text = str(value).strip() if isinstance(value, str) else ""
+    text = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value).strip()
     if text == "all" or (text and all(part.strip().lstrip("-").isdigit() for part in text.split(","))):
         return text
     raise ValueError(f"expected 'all' or layer indices such as '-1,-2', not {value!r}")
@@ -99,15 +53,13 @@ def _pair(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
 
-Number = Annotated[float, Field(allow_inf_nan=False)]
-Whole = Annotated[int, BeforeValidator(_rounded)]
-#: the type of each kind of parameter value, and (with the limits of ParameterInfo) what is accepted
+#: the type of each kind of value; with ParameterInfo's limits, what is accepted
 KINDS: dict[str, Any] = {
     "flag": bool,
-    "whole": Whole,
-    "number": Number,
+    "whole": Annotated[int, BeforeValidator(_rounded)],
+    "number": Annotated[float, Field(allow_inf_nan=False)],
     "layers": Annotated[str, BeforeValidator(_layers)],
-    "pair": Annotated[tuple[Number, Number], BeforeValidator(_pair)],
+    "pair": Annotated[tuple[float, float], BeforeValidator(_pair)],
     "rnn_type": Literal["LSTM", "GRU", "RNN"],
     "pooling": Literal["mean", "max", "min"],
     "object": Any,  # embeddings and optimizers: names, or Flair / torch objects given in Python
@@ -132,19 +84,17 @@ class ParameterInfo:
 
 
 _TAG, _CLS = ("sequence_tagging",), ("text_classification",)
-_AT_LEAST_ONE, _NOT_NEGATIVE, _POSITIVE = (("ge", 1),), (("ge", 0),), (("gt", 0),)
-_BELOW_ONE = (("ge", 0), ("lt", 1))  # a dropout of 1 drops everything
-
+_ONE, _ZERO, _POSITIVE, _BELOW_ONE = (("ge", 1),), (("ge", 0),), (("gt", 0),), (("ge", 0), ("lt", 1))
 PARAMETERS: dict[str, ParameterInfo] = {
     info.name: info
     for info in [
         ParameterInfo("embeddings", "model", "object"),
-        ParameterInfo("hidden_size", "model", "whole", limits=_AT_LEAST_ONE),
+        ParameterInfo("hidden_size", "model", "whole", limits=_ONE),
         ParameterInfo("use_crf", "model", "flag", _TAG),
         ParameterInfo("use_rnn", "model", "flag", _TAG),
-        ParameterInfo("rnn_layers", "model", "whole", limits=_AT_LEAST_ONE),
+        ParameterInfo("rnn_layers", "model", "whole", limits=_ONE),
         ParameterInfo("rnn_type", "model", "rnn_type"),
-        ParameterInfo("dropout", "model", "number", limits=_BELOW_ONE),
+        ParameterInfo("dropout", "model", "number", limits=_BELOW_ONE),  # a dropout of 1 drops everything
         ParameterInfo("word_dropout", "model", "number", limits=_BELOW_ONE),
         ParameterInfo("locked_dropout", "model", "number", limits=_BELOW_ONE),
         ParameterInfo("reproject_embeddings", "model", "flag", _TAG),
@@ -155,37 +105,45 @@ PARAMETERS: dict[str, ParameterInfo] = {
         ParameterInfo("pooling", "model", "pooling", _CLS),
         ParameterInfo("bidirectional", "model", "flag", _CLS),
         ParameterInfo("reproject_words", "model", "flag", _CLS),
-        ParameterInfo("reproject_words_dimension", "model", "whole", _CLS, _AT_LEAST_ONE),
+        ParameterInfo("reproject_words_dimension", "model", "whole", _CLS, _ONE),
         ParameterInfo("learning_rate", "training", "number", limits=_POSITIVE),
-        ParameterInfo("mini_batch_size", "training", "whole", limits=_AT_LEAST_ONE),
+        ParameterInfo("mini_batch_size", "training", "whole", limits=_ONE),
         ParameterInfo("optimizer", "training", "object"),
         ParameterInfo("anneal_factor", "training", "number", limits=(("gt", 0), ("lt", 1))),
         ParameterInfo("anneal_with_restarts", "training", "flag"),
-        ParameterInfo("patience", "training", "whole", limits=_NOT_NEGATIVE),
-        ParameterInfo("min_learning_rate", "training", "number", limits=_NOT_NEGATIVE),
+        ParameterInfo("patience", "training", "whole", limits=_ZERO),
+        ParameterInfo("min_learning_rate", "training", "number", limits=_ZERO),
         ParameterInfo("warmup_fraction", "training", "number", limits=(("ge", 0), ("le", 1))),
-        ParameterInfo("momentum", "optimizer", "number", limits=_NOT_NEGATIVE),
+        ParameterInfo("momentum", "optimizer", "number", limits=_ZERO),
         ParameterInfo("dampening", "optimizer", "number"),
-        ParameterInfo("weight_decay", "optimizer", "number", limits=_NOT_NEGATIVE),
+        ParameterInfo("weight_decay", "optimizer", "number", limits=_ZERO),
         ParameterInfo("nesterov", "optimizer", "flag"),
         ParameterInfo("amsgrad", "optimizer", "flag"),
         ParameterInfo("betas", "optimizer", "pair", limits=_BELOW_ONE),
-        ParameterInfo("eps", "optimizer", "number", limits=_NOT_NEGATIVE),
+        ParameterInfo("eps", "optimizer", "number", limits=_ZERO),
     ]
 }
-assert set(PARAMETERS) == {p.value for p in Parameter}
+#: the names of Flair's old ``flair.hyperparameter.Parameter`` (``Parameter.DROPOUT``); Flair spelt one otherwise
+Parameter = enum.Enum(
+    "Parameter",
+    {**{name.upper(): name for name in PARAMETERS}, "REPROJECT_WORD_DIMENSION": "reproject_words_dimension"},
+    module=__name__,
+)
 
 
 @functools.lru_cache(maxsize=None)
 def _adapter(name: str, checked: bool) -> TypeAdapter:
     info = PARAMETERS[name]
-    kind = KINDS[info.kind]
-    if checked and info.kind == "pair":
-        each = Annotated[float, Field(allow_inf_nan=False, **dict(info.limits))]
-        kind = Annotated[tuple[each, each], BeforeValidator(_pair)]
-    elif checked and info.limits:
-        kind = Annotated[kind, Field(**dict(info.limits))]
-    return TypeAdapter(kind)
+    limits = (
+        Field(allow_inf_nan=False, **dict(info.limits))
+        if info.kind in ("number", "pair")
+        else Field(**dict(info.limits))
+    )
+    if not checked or not info.limits:
+        return TypeAdapter(KINDS[info.kind])
+    if info.kind == "pair":
+        return TypeAdapter(Annotated[tuple[Annotated[float, limits], Annotated[float, limits]], BeforeValidator(_pair)])
+    return TypeAdapter(Annotated[KINDS[info.kind], limits])
 
 
 def _validated(name: str, value: Any, field: str, checked: bool) -> Any:
@@ -206,19 +164,18 @@ def coerce_value(name: str, value: Any, field: str | None = None) -> Any:
 
 
 def checked_value(name: str, value: Any, field: str) -> Any:
-    """A value the experiment file sets (fixed, a choice option, the end of a range), refused with one
-    line on ``field`` when no training run could use it."""
+    """A value the experiment sets (fixed, a choice option, a range's end), refused on ``field`` when no
+    training run could use it."""
     return _validated(name, value, field, checked=True)
 
 
 def check_parameter_name(name: str, task: str, field: str) -> ParameterInfo:
     """Refuse names Flair would not understand for this task."""
-    info = PARAMETERS.get(name)
-    if info is None:
+    if name not in PARAMETERS:
         raise ConfigError(field, f"unknown parameter '{name}'; known: {', '.join(sorted(PARAMETERS))}")
-    if task not in info.tasks:
+    if task not in PARAMETERS[name].tasks:
         raise ConfigError(field, f"'{name}' is not a parameter of {task}")
-    return info
+    return PARAMETERS[name]
 
 
 #: Flair's old ``EvaluationMetric`` values and the ``main_evaluation_metric`` they mean today
@@ -230,8 +187,7 @@ EVALUATION_METRICS = {
 }
 AVERAGES = ("micro avg", "macro avg", "weighted avg")
 METRICS = ("f1-score", "precision", "recall", "accuracy")
-
-#: Training arguments a search sets itself, and why a user may not.
+#: training arguments a search sets itself, and why a user may not
 RESERVED_TRAINING_ARGUMENTS = {
     "base_path": "model files go to a temporary folder",
     "max_epochs": "set max_epochs at the top level",
@@ -247,9 +203,8 @@ RESERVED_TRAINING_ARGUMENTS = {
     "epoch": "trials start from scratch",
     "multi_gpu": "not supported in a search",
 }
-
-#: Every argument of Flair 0.15's ``ModelTrainer.train``, ``fine_tune`` and ``train_custom``: what a ``fixed:``
-#: value may also be, known without importing Flair (a test compares it with the installed Flair).
+#: every argument of Flair 0.15's ``ModelTrainer.train``, ``fine_tune`` and ``train_custom``: what ``fixed:`` may
+#: also hold, known without importing Flair (a test compares it with the installed Flair)
 TRAINING_ARGUMENTS = frozenset(
     "anneal_factor anneal_with_restarts attach_default_scheduler base_path create_file_logs create_loss_file "
     "decoder_learning_rate embeddings_storage_mode epoch eval_batch_size exclude_labels "

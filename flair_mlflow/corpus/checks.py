@@ -1,10 +1,6 @@
-"""What a corpus must be before any run exists: column files that are column files, read whole, and a sample
-Flair can train on and score.
-
-Flair reads almost any text as columns, and trains on a sample it cannot score until the first evaluation
-fails: a dev label the training sentences lack raises ``IndexError`` (its label dictionaries have no
-"unknown" entry), and with fewer than two dev labels it computes no dev loss and its scheduler fails.
-Both would fail every trial; here they are refused with one line naming the setting to change.
+"""What a corpus must be before any run exists: column files that are column files, read whole, and a sample Flair
+can train on and score (a dev label the training sentences lack raises ``IndexError`` in Flair, and with fewer
+than two dev labels its scheduler fails): both would fail every trial, so they are refused in one line.
 """
 
 from __future__ import annotations
@@ -13,6 +9,9 @@ import random
 import re
 from pathlib import Path
 from typing import Any, Sequence
+
+from flair.data import Corpus
+from flair.datasets.base import find_train_dev_test_files
 
 from ..config import CorpusConfig
 from ..errors import CorpusError
@@ -26,8 +25,6 @@ FRACTION_STEPS = (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8)
 def check_column_files(corpus: CorpusConfig) -> None:
     """Refuse files that are not column files, every line of them: each token line must have the columns
     ``column_format`` names, and every line of a file the same number."""
-    from flair.datasets.base import find_train_dev_test_files
-
     folder = Path(corpus.folder or ".")
     dev, test, train = find_train_dev_test_files(folder, corpus.dev_file, corpus.test_file, corpus.train_file)
     if train is None:
@@ -126,8 +123,6 @@ def _problem(train: Any, dev: Any, whole: tuple, fraction: float, label_type: st
 def _smallest_working_fraction(whole: tuple, state: Any, fraction: float, label_type: str) -> float | None:
     """The smallest fraction above ``fraction`` (from a 1-1.2-1.5-2-... ladder) whose sample, drawn as Flair
     drew this one, Flair could train on and score; None if not even the whole corpus."""
-    from flair.data import Corpus
-
     candidates = sorted({round(step * 10.0**power, 12) for power in range(-6, 1) for step in FRACTION_STEPS})
     drawn = random.getstate()
     try:

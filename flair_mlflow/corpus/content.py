@@ -7,6 +7,10 @@ import inspect
 from collections import Counter
 from typing import Any
 
+import flair.datasets
+from flair.data import Sentence, Token
+from torch.utils.data import Subset
+
 #: significant digits tried for a downsample fraction, fewest first: 0.03, not 0.0300353...
 FRACTION_DIGITS = range(1, 7)
 
@@ -22,8 +26,6 @@ def constant_predictor_score(most_frequent: int, labels: int, units: int) -> flo
 def constant_predictor(corpus: Any, label_type: str) -> tuple[float, str]:
     """What predicting one constant thing scores on dev, and what that thing is: no spans for span labels
     (NER scores 0), the most frequent label for token or sentence labels."""
-    from flair.data import Sentence, Token
-
     counts: Counter[str] = Counter()
     kinds: set[str] = set()
     sentences = tokens = 0
@@ -44,8 +46,6 @@ def constant_predictor(corpus: Any, label_type: str) -> tuple[float, str]:
 def corpus_settings(corpus: Any) -> dict[str, Any] | None:
     """``{"corpus": {"name": ...}, "downsample": ...}`` that load a corpus like ``corpus`` (one of Flair's
     datasets by name, downsampled), or None where no experiment file names it (a folder read in Python)."""
-    import flair.datasets
-
     corpus_class = type(corpus)
     if getattr(flair.datasets, corpus_class.__name__, None) is not corpus_class:
         return None
@@ -63,8 +63,6 @@ def corpus_settings(corpus: Any) -> dict[str, Any] | None:
 def downsampled_fraction(corpus: Any) -> float:
     """The fraction ``Corpus.downsample`` kept, read off the test split (Flair never samples a missing split
     from it): the shortest fraction that gives its number of sentences; 1.0 if whole."""
-    from torch.utils.data import Subset
-
     split = corpus.test
     if not isinstance(split, Subset) or len(split.dataset) == 0:
         return 1.0

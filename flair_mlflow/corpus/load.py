@@ -12,6 +12,13 @@ import os
 from pathlib import Path
 from typing import Any
 
+import flair
+import flair.datasets
+from flair.data import Corpus
+from flair.datasets import FlairDatapointDataset
+from flair.datasets.base import find_train_dev_test_files
+from flair.datasets.sequence_labeling import MultiFileColumnCorpus
+
 from ..config import CorpusConfig, ExperimentConfig
 from ..errors import CorpusError, one_line
 from .checks import check_column_files, checked_sample
@@ -32,8 +39,6 @@ CORPUS_MEMORY_SHARE = 0.25
 def load_corpus(corpus: CorpusConfig, downsample: float = 1.0, seed: int | None = None, label_type: str | None = None):
     """The corpus the experiment names, downsampled with ``seed``; with ``label_type``, refused where Flair
     could not train on it and score it (see :mod:`.checks`)."""
-    import flair
-
     if seed is not None:
         flair.set_seed(seed)
     if corpus.name:
@@ -62,8 +67,6 @@ def load_for_experiment(config: ExperimentConfig):
 
 
 def _load_named(corpus: CorpusConfig):
-    import flair.datasets
-
     dataset = getattr(flair.datasets, corpus.name or "", None)
     if not isinstance(dataset, type):
         raise CorpusError("corpus.name", f"'{corpus.name}' is not a Flair dataset (flair.datasets.{corpus.name})")
@@ -78,8 +81,6 @@ def _load_named(corpus: CorpusConfig):
 
 def _load_folder(class_name: str, corpus: CorpusConfig, kind: str, *arguments: Any):
     """A Flair corpus of local files, any reader error named as the folder's."""
-    import flair.datasets
-
     files = {"train_file": corpus.train_file, "dev_file": corpus.dev_file, "test_file": corpus.test_file}
     try:
         return getattr(flair.datasets, class_name)(corpus.folder, *arguments, **files, **corpus.arguments)
@@ -92,10 +93,6 @@ def _load_folder(class_name: str, corpus: CorpusConfig, kind: str, *arguments: A
 def without_docstart(corpus: Any) -> Any:
     """The corpus without CoNLL's ``-DOCSTART-`` markers, which Flair reads as one-token sentences; logs how
     many went. Each marker stays a document boundary for its neighbours' context."""
-    from flair.data import Corpus
-    from flair.datasets import FlairDatapointDataset
-    from flair.datasets.sequence_labeling import MultiFileColumnCorpus
-
     if not isinstance(corpus, MultiFileColumnCorpus):  # only column files have them
         return corpus
     splits, dropped = {}, {}
@@ -124,23 +121,21 @@ def memory_mode_for(text_bytes: int, available_bytes: int) -> str:
     """Flair's ``memory_mode`` for a FastText corpus: ``full`` (parsed once and kept, so the embedding cache
     hits) when its sentences fit a quarter of the memory available, else ``partial``, else ``disk``."""
     budget = CORPUS_MEMORY_SHARE * available_bytes
-    if text_bytes * SENTENCE_BYTES_PER_TEXT_BYTE <= budget:
-        return "full"
-    return "partial" if text_bytes <= budget else "disk"
+    return (
+        "full" if text_bytes * SENTENCE_BYTES_PER_TEXT_BYTE <= budget else "partial" if text_bytes <= budget else "disk"
+    )
 
 
 def _with_memory_mode(corpus: CorpusConfig) -> CorpusConfig:
     """A FastText folder's settings with the memory mode chosen (and logged), unless the user set one."""
-    from flair.datasets.base import find_train_dev_test_files
-
     if "memory_mode" in corpus.arguments:
         return corpus
     files = find_train_dev_test_files(Path(corpus.folder or "."), corpus.dev_file, corpus.test_file, corpus.train_file)
     text_bytes = sum(Path(path).stat().st_size for path in files if path is not None)
-    available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4 << 30
+    available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     mode = memory_mode_for(text_bytes, available)
     log.info(
-        "FastText corpus '%s': memory_mode %s (%.2f MB of text, %.0f MB available)",
+        "FastText corpus '%s': memory_mode %s (%.1f MB of text, %.0f MB available)",
         corpus.folder,
         mode,
         text_bytes / 2**20,
@@ -161,8 +156,6 @@ def check_corpus(corpus: Any, label_type: str) -> None:
 
 def for_trials(corpus: Any, evaluate_test: bool) -> Any:
     """The corpus trials train and score on: without its test split unless the search scores test too."""
-    from flair.data import Corpus
-
     if evaluate_test:
         return corpus
     return Corpus(train=corpus.train, dev=corpus.dev, test=None, name=corpus.name, sample_missing_splits=False)

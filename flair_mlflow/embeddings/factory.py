@@ -13,6 +13,17 @@ import copy
 import random
 from typing import Any, Iterator
 
+import numpy as np
+import torch
+from flair.data import Dictionary
+from flair.embeddings import (
+    DocumentEmbeddings,
+    DocumentPoolEmbeddings,
+    DocumentRNNEmbeddings,
+    StackedEmbeddings,
+    TransformerDocumentEmbeddings,
+)
+
 from ..errors import EmbeddingError
 from .specs import build_token_part, is_frozen, normalise_spec, resolve_transformer, spec_of, with_clear_errors
 
@@ -36,8 +47,6 @@ class EmbeddingFactory:
 
     def token_embeddings(self, value: Any, fine_tune: bool = False, layers: str = "-1", field: str = "embeddings"):
         """One ``TokenEmbeddings`` (a ``StackedEmbeddings`` for several) for a fresh model."""
-        from flair.embeddings import StackedEmbeddings
-
         if not isinstance(value, (str, list, tuple)):
             return self._fresh_object(value)
         parts = normalise_spec(value).split("+")
@@ -74,8 +83,6 @@ class EmbeddingFactory:
 
     def frozen_sizes(self, token_count: int, sentence_count: int) -> dict[str, int]:
         """Bytes the vectors of each shared frozen embedding take when kept for a whole corpus."""
-        from flair.embeddings import DocumentEmbeddings
-
         return {
             e.name: (sentence_count if isinstance(e, DocumentEmbeddings) else token_count) * e.embedding_length * 4
             for e in self.frozen.values()
@@ -83,8 +90,6 @@ class EmbeddingFactory:
 
     def character_dictionary(self):
         """Every character of the corpus, sorted, so that each process builds the same dictionary."""
-        from flair.data import Dictionary
-
         if self._characters is None:
             characters = {
                 c for s in (self.corpus.get_all_sentences() if self.corpus else []) for t in s for c in t.text
@@ -98,8 +103,6 @@ class EmbeddingFactory:
         """Document embeddings from a trial's parameters: ``transformer_model`` gives a transformer (as in Flair's
         old selector); else ``document_embeddings`` is ``transformer:<name>``, ``pool:<token embeddings>`` or
         ``rnn:<token embeddings>``; ``embeddings`` alone means pooled word embeddings."""
-        from flair.embeddings import DocumentPoolEmbeddings, DocumentRNNEmbeddings
-
         fine_tune, layers = params.get("fine_tune", True), params.get("layers", "-1")
         if params.get("transformer_model") is not None:
             return self._document_transformer(params["transformer_model"], fine_tune, layers, "transformer_model")
@@ -129,14 +132,10 @@ class EmbeddingFactory:
         return DocumentRNNEmbeddings(words, **{n: params[n] for n in RNN_ARGUMENTS if params.get(n) is not None})
 
     def _stack(self, value: Any):
-        from flair.embeddings import StackedEmbeddings
-
         words = self.token_embeddings(value, field="document_embeddings")
         return words if isinstance(words, StackedEmbeddings) else StackedEmbeddings([words], overwrite_names=False)
 
     def _document_transformer(self, name: str, fine_tune: bool, layers: str, field: str):
-        from flair.embeddings import TransformerDocumentEmbeddings
-
         def build() -> Any:
             return TransformerDocumentEmbeddings(resolve_transformer(name), fine_tune=fine_tune, layers=layers)
 
@@ -144,8 +143,6 @@ class EmbeddingFactory:
 
     def _fresh_object(self, embeddings: Any):
         """Share a frozen object given in Python; give each run an untrained copy of a trainable one."""
-        from flair.embeddings import StackedEmbeddings
-
         if is_frozen(embeddings):
             return embeddings
         if isinstance(embeddings, StackedEmbeddings):
@@ -166,8 +163,6 @@ def _random_state_kept(keep: bool) -> Iterator[None]:
     if not keep:
         yield
         return
-    import numpy as np
-    import torch
 
     python_state, numpy_state = random.getstate(), np.random.get_state()
     with torch.random.fork_rng(devices=[]):

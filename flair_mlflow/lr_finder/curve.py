@@ -69,16 +69,9 @@ class RangeSettings:
 
     def logged_params(self, optimizer: str) -> dict[str, Any]:
         """The settings as a range test's run records them (the command line's names)."""
-        names = ("start_lr", "end_lr", "iterations", "mini_batch_size", "smoothing", "divergence_threshold")
-        values = (
-            self.start_learning_rate,
-            self.end_learning_rate,
-            self.iterations,
-            self.mini_batch_size,
-            self.smoothing_factor,
-            self.divergence_threshold,
-        )
-        return {"optimizer": optimizer, **dict(zip(names, values))}
+        return {"optimizer": optimizer, "start_lr": self.start_learning_rate, "end_lr": self.end_learning_rate,
+                "iterations": self.iterations, "mini_batch_size": self.mini_batch_size,
+                "smoothing": self.smoothing_factor, "divergence_threshold": self.divergence_threshold}  # fmt: skip
 
 
 #: the tutorial's defaults, the one place every signature takes them from

@@ -1,9 +1,6 @@
-"""The range-test curve as a picture, drawn off-screen.
-
-Flair's ``Plotter.plot_learning_rate`` goes through pyplot and ``plt.show(block=True)``, which blocks on an
-interactive backend; this one draws on an Agg canvas only, safe in servers, notebooks and tests, and leaves
-pyplot's state alone.
-"""
+"""The range-test curve as a picture, drawn off-screen: Flair's ``Plotter.plot_learning_rate`` calls
+``plt.show(block=True)``, which blocks on an interactive backend; this draws on an Agg canvas, safe in
+servers, notebooks and tests, and leaves pyplot's state alone."""
 
 from __future__ import annotations
 
@@ -11,7 +8,7 @@ import json
 import logging
 import math
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Optional, Union
 
 from .curve import SUGGESTION_FILE_NAME, read_learning_rate_tsv
 from .rules import LRSuggestion, suggest_learning_rates
@@ -26,20 +23,9 @@ def scaled_slice(points: int, skip_first: int, skip_last: int) -> slice:
     return slice(skip_first, end) if end - skip_first >= 2 else slice(0, points)
 
 
-def _loss_limits(raw: list[float], smoothed: list[float]) -> Optional[tuple[float, float]]:
-    """Scaled to the smoothed curve and down to the lowest raw loss: raw spikes above would squash it flat,
-    so they are clipped (and marked) instead."""
-    finite = [v for v in smoothed if math.isfinite(v)]
-    if not finite:
-        return None
-    low, high = min(finite + [v for v in raw if math.isfinite(v)]), max(finite)
-    pad = 0.05 * (high - low) if high > low else max(abs(high) * 0.05, 1e-3)
-    return low - pad, high + pad
-
-
 def tested_range(tsv_path: Path, learning_rates: list[float]) -> tuple[float, float]:
     """The range the test was set to sweep (from the suggestion file beside the TSV), else the curve's own: a
-    test stopped early by divergence still shows where it would have gone."""
+    test stopped by divergence still shows where it would have gone."""
     try:
         settings = json.loads((tsv_path.parent / SUGGESTION_FILE_NAME).read_text(encoding="utf-8"))["settings"]
         return float(settings["start_learning_rate"]), float(settings["end_learning_rate"])
@@ -50,65 +36,53 @@ def tested_range(tsv_path: Path, learning_rates: list[float]) -> tuple[float, fl
 class Plotter:
     """Plots the range-test curve without touching pyplot's global state."""
 
-    def plot_learning_rate(
-        self,
-        file_name: Union[str, Path],
-        skip_first: int = 10,
-        skip_last: int = 5,
-        suggestion: Optional[LRSuggestion] = None,
-    ) -> Path:
+    def plot_learning_rate(self, file_name: Union[str, Path], skip_first: int = 10, skip_last: int = 5, suggestion: Optional[LRSuggestion] = None) -> Path:  # fmt: skip
         """Write ``learning_rate.png`` beside the TSV and return its path, the suggestion (computed from the TSV
         when not given) marked. Every point is drawn over the whole tested range; ``skip_first``/``skip_last``
-        (Flair's arguments) only keep points out of the loss axis's scale, and raw losses above it are marked
-        on its top edge."""
+        (Flair's arguments) only keep points out of the loss axis's scale, and raw losses above it are marked on
+        its top edge, clipped, not hidden."""
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
-        from matplotlib.ticker import LogLocator
 
         file_name = Path(file_name)
         curve = read_learning_rate_tsv(file_name)
         lrs, raw, smoothed = curve.learning_rates, curve.losses, curve.smoothed_losses
-        if suggestion is None and lrs:
-            suggestion = suggest_learning_rates(lrs, smoothed)
-        fig = Figure(figsize=(8, 5), dpi=150)
-        FigureCanvasAgg(fig)
-        ax = fig.add_subplot(1, 1, 1)
+        suggestion = suggestion or (suggest_learning_rates(lrs, smoothed) if lrs else None)
+        figure = Figure(figsize=(8, 5), dpi=150)
+        FigureCanvasAgg(figure)
+        ax = figure.add_subplot(1, 1, 1)
         ax.plot(lrs, raw, color="tab:blue", alpha=0.3, linewidth=1, label="loss")
         ax.plot(lrs, smoothed, color="tab:blue", linewidth=2, label="smoothed loss")
         if suggestion is not None:
             label = f"suggested lr {suggestion.suggested_lr:.2e} ({suggestion.default_rule})"
             ax.axvline(suggestion.suggested_lr, color="tab:red", linestyle="--", label=label)
-            if suggestion.warning:
-                ax.set_title("warning: " + suggestion.warning, fontsize=7, color="tab:red", wrap=True)
-        ax.set_xscale("log")
-        ax.xaxis.set_major_locator(LogLocator(base=10))
+            ax.set_title(
+                "warning: " + suggestion.warning if suggestion.warning else "", fontsize=7, color="tab:red", wrap=True
+            )
+        ax.set(xscale="log", xlabel="learning rate", ylabel="loss per data point")
         if lrs:
             ax.set_xlim(*tested_range(file_name, lrs))
         scaled = scaled_slice(len(lrs), skip_first, skip_last)
-        limits = _loss_limits(raw[scaled], smoothed[scaled])
-        if limits is not None:
-            ax.set_ylim(*limits)
-            _mark_clipped(ax, lrs, raw, limits[1])
-        ax.set(xlabel="learning rate", ylabel="loss per data point")
+        finite = [v for v in smoothed[scaled] if math.isfinite(v)]
+        if finite:  # scaled to the smoothed curve and down to the lowest raw loss: raw spikes would squash it
+            low, high = min(finite + [v for v in raw[scaled] if math.isfinite(v)]), max(finite)
+            pad = 0.05 * (high - low) if high > low else max(abs(high) * 0.05, 1e-3)
+            ax.set_ylim(low - pad, high + pad)
+            clipped = [lr for lr, loss in zip(lrs, raw) if not math.isfinite(loss) or loss > high + pad]
+            if clipped:
+                ax.plot(
+                    clipped,
+                    [high + pad] * len(clipped),
+                    "^",
+                    color="tab:orange",
+                    markersize=4,
+                    clip_on=False,
+                    label=f"loss above the axis ({len(clipped)})",
+                )
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(loc="best", fontsize=8)
-        fig.tight_layout()
+        figure.tight_layout()
         path = file_name.parent / "learning_rate.png"
-        fig.savefig(path, format="png")
+        figure.savefig(path, format="png")
         log.info(f"Learning rate plot saved to {path}")
         return path
-
-
-def _mark_clipped(ax: Any, lrs: list[float], raw: list[float], top: float) -> None:
-    """Raw losses above the axis (or not finite) as markers on its top edge: clipped, not hidden."""
-    clipped = [lr for lr, loss in zip(lrs, raw) if not math.isfinite(loss) or loss > top]
-    if clipped:
-        ax.plot(
-            clipped,
-            [top] * len(clipped),
-            "^",
-            color="tab:orange",
-            markersize=4,
-            clip_on=False,
-            label=f"loss above the axis ({len(clipped)})",
-        )

@@ -14,9 +14,14 @@ import random
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
+import flair
 import numpy as np
 import torch
+from flair.datasets import DataLoader
+from flair.training_utils import store_embeddings
 
+from ..training.models import plain_value
+from ..training.threads import TrialThreads
 from .curve import LRCurve, RangeSettings, SmoothedLoss, tsv_header, tsv_row, write_suggestion_file
 from .rules import LRSuggestion, suggest_learning_rates
 
@@ -62,8 +67,6 @@ class _Snapshot:
 
 def _batches(dataset: Any, mini_batch_size: int) -> Iterator[list]:
     """Endless shuffled batches; a fresh DataLoader per pass reshuffles with torch's generator."""
-    from flair.datasets import DataLoader
-
     while True:
         produced = False
         for batch in DataLoader(dataset, batch_size=mini_batch_size, shuffle=True):
@@ -77,8 +80,6 @@ def _train_batch(
     model: Any, optimizer: torch.optim.Optimizer, batch: list, learning_rate: float, max_grad_norm: Optional[float]
 ) -> float:
     """One step as Flair's trainer takes it (backward on the summed loss, clipping); the loss per data point."""
-    from flair.training_utils import store_embeddings
-
     for group in optimizer.param_groups:
         if isinstance(group["lr"], torch.Tensor):
             group["lr"].fill_(learning_rate)
@@ -122,8 +123,6 @@ def _sweep(
 
 def optimizer_name(optimizer: Any) -> str:
     """An optimizer class or instance by the name an experiment file gives it (``sgd``, ``adam``)."""
-    from ..training.models import plain_value
-
     return plain_value(optimizer if isinstance(optimizer, type) else type(optimizer))
 
 
@@ -137,8 +136,6 @@ def range_test(
 ) -> tuple[Path, LRSuggestion]:
     """The test on ``trainer.corpus.train`` into ``tsv_path`` and its suggestion file; the suggestion. Every
     change to the model, the optimizer and the random generators is undone afterwards."""
-    from ..training.threads import TrialThreads
-
     settings.check()
     data = trainer.corpus.train
     if data is None or len(data) == 0:
@@ -152,7 +149,7 @@ def range_test(
     snapshot = _Snapshot(trainer.model, given)  # before our own optimizer: a fresh one is simply discarded
     try:
         live = given or optimizer(trainer.model.parameters(), lr=settings.start_learning_rate, **optimizer_kwargs)
-        with TrialThreads(threads) as chosen:
+        with TrialThreads(threads, device=str(flair.device)) as chosen:
             curve, stopped = _sweep(trainer.model, live, data, settings, tsv_path, chosen.probe)
     finally:
         snapshot.restore()

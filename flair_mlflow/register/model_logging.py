@@ -11,9 +11,16 @@ from __future__ import annotations
 import os
 import tempfile
 import warnings
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import mlflow
+from mlflow.entities import LoggedModelOutput, LoggedModelStatus
+from mlflow.models import Model, ModelSignature
+from mlflow.types import ColSpec, Schema
+from mlflow.types.schema import Array, Object, Property
+
+from . import pyfunc_model
 
 MODEL_NAME = "model"
 EXAMPLE_TEXTS = ["George Washington went to Washington .", "What is the capital of France ?"]
@@ -21,8 +28,6 @@ EXAMPLE_TEXTS = ["George Washington went to Washington .", "What is the capital 
 
 def pip_requirements() -> list[str]:
     """What loading the model elsewhere needs: the versions it was trained with."""
-    from importlib.metadata import PackageNotFoundError, version
-
     requirements = []
     for package in ("mlflow", "flair", "torch", "transformers", "pandas"):
         try:
@@ -34,10 +39,6 @@ def pip_requirements() -> list[str]:
 
 def model_signature(task: str):
     """Texts in (one string column, so a plain list works too); a list of spans or labels per text out."""
-    from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema
-    from mlflow.types.schema import Array, Object, Property
-
     if task == "sequence_tagging":
         item = Object(
             [
@@ -60,8 +61,6 @@ def save_pyfunc(path: Path, description, model_file: str | os.PathLike, task: st
     mlflow, flair, torch and pandas: no ``flair_mlflow``, no embedding packages (Flair stores
     word vectors and transformer weights inside the model file).
     """
-    from . import pyfunc_model
-
     with warnings.catch_warnings():
         # the signature is given explicitly; type hints would change how MLflow converts inputs
         warnings.filterwarnings("ignore", message=".*type hints.*", category=UserWarning)
@@ -86,9 +85,6 @@ def log_flair_model(
     name: str = MODEL_NAME,
 ) -> str:
     """Log a saved Flair model as a pyfunc model of run ``run_id``; returns its ``models:/<model id>`` URI."""
-    from mlflow.entities import LoggedModelOutput, LoggedModelStatus
-    from mlflow.models import Model
-
     run = client.get_run(run_id)
     logged = client.create_logged_model(
         run.info.experiment_id, name=name, source_run_id=run_id, params=dict(run.data.params)

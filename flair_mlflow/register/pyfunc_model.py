@@ -21,28 +21,23 @@ PREDICT_BATCH_SIZE = 32
 
 
 def texts_of(model_input: Any) -> list[str]:
-    """The texts of any input MLflow hands over: a DataFrame (its ``text`` column, else its first
-    column), a Series, a list, a NumPy array, a dict with ``text``, or one string."""
+    """The texts of what MLflow hands over: a DataFrame (its ``text`` column, else its first), a Series, a list
+    or array (of texts, or of one-text rows), or one string."""
     if isinstance(model_input, pd.DataFrame):
-        if model_input.shape[1] == 0:
-            return []
-        column = model_input[TEXT_COLUMN] if TEXT_COLUMN in model_input.columns else model_input.iloc[:, 0]
-        values = column.tolist()
-    elif isinstance(model_input, pd.Series):
-        values = model_input.tolist()
-    elif isinstance(model_input, str):
-        values = [model_input]
-    elif isinstance(model_input, dict):
-        value = model_input.get(TEXT_COLUMN, next(iter(model_input.values()), []))
-        values = [value] if isinstance(value, str) else list(value)
-    else:
-        values = list(model_input.tolist() if hasattr(model_input, "tolist") else model_input)
-    values = [v[0] if isinstance(v, (list, tuple)) and len(v) == 1 else v for v in values]  # rows of one column
-    return ["" if _missing(v) else str(v) for v in values]
-
-
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
+        model_input = (
+            model_input[TEXT_COLUMN]
+            if TEXT_COLUMN in model_input.columns
+            else model_input.iloc[:, 0]
+            if model_input.shape[1]
+            else []
+        )
+    values = (
+        [model_input]
+        if isinstance(model_input, str)
+        else list(model_input.tolist() if hasattr(model_input, "tolist") else model_input)
+    )
+    values = [v[0] if isinstance(v, (list, tuple)) and len(v) == 1 else v for v in values]
+    return ["" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v) for v in values]
 
 
 def load_flair_model(path: str):

@@ -1,7 +1,7 @@
 """From a finished search to a servable, registered model: ``register_best``.
 
-The search decides on dev; only the model registered here ever sees the test split, once, after training.
-Its test score is what the champion rule compares (see :mod:`.champion`).
+The search decides on dev; only the model registered here ever sees the test split, once, after training. Its
+test score is what the champion rule compares (see :mod:`.champion`).
 """
 
 from __future__ import annotations
@@ -13,33 +13,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+import flair
+import torch
 import yaml
 
 from ..config import ExperimentConfig
 from ..config.experiment import digest
+from ..corpus.load import check_corpus, load_corpus
+from ..embeddings.factory import EmbeddingFactory
 from ..errors import ConfigError
-from ..tracking.store import adopt_or_create_run, connect, ending
-from ..tracking.tags import (
-    BEST_TRIAL_TAG,
-    CONFIG_HASH_TAG,
-    METRIC_TAG,
-    REGISTER_TAG,
-    REGISTERED_MODEL_TAG,
-    SEARCH_RUN_TAG,
-    SOURCE_TAG,
-    TASK_TAG,
-    TEST_SPLIT_TAG,
-)
+from ..tracking import tags as T
+from ..tracking.store import adopt_or_create_run, connect, ending, say_where
 from ..tracking.writer import RunWriter
-from ..training.models import plain_value
+from ..training.device import on_device, resolve_device
+from ..training.models import build_model, plain_value, training_arguments
+from ..training.plugins import MLflowLoggerPlugin
+from ..training.threads import TrialThreads
+from ..training.train import train_model
 from .best import BestConfiguration, BestParamsSource, ConfigSource, read_best_configuration
 from .champion import SCORE_METRIC, register_version
 from .model_logging import log_flair_model
 
 log = logging.getLogger("flair_mlflow")
-
-#: the run tags a registered version carries too: where its configuration came from, its recipe
-VERSION_TAGS = (SEARCH_RUN_TAG, BEST_TRIAL_TAG, CONFIG_HASH_TAG)
+VERSION_TAGS = (T.SEARCH_RUN_TAG, T.BEST_TRIAL_TAG, T.CONFIG_HASH_TAG)  # the run tags a version carries too
 
 
 @dataclass
@@ -69,11 +65,15 @@ class Registration:
 
 def recipe(config: ExperimentConfig, params: Mapping[str, Any], train_with_dev: bool) -> dict[str, Any]:
     """Everything that decides what model comes out, as plain data: what the hash is taken of."""
+    settings = {
+        k: getattr(config, k) for k in ("task", "label_type", "multi_label", "downsample", "seed", "max_epochs")
+    }
+    corpus = config.corpus.model_dump(mode="json", exclude_defaults=True)
     return {
-        **{k: getattr(config, k) for k in ("task", "label_type", "multi_label", "downsample", "seed", "max_epochs")},
-        "corpus": config.corpus.model_dump(mode="json", exclude_defaults=True),
+        **settings,
+        "corpus": corpus,
         "train_with_dev": train_with_dev,
-        "params": {name: plain_value(value) for name, value in sorted(params.items())},
+        "params": {n: plain_value(v) for n, v in sorted(params.items())},
     }
 
 
@@ -82,29 +82,13 @@ def describe_test_split(config: ExperimentConfig, corpus: Any = None) -> str:
     given instead of the experiment's, described as far as a Corpus tells."""
     if corpus is not None:
         return f"{getattr(corpus, 'name', 'corpus')} {config.label_type} test, {len(corpus.test)} sentences"
-    text = f"{config.corpus.describe()} {config.label_type} test"
-    return text + (f", downsample {config.downsample} seed {config.seed}" if config.downsample < 1.0 else "")
-
-
-def _check_arguments(name: str | None, max_epochs: int | None, downsample: float | None) -> None:
-    if name is not None and not str(name).strip():
-        raise ConfigError("name", "must not be empty")
-    if max_epochs is not None and (isinstance(max_epochs, bool) or not isinstance(max_epochs, int) or max_epochs < 1):
-        raise ConfigError("max_epochs", f"must be a whole number of at least 1, not {max_epochs!r}")
-    if downsample is not None and not (isinstance(downsample, (int, float)) and 0.0 < float(downsample) <= 1.0):
-        raise ConfigError("downsample", f"must be a fraction in (0, 1], not {downsample!r}")
+    sample = f", downsample {config.downsample} seed {config.seed}" if config.downsample < 1.0 else ""
+    return f"{config.corpus.describe()} {config.label_type} test{sample}"
 
 
 def _prepare(experiment: ExperimentConfig, params: dict[str, Any], corpus: Any) -> tuple[Any, Any]:
     """The corpus and a fresh model; everything that can be wrong with the input fails here, before a run."""
-    import flair
-
-    from ..corpus.load import check_corpus, load_corpus
-    from ..embeddings.factory import EmbeddingFactory
-    from ..training.models import build_model, training_arguments
-
-    if corpus is None:
-        corpus = load_corpus(experiment.corpus, experiment.downsample, experiment.seed)
+    corpus = corpus if corpus is not None else load_corpus(experiment.corpus, experiment.downsample, experiment.seed)
     check_corpus(corpus, experiment.label_type)
     if corpus.test is None or len(corpus.test) == 0:
         raise ConfigError("corpus", "has no test split; the registered model is scored on test")
@@ -112,58 +96,46 @@ def _prepare(experiment: ExperimentConfig, params: dict[str, Any], corpus: Any) 
     if experiment.seed is not None:
         flair.set_seed(experiment.seed)
     labels = corpus.make_label_dictionary(experiment.label_type, add_unk=False)
-    factory = EmbeddingFactory(corpus)
-    return corpus, build_model(experiment.task, params, experiment.label_type, labels, factory, experiment.multi_label)
+    return corpus, build_model(
+        experiment.task, params, experiment.label_type, labels, EmbeddingFactory(corpus), experiment.multi_label
+    )
 
 
-def _train_and_log(
-    writer: RunWriter,
-    registration: Registration,
-    experiment: ExperimentConfig,
-    best: BestConfiguration,
-    model: Any,
-    corpus: Any,
-    settings: dict,
-) -> None:
-    """Train into the run, score on test once, and log the model: fills ``test_score`` and ``model_uri``."""
-    from ..training.plugins import MLflowLoggerPlugin
-    from ..training.threads import TrialThreads
-    from ..training.train import train_model
-
+def _train_and_log(writer: RunWriter, registration: Registration, experiment: ExperimentConfig, best: BestConfiguration, model: Any, corpus: Any, settings: dict) -> None:  # fmt: skip
+    """Train into the run at the trials' thread choice, score on test once, and log the model: fills
+    ``test_score`` and ``model_uri``."""
     run_id = registration.run_id
     shown = {k: getattr(experiment, k) for k in ("task", "label_type", "downsample", "seed", "max_epochs")}
-    params = {**{n: plain_value(v) for n, v in best.params.items()}, **shown, "corpus": experiment.corpus.describe()}
-    writer.log_params(run_id, {**params, "train_with_dev": settings["train_with_dev"]})
+    params = {
+        **best.params,
+        **shown,
+        "corpus": experiment.corpus.describe(),
+        "train_with_dev": settings["train_with_dev"],
+    }
+    writer.log_params(run_id, {name: plain_value(value) for name, value in params.items()})
     writer.log_text(
         run_id, yaml.safe_dump({"config_hash": registration.config_hash, **settings}, sort_keys=False), "recipe.yaml"
     )
-    plugin = MLflowLoggerPlugin(run_id=run_id, log_params=False, writer=writer)
     with (
-        tempfile.TemporaryDirectory(prefix="flair-mlflow-register-") as base_path,
-        TrialThreads(experiment.threads) as threads,
+        tempfile.TemporaryDirectory(prefix="flair-mlflow-register-") as folder,
+        TrialThreads(experiment.threads, device=str(flair.device)) as threads,
     ):
+        plugins = [MLflowLoggerPlugin(run_id=run_id, log_params=False, writer=writer)]
         result = train_model(
-            model,
-            corpus,
-            experiment.task,
-            best.params,
-            base_path,
-            max_epochs=experiment.max_epochs,
-            plugins=[plugin],
-            main_evaluation_metric=experiment.main_evaluation_metric,
-            threads=threads,
-            train_with_dev=settings["train_with_dev"],
+            model, corpus, experiment, best.params, folder, plugins, threads, settings["train_with_dev"]
         )
         registration.test_score = float(result["test_score"])
-        metrics = {SCORE_METRIC: registration.test_score}
-        if best.search_score is not None and math.isfinite(best.search_score):
-            metrics["search_score"] = float(best.search_score)
-        writer.log_metrics(run_id, metrics)
-        if (Path(base_path) / "test.tsv").is_file():
-            writer.log_file(run_id, Path(base_path) / "test.tsv", "test")
-        model.save(Path(base_path) / "flair-model.pt")
+        search_score = (
+            {"search_score": float(best.search_score)}
+            if best.search_score is not None and math.isfinite(best.search_score)
+            else {}
+        )
+        writer.log_metrics(run_id, {SCORE_METRIC: registration.test_score, **search_score})
+        if (Path(folder) / "test.tsv").is_file():
+            writer.log_file(run_id, Path(folder) / "test.tsv", "test")
+        model.save(Path(folder) / "flair-model.pt")
         registration.model_uri = log_flair_model(
-            writer.client, run_id, Path(base_path) / "flair-model.pt", experiment.task, experiment.label_type
+            writer.client, run_id, Path(folder) / "flair-model.pt", experiment.task, experiment.label_type
         )
 
 
@@ -181,43 +153,35 @@ def register_best(
     tracking_uri: str | None = None,
     run_name: str | None = None,
 ) -> Registration:
-    """Train the search's best configuration on its corpus, test it once, log and register it: the Python twin
-    of ``flair-mlflow register``. With ``name`` the model is registered and gets the alias ``champion`` when its
-    test score beats the current champion's (measured the same way), else ``challenger``. ``corpus`` replaces
-    the search's corpus and ``best_objects`` the best trial's logged values (a search from Python: its Corpus
-    and embedding objects). Every input error raises :class:`ConfigError` before a run is created."""
-    _check_arguments(name, max_epochs, downsample)
+    """Train the search's best configuration on its corpus, test it once, log and register it: the Python twin of
+    ``flair-mlflow register``. With ``name`` the model is registered and gets the alias ``champion`` when its test
+    score beats the current champion's (measured the same way), else ``challenger``. ``corpus`` replaces the
+    search's corpus and ``best_objects`` the best trial's logged values (a search from Python: its Corpus and
+    embedding objects). Every input error raises :class:`ConfigError` before a run is created."""
+    if name is not None and not str(name).strip():
+        raise ConfigError("name", "must not be empty")
     writer = connect(tracking_uri)
     best = read_best_configuration(
         writer.client, search_run_id, best_params=best_params, config=config, objects=best_objects
     )
-    changes = {"max_epochs": max_epochs, "downsample": None if downsample is None else float(downsample)}
-    experiment = best.config.model_copy(update={k: v for k, v in changes.items() if v is not None})
-    loaded, model = _prepare(experiment, best.params, corpus)
+    changes = {k: v for k, v in {"max_epochs": max_epochs, "downsample": downsample}.items() if v is not None}
+    experiment = best.config.replaced(**changes) if changes else best.config
+    device = resolve_device(experiment.device, torch.cuda.is_available())
+    with on_device(device):
+        loaded, model = _prepare(experiment, best.params, corpus)
     settings = recipe(experiment, best.params, train_with_dev)
-    config_hash = digest(settings)
     metric = f"{SCORE_METRIC} ({' '.join(experiment.main_evaluation_metric)})"
-    registration = Registration(
-        "",
-        "",
-        math.nan,
-        metric,
-        describe_test_split(experiment, corpus),
-        config_hash,
-        name,
-        source=best.source,
-        params=dict(best.params),
-    )
+    registration = Registration("", "", math.nan, metric, describe_test_split(experiment, corpus), digest(settings), name, source=best.source, params=dict(best.params))  # fmt: skip
     tags = {
-        REGISTER_TAG: "true",
-        TASK_TAG: experiment.task,
-        SEARCH_RUN_TAG: best.search_run_id,
-        BEST_TRIAL_TAG: best.best_trial_run_id,
-        CONFIG_HASH_TAG: config_hash,
-        METRIC_TAG: metric,
-        TEST_SPLIT_TAG: registration.test_split,
-        SOURCE_TAG: best.source,
-        REGISTERED_MODEL_TAG: name,
+        T.REGISTER_TAG: "true",
+        T.TASK_TAG: experiment.task,
+        T.SEARCH_RUN_TAG: best.search_run_id,
+        T.BEST_TRIAL_TAG: best.best_trial_run_id,
+        T.CONFIG_HASH_TAG: registration.config_hash,
+        T.METRIC_TAG: metric,
+        T.TEST_SPLIT_TAG: registration.test_split,
+        T.SOURCE_TAG: best.source,
+        T.REGISTERED_MODEL_TAG: name,
     }
     tags = {key: str(value) for key, value in tags.items() if value}
     where = writer.client.get_experiment(best.experiment_id).name if best.experiment_id else best.config.experiment
@@ -225,6 +189,7 @@ def register_best(
         writer, where, run_name or (f"register-{name}" if name else "register"), tags, refuse=best.search_run_id
     )
     registration.run_id = run.run_id
+    say_where(writer, run.experiment_id, where)
     log.info(
         "run %s: training %s for %d epochs on %s",
         run.run_id,
@@ -232,7 +197,7 @@ def register_best(
         experiment.max_epochs,
         getattr(corpus, "name", None) or experiment.corpus.describe(),
     )
-    with ending(writer, run):
+    with ending(writer, run), on_device(device):
         _train_and_log(writer, registration, experiment, best, model, loaded, settings)
         if name:
             version_tags = {key: tags[key] for key in VERSION_TAGS if key in tags}

@@ -1,14 +1,8 @@
-"""Everything this package knows about hyperopt beyond ``fmin``, ``Trials`` and ``SparkTrials``: one place to
-fix when it changes, each piece checked by ``tests/test_hyperopt_internals.py``.
-
-Public interfaces where hyperopt has them (a suggest function wrapped as hyperopt's own ``partial`` wraps
-one, ``Domain``, ``Trials.new_trial_ids``/``new_trial_docs``/``insert_trial_docs``); where it has none: how
-many draws ``fmin`` takes from ``rstate`` per trial, the ``_dynamic_trials`` list that still holds cancelled
-and failed trials, the ``misc.error`` pair SparkTrials writes, the trial-document layout.
-
-hyperopt does not tell an objective which trial it evaluates (SparkTrials passes no ``ctrl``), so the space
-carries it: :func:`keyed_space` adds a parameter no algorithm samples, :func:`keyed_suggest` fills it with
-the trial id and hyperopt's record of the point (``misc.vals``), so a trial in any process knows its number.
+"""Everything this package knows about hyperopt beyond ``fmin``, ``Trials`` and ``SparkTrials``, each piece checked
+by ``tests/test_hyperopt_internals.py``: how many draws ``fmin`` takes per trial, the ``_dynamic_trials`` that keep
+cancelled and failed trials, SparkTrials' ``misc.error``, the trial documents. hyperopt does not tell an objective
+which trial it evaluates, so the space carries it (:func:`keyed_space`, :func:`keyed_suggest`): a trial in any
+process knows its number and the point it evaluates.
 """
 
 from __future__ import annotations
@@ -20,6 +14,7 @@ import hyperopt
 import numpy as np
 from hyperopt.base import JOB_STATE_CANCEL, JOB_STATE_DONE, JOB_STATE_ERROR
 from hyperopt.pyll import scope
+from hyperopt.utils import coarse_utcnow
 
 TRIAL_KEY = "flair_mlflow.trial"
 
@@ -72,8 +67,6 @@ def vals_json(vals: Mapping[str, Any]) -> str:
 def restored_trials(space: Mapping[str, Any], done: list[tuple[int, Mapping[str, list], dict[str, Any]]]):
     """hyperopt's ``Trials`` holding finished trials ``(tid, misc.vals, result)`` as if it had run them; every
     id below the highest is reserved, so a new trial's id (and number) follows the last one."""
-    from hyperopt.utils import coarse_utcnow
-
     trials = hyperopt.Trials()
     if not done:
         return trials

@@ -1,10 +1,6 @@
-"""Ctrl-C and SIGTERM during a search: the running trial and the parent end KILLED, exit 130/143.
-
-Flair's trainer catches ``KeyboardInterrupt``, ends the training as if it had finished and returns, so a
-plain Ctrl-C would only cut one trial short. While a search runs, both signals therefore raise
-:class:`Interrupted`, neither an ``Exception`` nor a ``KeyboardInterrupt``: nothing in Flair or hyperopt
-catches it, and the search marks its runs KILLED on the way out. The handlers are the search's only while
-it runs, and the caller's own are back when it ends.
+"""Ctrl-C and SIGTERM during a search: Flair's trainer catches ``KeyboardInterrupt`` and returns as if training
+had ended, so while a search runs both signals raise :class:`Interrupted`, which nothing in Flair or hyperopt
+catches; the search marks its runs KILLED on the way out, and the caller's handlers are back when it ends.
 """
 
 from __future__ import annotations

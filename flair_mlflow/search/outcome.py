@@ -11,8 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-#: a training run's score is the mean of its last epochs' scores (the tutorial's rule)
-LAST_EPOCHS_SCORED = 3
+LAST_EPOCHS_SCORED = 3  # a training run's score is the mean of its last epochs (the tutorial's rule)
 
 
 class TrialState(str, enum.Enum):
@@ -32,9 +31,7 @@ class TrialState(str, enum.Enum):
     @property
     def run_status(self) -> str:
         """The MLflow run status a trial's run ends with."""
-        if self in (TrialState.COMPLETE, TrialState.PRUNED):
-            return "FINISHED"
-        return "FAILED" if self is TrialState.FAILED else "KILLED"
+        return {"ok": "FINISHED", "pruned": "FINISHED", "fail": "FAILED"}.get(self.value, "KILLED")
 
 
 def mean(values: Sequence[float]) -> float:
@@ -43,8 +40,7 @@ def mean(values: Sequence[float]) -> float:
 
 def variance(values: Sequence[float]) -> float:
     """The population variance (numpy's ``var``, the tutorial's)."""
-    middle = mean(values)
-    return mean([(value - middle) ** 2 for value in values])
+    return mean([(value - mean(values)) ** 2 for value in values])
 
 
 @dataclass
@@ -64,8 +60,8 @@ class TrialOutcome:
     duration_s: float = 0.0
     pruned_at: int | None = None  # the epoch at which the median stopping rule ended the trial
     epoch_values: list[list[float]] = field(default_factory=list)  # the optimised value per epoch, per run
-    last_epoch_score: float = math.nan  # the optimised value after the last epoch, mean over training runs
-    scored_epochs_variance: float = math.nan  # variance over each run's scored epochs, mean over runs
+    last_epoch_score: float = math.nan  # after the last epoch, mean over training runs
+    scored_epochs_variance: float = math.nan  # over each run's scored epochs, mean over runs
     peak_dev_score: float = math.nan  # the highest dev score any epoch of any training run reached
 
     @property
@@ -84,35 +80,33 @@ class TrialOutcome:
         return len(runs[0][-LAST_EPOCHS_SCORED:]) if runs else LAST_EPOCHS_SCORED
 
     def add_training_run(self, history: Sequence[float], dev_scores: Sequence[float]) -> float:
-        """Record one training run (the optimised value per epoch, its dev scores); returns the run's score,
-        the mean of its last three epochs, which damps a lucky last epoch."""
-        score = mean(history[-LAST_EPOCHS_SCORED:])
-        self.run_scores.append(score)
+        """Record a training run (the optimised value per epoch, its dev scores); its score is the mean of its
+        last three epochs, which damps a lucky last epoch."""
+        self.run_scores.append(mean(history[-LAST_EPOCHS_SCORED:]))
         self.epoch_values.append(list(history))
-        peaks = [v for v in (self.peak_dev_score, *dev_scores) if math.isfinite(v)]
-        self.peak_dev_score = max(peaks) if peaks else math.nan
-        return score
+        self.peak_dev_score = max([v for v in (self.peak_dev_score, *dev_scores) if math.isfinite(v)], default=math.nan)
+        return self.run_scores[-1]
 
     def settle_scores(self, maximise: bool) -> None:
         """``final_score`` (what hyperopt's loss is made of), the last epoch's score, and both variances."""
         runs = [history for history in self.epoch_values if history]
-        self.final_score = mean(self.run_scores)
-        self.final_variance = variance(self.run_scores)
+        self.final_score, self.final_variance = mean(self.run_scores), variance(self.run_scores)
         self.last_epoch_score = mean([history[-1] for history in runs])
         self.scored_epochs_variance = mean([variance(history[-LAST_EPOCHS_SCORED:]) for history in runs])
         self.loss = 1.0 - self.final_score if maximise else self.final_score
 
     def score_metrics(self) -> dict[str, float]:
         """The scores a finished trial's run logs at its end (the training runs' own are logged apart)."""
-        metrics = {
-            "final_score": self.final_score,
-            "final_variance": self.final_variance,
-            "last_epoch_score": self.last_epoch_score,
-            "scored_epochs_variance": self.scored_epochs_variance,
-            "peak_dev_score": self.peak_dev_score,
-            "loss": self.loss,
-            "test_score": math.nan if self.test_score is None else self.test_score,
-        }
+        names = (
+            "final_score",
+            "final_variance",
+            "last_epoch_score",
+            "scored_epochs_variance",
+            "peak_dev_score",
+            "loss",
+        )
+        metrics = {name: getattr(self, name) for name in names}
+        metrics["test_score"] = math.nan if self.test_score is None else self.test_score
         return {name: value for name, value in metrics.items() if math.isfinite(value)}
 
     def hyperopt_result(self) -> dict[str, Any]:

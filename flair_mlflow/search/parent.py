@@ -12,21 +12,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..config import ExperimentConfig, OptimizationValue
+from ..tracking import tags as T
 from ..tracking.search_runs import child_runs
-from ..tracking.store import adopt_or_create_run
-from ..tracking.tags import (
-    BEST_TRIAL_NUMBER_TAG,
-    BEST_TRIAL_RUN_TAG,
-    NOT_REBUILDABLE_TAG,
-    RESOLVED_EXPERIMENT_FILE,
-    RESUMED_TAG,
-    RESUMES_TAG,
-    SEARCH_TAG,
-    STATUS_TAG,
-    STOP_REASON_TAG,
-    TASK_TAG,
-    WARNING_TAG,
-)
+from ..tracking.store import adopt_or_create_run, say_where
 from ..tracking.writer import RunWriter
 from .loop import StopReason
 from .outcome import TrialOutcome, TrialState, best_outcome
@@ -57,62 +45,46 @@ class ParentRun:
     learning_check: LearningCheck | None = None  # what the finished search's dev scores must beat
 
     @classmethod
-    def start(
-        cls, writer: RunWriter, config: ExperimentConfig, recorded: RecordedExperiment, **options: Any
-    ) -> ParentRun:
-        """The run ``mlflow run`` or the caller opened, or a new one, with the search's settings, the
-        experiment as a file (with the hashes a later ``--resume`` checks) or why it has none. ``options``:
-        ``run_name``, ``config_path``, ``lr_source`` and the fields of this class."""
-        # named here: MLflow's generated names draw on Python's global RNG, which loading the corpus has
-        # just seeded, so every search with the same seed would get the same name
-        name = options.pop("run_name", None) or f"search-{time.strftime('%Y%m%d-%H%M%S')}"
-        config_path, lr_source = options.pop("config_path", None), options.pop("lr_source", {})
-        run = adopt_or_create_run(writer, config.experiment, name, {SEARCH_TAG: "true", TASK_TAG: config.task})
+    def start(cls, writer: RunWriter, config: ExperimentConfig, recorded: RecordedExperiment, run_name: str | None,
+              config_path: Any, lr_source: dict[str, Any], **fields: Any) -> ParentRun:  # fmt: skip
+        """The run ``mlflow run`` or the caller opened, or a new one, with the search's settings, and the
+        experiment as a file with the hashes a later ``--resume`` checks (or why it has no file form)."""
+        # named here: MLflow's generated names draw on Python's global RNG, which loading the corpus has just
+        # seeded, so every search with the same seed would get the same name
+        name = run_name or f"search-{time.strftime('%Y%m%d-%H%M%S')}"
+        run = adopt_or_create_run(writer, config.experiment, name, {T.SEARCH_TAG: "true", T.TASK_TAG: config.task})
         say_where(writer, run.experiment_id, config.experiment)
         shown = recorded.config or config
         params = {name: getattr(shown, name) for name in SEARCH_PARAMS}
-        params.update(
-            corpus=shown.corpus.describe(),
-            pruning=_pruning(shown),
-            **({"multi_label": shown.multi_label} if shown.task == "text_classification" else {}),
-        )
-        if lr_source:
-            params["lr_from"] = lr_source["lr_from"]
-        writer.log_params(run.run_id, params)
+        params.update(corpus=shown.corpus.describe(), pruning=_pruning(shown))
+        params.update({"multi_label": shown.multi_label} if shown.task == "text_classification" else {})
+        writer.log_params(run.run_id, {**params, **({"lr_from": lr_source["lr_from"]} if lr_source else {})})
         if config_path is not None and Path(config_path).is_file():
             writer.log_file(run.run_id, config_path)
-        writer.log_text(run.run_id, recorded.text, RESOLVED_EXPERIMENT_FILE)
+        writer.log_text(run.run_id, recorded.text, T.RESOLVED_EXPERIMENT_FILE)
         tags = (
-            search_hashes(recorded.config) if recorded.config is not None else {NOT_REBUILDABLE_TAG: recorded.problem}
+            search_hashes(recorded.config) if recorded.config is not None else {T.NOT_REBUILDABLE_TAG: recorded.problem}
         )
         writer.set_tags(run.run_id, {**tags, **{k: v for k, v in lr_source.items() if k != "lr_from"}})
-        return cls(writer, run.run_id, run.experiment_id, run.created, config.objective, **options)
+        return cls(writer, run.run_id, run.experiment_id, run.created, config.objective, **fields)
 
     @classmethod
-    def reopen(
-        cls,
-        writer: RunWriter,
-        config: ExperimentConfig,
-        recorded: RecordedExperiment,
-        previous: PreviousTrials,
-        **options: Any,
-    ) -> ParentRun:
+    def reopen(cls, writer: RunWriter, config: ExperimentConfig, recorded: RecordedExperiment, previous: PreviousTrials, **fields: Any) -> ParentRun:  # fmt: skip
         """The resumed search's own parent, RUNNING again; trial runs a killed process left RUNNING end KILLED."""
-        parent = previous.parent
-        run_id = parent.info.run_id
+        run_id = previous.parent.info.run_id
         for abandoned in previous.abandoned:
-            writer.close(abandoned, "KILLED", {STATUS_TAG: TrialState.ABANDONED})
+            writer.close(abandoned, "KILLED", {T.STATUS_TAG: TrialState.ABANDONED})
         writer.client.update_run(run_id, status="RUNNING")
-        writer.set_tags(run_id, {RESUMED_TAG: int(parent.data.tags.get(RESUMED_TAG, "0") or 0) + 1})
+        writer.set_tags(run_id, {T.RESUMED_TAG: int(previous.parent.data.tags.get(T.RESUMED_TAG, 0)) + 1})
         writer.log_params(run_id, {"max_evals": config.max_evals})  # a new value shows as resolved.max_evals
-        writer.log_text(run_id, recorded.text, RESOLVED_EXPERIMENT_FILE)
+        writer.log_text(run_id, recorded.text, T.RESOLVED_EXPERIMENT_FILE)
         outer = os.environ.get("MLFLOW_RUN_ID")
         if outer and outer != run_id:  # `mlflow run ... -P resume=<id>` opened a run of its own
-            writer.set_tags(outer, {RESUMES_TAG: run_id})
+            writer.set_tags(outer, {T.RESUMES_TAG: run_id})
         log.info(
             "resuming search run %s: %d trials done, %d to run again", run_id, len(previous.outcomes), previous.rerun
         )
-        return cls(writer, run_id, parent.info.experiment_id, True, config.objective, **options)
+        return cls(writer, run_id, previous.parent.info.experiment_id, True, config.objective, **fields)
 
     def after_trial(self, outcomes: Sequence[TrialOutcome]) -> None:
         """The last of ``outcomes`` has just finished: the tutorial's file and the scores so far."""
@@ -121,12 +93,11 @@ class ParentRun:
 
     def log_score(self, outcomes: Sequence[TrialOutcome]) -> None:
         """``trial_score`` of the last of ``outcomes`` and ``best_score_so_far`` over all, at its number."""
-        outcome, best = outcomes[-1], best_outcome(outcomes)
-        metrics = {"trial_score": outcome.final_score} if outcome.ok else {}
-        if best is not None:
-            metrics["best_score_so_far"] = best.final_score
+        best = best_outcome(outcomes)
+        metrics = {"trial_score": outcomes[-1].final_score} if outcomes[-1].ok else {}
+        metrics.update({"best_score_so_far": best.final_score} if best is not None else {})
         if metrics:
-            self.writer.log_metrics(self.run_id, metrics, step=outcome.number)
+            self.writer.log_metrics(self.run_id, metrics, step=outcomes[-1].number)
 
     def write_param_selection(self, outcomes: Sequence[TrialOutcome], finished: bool) -> None:
         text = param_selection_text(outcomes, self.objective, finished=finished)
@@ -139,51 +110,37 @@ class ParentRun:
         """After a signal, mark KILLED a trial run the interrupted code never got to end itself."""
         try:
             for run in child_runs(self.writer.client, self.experiment_id, self.run_id, "attributes.status = 'RUNNING'"):
-                self.writer.close(run.info.run_id, "KILLED", {STATUS_TAG: TrialState.KILLED})
+                self.writer.close(run.info.run_id, "KILLED", {T.STATUS_TAG: TrialState.KILLED})
         except Exception as error:  # best effort: a resume marks any left over
             log.warning("could not mark the running trial KILLED: %s", error)
 
     def finish(self, outcomes: Sequence[TrialOutcome], reason: StopReason) -> None:
         """Counts, why the search stopped, the reports, the best trial; the run ends if this search owns it."""
+        best, tags = best_outcome(outcomes), {T.STOP_REASON_TAG: reason.value}
         counts = {
             "trials": len(outcomes),
             "failed_trials": sum(not o.ok for o in outcomes),
             "pruned_trials": sum(o.pruned for o in outcomes),
         }
-        best = best_outcome(outcomes)
         self.writer.log_metrics(self.run_id, {**counts, **({"best_score": best.final_score} if best else {})})
         self.write_param_selection(outcomes, finished=True)
-        tags: dict[str, Any] = {STOP_REASON_TAG: reason.value}
         if outcomes:
             self.writer.log_text(self.run_id, trials_csv(outcomes, self.parameter_names), "trials.csv")
             with tempfile.TemporaryDirectory() as folder:
                 self.writer.log_file(self.run_id, plot_trials(outcomes, self.objective, Path(folder) / "trials.png"))
         if best is not None:
-            tags.update({BEST_TRIAL_RUN_TAG: best.run_id or "", BEST_TRIAL_NUMBER_TAG: best.number})
+            tags.update({T.BEST_TRIAL_RUN_TAG: best.run_id or "", T.BEST_TRIAL_NUMBER_TAG: best.number})
             self.writer.log_text(
                 self.run_id, best_params_yaml(best, self.objective, self.parameter_names), "best_params.yaml"
             )
         warning = self.learning_check.warning(outcomes) if self.learning_check is not None else None
         if warning:  # printed just before the command's summary, and shown by MLflow's UI on the parent
             log.warning("warning: %s", warning)
-            tags[WARNING_TAG] = warning
+            tags[T.WARNING_TAG] = warning
         self.writer.set_tags(self.run_id, tags)
         if self.created or reason.run_status != "FINISHED":
             self.writer.end(self.run_id, reason.run_status)
 
 
-def say_where(writer: RunWriter, experiment_id: str, wanted: str | None) -> None:
-    """One line when the run was made elsewhere (``mlflow run`` creates it first) than the file's experiment."""
-    found = writer.client.get_experiment(experiment_id).name
-    if wanted and found != wanted:
-        log.warning(
-            "the search runs in experiment '%s', where `mlflow run` created its run, not in the file's '%s'; "
-            "to file it there: mlflow run . --experiment-name %s",
-            found,
-            wanted,
-            wanted,
-        )
-
-
 def _pruning(config: ExperimentConfig) -> str:
-    return "off" if config.pruning is None else ",".join(f"{k}={v}" for k, v in config.pruning.model_dump().items())
+    return ",".join(f"{k}={v}" for k, v in config.pruning.model_dump().items()) if config.pruning else "off"

@@ -1,12 +1,8 @@
-"""What a search's parent run records of its experiment: a file the experiment-file loader reads back.
-
-A search from an experiment file records that file, after overrides. One started from Python (the
-tutorial's selectors) holds ``hp`` expressions as the user added them to its :class:`SearchSpace`, and
-embedding objects and a Corpus object: they are written as the file names them (embeddings by the names
-that build them, the corpus by its dataset name and downsample), and what is recorded is what the loader
-reads back from that text, so ``register`` and ``--resume`` get exactly what the search recorded. Where
-something has no file form (a user's own embedding class), the parent records a description and the
-reason, and ``register`` and ``--resume`` refuse with it.
+"""What a search's parent run records of its experiment: a file the experiment-file loader reads back. A search
+from Python records its :class:`SearchSpace` as the user added it, embedding objects by the names that build them
+and the corpus by its dataset name and downsample; what is recorded is what the loader reads back from that text.
+Where something has no file form (a user's own embedding class) the parent records a description and the reason,
+and ``register`` and ``--resume`` refuse with it.
 """
 
 from __future__ import annotations

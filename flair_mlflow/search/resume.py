@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from flair.datasets.base import find_train_dev_test_files
+
 from ..config import ExperimentConfig
 from ..config.experiment import digest
 from ..errors import ConfigError
@@ -45,7 +47,6 @@ def _corpus_identity(config: ExperimentConfig) -> dict[str, Any]:
     corpus = config.corpus
     if corpus.name:
         return {"name": corpus.name, "arguments": corpus.arguments}
-    from flair.datasets.base import find_train_dev_test_files
 
     identity = corpus.model_dump(exclude={"folder"})
     dev, test, train = find_train_dev_test_files(

@@ -15,6 +15,13 @@ from typing import Sequence
 
 from .outcome import TrialOutcome
 
+LR_RANGE_FACTOR = 10.0  # a finder's suggestion gives the range [suggestion / f, suggestion * f]
+#: Flair ends training once annealing takes the rate below min_learning_rate (1e-4 by default): it is lowered
+#: to this fraction of the range's bottom, so a trial drawn there does not stop at once
+MIN_LR_HEADROOM = 1e-3
+FLAIR_MIN_LEARNING_RATE = 1e-4
+CONSTANT_PREDICTOR_MARGIN = 0.01  # a best dev score this close to a constant predictor's is not told from it
+
 
 @dataclass
 class MedianStoppingRule:
@@ -34,34 +41,16 @@ class MedianStoppingRule:
         self.trials_recorded += 1
 
     def should_stop(self, epoch: int, value: float) -> bool:
-        if epoch <= self.warmup_epochs or self.trials_recorded < self.startup_trials:
-            return False
-        earlier = self.history.get(epoch, [])
-        if not earlier:
+        earlier = self.history.get(epoch)
+        if epoch <= self.warmup_epochs or self.trials_recorded < self.startup_trials or not earlier:
             return False
         return value < median(earlier) if self.maximise else value > median(earlier)
 
 
-#: the range a search takes around a finder's suggestion: [suggestion / f, suggestion * f]
-LR_RANGE_FACTOR = 10.0
-#: Flair ends training once annealing takes the rate below min_learning_rate (1e-4 by default): it is
-#: lowered to this fraction of the range's bottom, so a trial drawn there does not stop at once
-MIN_LR_HEADROOM = 1e-3
-FLAIR_MIN_LEARNING_RATE = 1e-4
-
-
-def learning_rate_range(suggested: float) -> tuple[float, float]:
-    return suggested / LR_RANGE_FACTOR, suggested * LR_RANGE_FACTOR
-
-
-#: a best dev score no more than this above a constant predictor's cannot be told from it
-CONSTANT_PREDICTOR_MARGIN = 0.01
-
-
 @dataclass(frozen=True)
 class LearningCheck:
-    """What a finished search's dev scores are held against (``baseline``: what ``baseline_name``, a constant
-    predictor, scores on its dev split), and the settings a warning names."""
+    """What a search's dev scores are held against (``baseline``: what ``baseline_name``, a constant predictor,
+    scores on its dev split), and the settings a warning names."""
 
     baseline: float
     baseline_name: str
@@ -70,8 +59,8 @@ class LearningCheck:
     train_sentences: int
 
     def warning(self, outcomes: Sequence[TrialOutcome]) -> str | None:
-        """None when some trial beat the constant predictor (judged by the best dev score any of its epochs
-        reached); else what went wrong and why it may have. Trials without dev scores leave it open."""
+        """None when some trial beat the constant predictor (by the best dev score any of its epochs reached);
+        else what went wrong and why it may have. Trials without dev scores leave it open."""
         scored = [o for o in outcomes if o.ok]
         if not scored or any(not math.isfinite(o.peak_dev_score) for o in scored):
             return None
@@ -83,8 +72,8 @@ class LearningCheck:
         else:
             return None
         return (
-            f"{verdict}: the models learnt nothing usable. Likely causes: too few epochs for this data "
-            f"(max_epochs {self.max_epochs}); a learning rate too low to move or too high to settle; a "
-            f"label_type ('{self.label_type}') that is not the one the data is labelled with; a corpus too "
-            f"small to learn from ({self.train_sentences} training sentences)."
+            f"{verdict}: the models learnt nothing usable. Likely causes: too few epochs for this data (max_epochs "
+            f"{self.max_epochs}); a learning rate too low to move or too high to settle; a label_type "
+            f"('{self.label_type}') that is not the one the data is labelled with; a corpus too small to learn from "
+            f"({self.train_sentences} training sentences)."
         )

@@ -1,8 +1,8 @@
 """A hyperopt search whose trials are nested MLflow runs under one parent run per search.
 
-Order matters: everything that can be wrong with the input (settings, space, corpus, label type,
-embeddings, Spark) is checked before the first run, and a new local store is only created then, so a bad
-experiment leaves nothing half-written. Then the parent run, the trials (:mod:`.loop`), the result.
+Order matters: everything that can be wrong with the input (settings, space, corpus, label type, embeddings,
+Spark) is checked before the first run, and a new local store is only created then, so a bad experiment
+leaves nothing half-written. Then the parent run, the trials (:mod:`.loop`), the result.
 """
 
 from __future__ import annotations
@@ -14,19 +14,24 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from ..config import ExperimentConfig
+from ..corpus.content import constant_predictor
+from ..corpus.load import check_corpus, for_trials, load_for_experiment
 from ..errors import ConfigError, SearchFailed, one_line
+from ..register.train import register_best
 from ..tracking.search_runs import get_search_run, recorded_experiment
+from ..tracking.sqlite import sqlite_path
 from ..tracking.store import connect
 from ..tracking.tags import LR_WARNING_TAG
 from ..tracking.writer import RunWriter
+from ..training.models import uses_fine_tuning
 from .checks import check_embeddings, check_first_configuration
 from .hyperopt_internals import restored_trials
 from .loop import SequentialExecutor, run_trials, score_name
 from .outcome import TrialOutcome, TrialState, best_outcome
 from .parent import ParentRun
-from .recorded import record_experiment
-from .resume import check_same_search, read_previous_trials
-from .rules import FLAIR_MIN_LEARNING_RATE, MIN_LR_HEADROOM, LearningCheck, MedianStoppingRule, learning_rate_range
+from .recorded import RecordedExperiment, record_experiment
+from .resume import PreviousTrials, check_same_search, read_previous_trials
+from .rules import FLAIR_MIN_LEARNING_RATE, LR_RANGE_FACTOR, MIN_LR_HEADROOM, LearningCheck, MedianStoppingRule
 from .space import algorithm_suggest, hyperopt_space
 from .trial import TrialRunner
 
@@ -61,6 +66,14 @@ class SearchResult:
         return sum(1 for o in self.outcomes if not o.ok)
 
     @property
+    def experiment_name(self) -> str:
+        """The search's experiment, which also names a model registered from it."""
+        try:
+            return RunWriter(self.tracking_uri).client.get_experiment(self.experiment_id).name
+        except Exception:  # only a suggestion: a summary must not fail for it
+            return "MODEL_NAME"
+
+    @property
     def warning(self) -> str | None:
         """What the parent's ``flair_mlflow.warning`` tag says: the trials learnt nothing (None: they did)."""
         return self.learning_check.warning(self.outcomes) if self.learning_check else None
@@ -68,40 +81,10 @@ class SearchResult:
     def register_best(self, name: str | None = None, **options: Any) -> Any:
         """Train the best configuration for good, test it once and register it as ``name`` (the options of
         ``flair_mlflow.register_best``); a search started from Python trains the corpus and objects it used."""
-        from ..register.train import register_best
-
         given: dict[str, Any] = {"tracking_uri": self.tracking_uri}
         if self.corpus is not None:
             given.update(corpus=self.corpus, config=self.config, best_objects=self.best_params)
         return register_best(self.parent_run_id, name, **{**given, **options})
-
-
-def learning_rate_from_run(config: ExperimentConfig, client: Any) -> tuple[ExperimentConfig, dict[str, Any]]:
-    """``config`` searching ``learning_rate`` log-uniformly a decade either side of the suggestion of run
-    ``config.lr_from`` (Flair's ``min_learning_rate`` lowered, never raised, so a trial drawn at the bottom
-    does not stop at once), and what the parent records about where the range came from."""
-    try:
-        run = client.get_run(config.lr_from)
-    except Exception:
-        raise ConfigError("lr_from", f"no run '{config.lr_from}' in the tracking store") from None
-    suggested = run.data.metrics.get("suggested_lr")
-    if suggested is None or not math.isfinite(suggested) or suggested <= 0:
-        raise ConfigError("lr_from", f"run '{config.lr_from}' is not a learning-rate finder run (no suggested_lr)")
-    low, high = learning_rate_range(suggested)
-    fixed = {k: v for k, v in config.fixed.items() if k != "learning_rate"}
-    fixed["min_learning_rate"] = min(
-        float(fixed.get("min_learning_rate", FLAIR_MIN_LEARNING_RATE)), low * MIN_LR_HEADROOM
-    )
-    space = {**config.search_space, "learning_rate": {"loguniform": {"low": math.log(low), "high": math.log(high)}}}
-    source = {
-        "lr_from": config.lr_from,
-        "lr_from.suggested_lr": suggested,
-        "lr_from.range": f"{low:.3g}..{high:.3g} (log-uniform)",
-        "lr_from.min_learning_rate": fixed["min_learning_rate"],
-    }
-    if run.data.tags.get(LR_WARNING_TAG):
-        source["lr_from.warning"] = run.data.tags[LR_WARNING_TAG]
-    return config.replaced(search_space=space, fixed=fixed), source
 
 
 @dataclass(frozen=True)
@@ -111,63 +94,86 @@ class PreparedSearch:
     config: ExperimentConfig  # with the learning-rate range of ``lr_from`` applied
     writer: RunWriter
     space: dict[str, Any]  # hyperopt's
-    recorded: Any  # the experiment as a file, for the parent run (register and --resume read it)
+    recorded: RecordedExperiment  # the experiment as a file (register and --resume read it)
     factory: Any  # the embeddings the checks built, handed to the trials so each is built once
     learning_check: LearningCheck  # what the trials' dev scores must beat
     lr_source: dict[str, Any] = field(default_factory=dict)  # where the learning-rate range came from
-    previous: Any = None  # a resumed search's trials
+    previous: PreviousTrials | None = None  # a resumed search's trials
+
+
+def learning_rate_from_run(config: ExperimentConfig, client: Any) -> tuple[ExperimentConfig, dict[str, Any]]:
+    """``config`` searching ``learning_rate`` log-uniformly a decade either side of the suggestion of the finder
+    run ``config.lr_from`` (Flair's ``min_learning_rate`` lowered, never raised, so a trial drawn at the bottom
+    does not stop at once), and what the parent records of where the range came from."""
+    try:
+        run = client.get_run(config.lr_from)
+    except Exception:
+        raise ConfigError("lr_from", f"no run '{config.lr_from}' in the tracking store") from None
+    suggested = run.data.metrics.get("suggested_lr", math.nan)
+    if not suggested > 0 or not math.isfinite(suggested):
+        raise ConfigError("lr_from", f"run '{config.lr_from}' is not a learning-rate finder run (no suggested_lr)")
+    low, high = suggested / LR_RANGE_FACTOR, suggested * LR_RANGE_FACTOR
+    fixed = {k: v for k, v in config.fixed.items() if k != "learning_rate"}
+    if not uses_fine_tuning(config.task, config.representative_params()):  # fine_tune does not anneal
+        fixed["min_learning_rate"] = min(
+            float(fixed.get("min_learning_rate", FLAIR_MIN_LEARNING_RATE)), low * MIN_LR_HEADROOM
+        )
+    space = {**config.search_space, "learning_rate": {"loguniform": {"low": math.log(low), "high": math.log(high)}}}
+    source = {
+        "lr_from": config.lr_from,
+        "lr_from.suggested_lr": suggested,
+        "lr_from.range": f"{low:.3g}..{high:.3g} (log-uniform)",
+    }
+    source["lr_from.min_learning_rate"] = fixed.get("min_learning_rate", "")
+    if run.data.tags.get(LR_WARNING_TAG):
+        source["lr_from.warning"] = run.data.tags[LR_WARNING_TAG]
+    return config.replaced(search_space=space, fixed=fixed), source
 
 
 def print_progress(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-class Search:
-    """One search: checked input, a parent run, the trials, the reports. :func:`run_search` is the common
-    case; this class takes what the faces supply (a corpus given in Python, a folder for the tutorial's
-    ``param_selection.txt``). ``resume``: the parent run id of a search to continue; ``progress``: where
-    each finished trial's line goes (None: nowhere)."""
+def existing(writer: RunWriter, field: str) -> Any:
+    """``writer``'s client where its store exists: a run to read back cannot be in a store not yet created."""
+    path = sqlite_path(writer.tracking_uri)
+    if path is not None and not path.is_file():
+        raise ConfigError(field, f"the tracking store '{writer.tracking_uri}' does not exist, so it has no such run")
+    return writer.client
 
-    def __init__(
-        self,
-        config: ExperimentConfig,
-        *,
-        corpus: Any = None,
-        tracking_uri: str | None = None,
-        config_path: str | Path | None = None,
-        run_name: str | None = None,
-        base_path: str | Path | None = None,
-        progress: Callable[[str], None] | None = print_progress,
-        resume: str | None = None,
-    ) -> None:
+
+class Search:
+    """One search: checked input, a parent run, the trials, the reports. :func:`run_search` is the common case;
+    this class takes what the faces supply (a corpus given in Python, the folder for the tutorial's
+    ``param_selection.txt``). ``resume``: the parent run id of a search to continue; ``progress``: where each
+    finished trial's line goes (None: nowhere)."""
+
+    def __init__(self, config: ExperimentConfig, *, corpus: Any = None, tracking_uri: str | None = None, config_path: str | Path | None = None,
+                 run_name: str | None = None, base_path: str | Path | None = None,
+                 progress: Callable[[str], None] | None = print_progress, resume: str | None = None) -> None:  # fmt: skip
         self.config, self.corpus, self.tracking_uri, self.resume = config, corpus, tracking_uri, resume
-        self.config_path = Path(config_path) if config_path else None
-        self.run_name, self.progress = run_name, progress
+        self.config_path, self.run_name, self.progress = config_path, run_name, progress
         self.base_path = Path(base_path) if base_path else None
 
     def prepare(self) -> PreparedSearch:
         """Check everything and load the corpus; raises ConfigError and writes nothing."""
-        from ..corpus.content import constant_predictor
-        from ..corpus.load import check_corpus, for_trials, load_for_experiment
-
-        writer = connect(self.tracking_uri)
-        config, lr_source, previous = self.config, {}, None
+        writer, config, lr_source, previous = connect(self.tracking_uri), self.config, {}, None
         if config.parallelism > 1:
             from .spark import check_parallel
 
             check_parallel(config, writer.tracking_uri, self.resume)
         if config.lr_from:
-            config, lr_source = learning_rate_from_run(config, _existing(writer, "lr_from").client)
+            config, lr_source = learning_rate_from_run(config, existing(writer, "lr_from"))
         corpus = self.corpus if self.corpus is not None else load_for_experiment(config)
         check_corpus(corpus, config.label_type)
         factory = check_embeddings(config, for_trials(corpus, config.evaluate_test))
         check_first_configuration(config, for_trials(corpus, config.evaluate_test), factory)
-        baseline, baseline_name = constant_predictor(corpus, config.label_type)
-        check = LearningCheck(baseline, baseline_name, config.max_epochs, config.label_type, len(corpus.train))
-        recorded = record_experiment(config, self.corpus)
-        space = hyperopt_space(config.search_space)
+        check = LearningCheck(
+            *constant_predictor(corpus, config.label_type), config.max_epochs, config.label_type, len(corpus.train)
+        )
+        recorded, space = record_experiment(config, self.corpus), hyperopt_space(config.search_space)
         if self.resume:
-            client = _existing(writer, "resume").client
+            client = existing(writer, "resume")
             parent = get_search_run(client, str(self.resume), "resume")
             check_same_search(parent, recorded.config or config)
             history = config.optimization_value if config.pruning is not None else None
@@ -177,22 +183,24 @@ class Search:
     def run(self) -> SearchResult:
         prepared = self.prepare()
         config, writer, previous, space = prepared.config, prepared.writer, prepared.previous, prepared.space
-        names = tuple(config.parameter_names)
-        options = dict(parameter_names=names, base_path=self.base_path, learning_check=prepared.learning_check)
+        options = dict(
+            parameter_names=tuple(config.parameter_names),
+            base_path=self.base_path,
+            learning_check=prepared.learning_check,
+        )
         if previous is not None:
             parent = ParentRun.reopen(writer, config, prepared.recorded, previous, **options)
         else:
             options.update(run_name=self.run_name, config_path=self.config_path, lr_source=prepared.lr_source)
             parent = ParentRun.start(writer, config, prepared.recorded, **options)
-        rule = _stopping_rule(config, previous)
         runner = TrialRunner(
             config,
             tracking_uri=writer.tracking_uri,
             experiment_id=parent.experiment_id,
             parent_run_id=parent.run_id,
-            parameter_names=names,
+            parameter_names=config.parameter_names,
             corpus=self.corpus,
-            stopping_rule=rule,
+            stopping_rule=_stopping_rule(config, previous),
             factory=prepared.factory,
         )
         restored = previous.outcomes if previous is not None else []
@@ -204,13 +212,12 @@ class Search:
             trials = previous.hyperopt_trials(space) if previous is not None else restored_trials(space, [])
             executor = SequentialExecutor(runner, parent, trials, restored, self.progress)
         outcomes = run_trials(executor, parent, space, algorithm_suggest(config.algorithm), config, done=len(restored))
+        name = score_name(config.objective, config.main_evaluation_metric)
         result = SearchResult(
             parent.run_id,
             parent.experiment_id,
-            list(outcomes),
-            score_name(config.objective, config.main_evaluation_metric),
-        )
-        result.tracking_uri, result.learning_check, result.config, result.corpus = (
+            outcomes,
+            name,
             writer.tracking_uri,
             prepared.learning_check,
             config,
@@ -223,17 +230,7 @@ class Search:
         return result
 
 
-def _existing(writer: RunWriter, field: str) -> RunWriter:
-    """``writer``, where its store exists: a run to read back cannot be in a store not yet created."""
-    from ..tracking.sqlite import sqlite_path
-
-    path = sqlite_path(writer.tracking_uri)
-    if path is not None and not path.is_file():
-        raise ConfigError(field, f"the tracking store '{writer.tracking_uri}' does not exist, so it has no such run")
-    return writer
-
-
-def _stopping_rule(config: ExperimentConfig, previous: Any) -> MedianStoppingRule | None:
+def _stopping_rule(config: ExperimentConfig, previous: PreviousTrials | None) -> MedianStoppingRule | None:
     """The median stopping rule, if the search prunes, knowing a resumed search's finished trials."""
     if config.pruning is None:
         return None
@@ -244,28 +241,20 @@ def _stopping_rule(config: ExperimentConfig, previous: Any) -> MedianStoppingRul
     return rule
 
 
-def run_search(
-    config: ExperimentConfig | str | Path | None,
-    *,
-    overrides: Mapping[str, Any] | None = None,
-    tracking_uri: str | None = None,
-    run_name: str | None = None,
-    show_progress: bool = True,
-    progress: Callable[[str], None] | None = None,
-    resume: str | None = None,
-) -> SearchResult:
+def run_search(config: ExperimentConfig | str | Path | None, *, overrides: Mapping[str, Any] | None = None, tracking_uri: str | None = None,
+               run_name: str | None = None, show_progress: bool = True, progress: Callable[[str], None] | None = None,
+               resume: str | None = None) -> SearchResult:  # fmt: skip
     """Run the search an experiment file describes: the Python twin of ``flair-mlflow tune``. ``resume``: the
-    parent run id of a search to continue; without ``config`` its experiment is the one that search recorded;
+    parent run id of a search to continue (without ``config``, with the experiment that search recorded);
     ``progress``: where each finished trial's line goes (default: stderr, unless ``show_progress`` is off)."""
     config_path = None
     if config is None:
         if not resume:
             raise ConfigError("config", "give an experiment file, or --resume <parent run id> to continue a search")
-        client = _existing(connect(tracking_uri), "resume").client
+        client = existing(connect(tracking_uri), "resume")
         config = recorded_experiment(client, get_search_run(client, resume, "resume"), "resume", overrides)
     elif not isinstance(config, ExperimentConfig):
-        config_path = Path(config)
-        config = ExperimentConfig.from_file(config_path, overrides)
+        config_path, config = Path(config), ExperimentConfig.from_file(config, overrides)
     progress = progress or (print_progress if show_progress else None)
     return Search(
         config, tracking_uri=tracking_uri, config_path=config_path, run_name=run_name, progress=progress, resume=resume

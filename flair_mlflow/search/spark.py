@@ -58,6 +58,8 @@ def spark_trials(config: ExperimentConfig) -> Any:
 
     master = config.spark_master or f"local[{config.parallelism}]"
     builder = SparkSession.builder.appName("flair-mlflow").master(master).config("spark.ui.enabled", "false")
+    if config.device != "cpu" and not master.startswith("local"):  # a GPU per trial, as the cluster offers them
+        builder = builder.config("spark.task.resource.gpu.amount", "1")
     unset = "PYSPARK_PYTHON" not in os.environ and master.startswith("local")
     if unset:
         os.environ["PYSPARK_PYTHON"] = sys.executable
@@ -69,6 +71,17 @@ def spark_trials(config: ExperimentConfig) -> Any:
     return SparkTrials(parallelism=config.parallelism, spark_session=session)
 
 
+def task_gpu(resources: Any = None) -> str | None:
+    """The first GPU Spark assigned the running task (its ``gpu`` resource), or None outside one or without."""
+    if resources is None:
+        from pyspark import TaskContext
+
+        context = TaskContext.get()
+        resources = context.resources() if context is not None else {}
+    gpus = resources.get("gpu")
+    return str(gpus.addresses[0]) if gpus is not None and gpus.addresses else None
+
+
 class SparkObjective:
     """The function hyperopt ships to Spark workers: one trial, its outcome sent back whole."""
 
@@ -76,6 +89,7 @@ class SparkObjective:
         self.runner = runner
 
     def __call__(self, sampled: dict[str, Any]) -> dict[str, Any]:
+        self.runner.task_gpu = task_gpu()
         outcome = self.runner.run_suggested(sampled)
         plain = dataclasses.asdict(outcome)
         plain["params"] = {k: plain_value(v) for k, v in outcome.params.items()}

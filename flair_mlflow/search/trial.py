@@ -15,17 +15,31 @@ import traceback
 from functools import cached_property
 from typing import Any, Mapping, Sequence
 
+import flair
+import torch
+
 from ..config import ExperimentConfig
 from ..config.parameters import coerce_value
+from ..corpus.load import check_corpus, for_trials, load_for_experiment
 from ..embeddings.cache import EmbeddingCache
 from ..embeddings.factory import EmbeddingFactory
 from ..errors import ConfigError
-from ..tracking.tags import PRUNED_AT_TAG, PRUNED_TAG, STATUS_TAG, TASK_TAG, THREADS_TAG, TRIAL_NUMBER_TAG, VALS_TAG
+from ..tracking.tags import (
+    DEVICE_TAG,
+    PRUNED_AT_TAG,
+    PRUNED_TAG,
+    STATUS_TAG,
+    TASK_TAG,
+    THREADS_TAG,
+    TRIAL_NUMBER_TAG,
+    VALS_TAG,
+)
 from ..tracking.writer import RunWriter
+from ..training.device import on_device, resolve_device
 from ..training.models import build_model, plain_value
 from ..training.plugins import FrozenEmbeddingsInEval, MedianStoppingPlugin, MLflowLoggerPlugin
-from ..training.threads import ThreadProbe, TrialThreads
-from ..training.train import check_losses, release_memory, train_model
+from ..training.threads import TrialThreads
+from ..training.train import check_losses, train_model
 from .hyperopt_internals import split_key, vals_json
 from .interrupts import Interrupted
 from .outcome import TrialOutcome, TrialState
@@ -46,30 +60,21 @@ def logged_params(params: Mapping[str, Any], names: Sequence[str]) -> dict[str, 
 
 
 class TrialRunner:
-    """Runs trials from their sampled parameters in any process that can have the corpus: loaded there from
-    the experiment (once per process), or ``corpus``, given in Python. Without ``parent_run_id`` a trial writes
-    no run. ``stopping_rule``: the median stopping rule (None: no pruning); ``factory``: embeddings already
-    built on this corpus by the search's checks. ``parallelism``: trials side by side on these cores."""
+    """Runs trials from their sampled parameters in any process that can have the corpus: loaded there from the
+    experiment (once per process), or ``corpus``, given in Python. Without ``parent_run_id`` a trial writes no
+    run; ``parameter_names`` are what each run logs; ``stopping_rule`` is the median stopping rule (None: no
+    pruning); ``factory`` holds embeddings the search's checks built on this corpus."""
 
-    def __init__(
-        self,
-        config: ExperimentConfig,
-        *,
-        tracking_uri: str | None = None,
-        experiment_id: str | None = None,
-        parent_run_id: str | None = None,
-        parameter_names: Sequence[str] = (),
-        corpus: Any = None,
-        stopping_rule: MedianStoppingRule | None = None,
-        factory: EmbeddingFactory | None = None,
-    ) -> None:
-        self.config = config
+    def __init__(self, config: ExperimentConfig, *, tracking_uri: str | None = None, experiment_id: str | None = None,
+                 parent_run_id: str | None = None, parameter_names: Sequence[str] = (), corpus: Any = None,
+                 stopping_rule: MedianStoppingRule | None = None, factory: EmbeddingFactory | None = None) -> None:  # fmt: skip
+        self.config, self.given_corpus, self.stopping_rule = config, corpus, stopping_rule
         self.tracking_uri, self.experiment_id, self.parent_run_id = tracking_uri, experiment_id, parent_run_id
         self.parameter_names = tuple(parameter_names)
-        self.given_corpus = corpus
-        self.stopping_rule = stopping_rule
         if factory is not None:
             self.factory = factory  # the cached property's value: pickling drops it as it drops a built one
+
+    task_gpu: str | None = None  # the GPU Spark assigned the task running the trial
 
     def __getstate__(self) -> dict[str, Any]:
         """What travels to another process: no built embeddings or cache, and no corpus it can load itself."""
@@ -78,8 +83,6 @@ class TrialRunner:
 
     @cached_property
     def corpus(self) -> Any:
-        from ..corpus.load import check_corpus, for_trials, load_for_experiment
-
         whole = self.given_corpus if self.given_corpus is not None else load_for_experiment(self.config)
         check_corpus(whole, self.config.label_type)
         return for_trials(whole, self.config.evaluate_test)
@@ -110,10 +113,11 @@ class TrialRunner:
             tags = {TRIAL_NUMBER_TAG: number, TASK_TAG: self.config.task, **tags}
             outcome.run_id = writer.create_child(self.experiment_id, self.parent_run_id, f"trial-{number:03d}", tags)
             writer.log_params(outcome.run_id, logged_params(outcome.params, self.parameter_names), new_run=True)
-        threads = TrialThreads(self.config.threads, self.config.parallelism)
         unsent: dict[str, float] = {}  # scores that go out with the run's last call
+        device = resolve_device(self.config.device, torch.cuda.is_available(), self.task_gpu)
+        threads = TrialThreads(self.config.threads, self.config.parallelism, device)
         try:
-            with threads:
+            with on_device(device), threads:
                 self._training_runs(outcome, writer, unsent, threads)
             if not math.isfinite(outcome.final_score):
                 raise FloatingPointError(f"the {self.config.optimization_value} is not a number (NaN)")
@@ -131,14 +135,15 @@ class TrialRunner:
             if writer is not None:
                 writer.fail(outcome.run_id, type(error).__name__, error, traceback.format_exc(), unsent)
         else:
+            pruned = {PRUNED_TAG: "true", PRUNED_AT_TAG: outcome.pruned_at} if outcome.pruned else {}
+            pruned[DEVICE_TAG] = device
             if writer is not None:
-                end = {
-                    THREADS_TAG: threads.chosen,
-                    **({PRUNED_TAG: "true", PRUNED_AT_TAG: outcome.pruned_at} if outcome.pruned else {}),
-                }
-                writer.close(outcome.run_id, outcome.status.run_status, end, {**unsent, **outcome.score_metrics()})
-        finally:
-            release_memory()
+                writer.close(
+                    outcome.run_id,
+                    outcome.status.run_status,
+                    {THREADS_TAG: threads.chosen, **pruned},
+                    {**unsent, **outcome.score_metrics()},
+                )
         outcome.duration_s = time.time() - started
         return outcome
 
@@ -147,8 +152,6 @@ class TrialRunner:
     ) -> None:
         """Train ``training_runs`` fresh models into ``outcome``, each seeded by trial and run; epoch metrics are
         logged as they come, each run's score waits in ``unsent``."""
-        import flair
-
         config, test_scores = self.config, []
         labels = self.labels  # built before seeding: making it draws from the random generators
         for index in range(config.training_runs):
@@ -157,22 +160,16 @@ class TrialRunner:
             model = build_model(
                 config.task, outcome.params, config.label_type, labels, self.factory, config.multi_label
             )
-            self.cache.before_training_run(model, self.corpus, self.factory, threads.candidates, ThreadProbe)
+            self.cache.before_training_run(model, self.corpus, self.factory)
             logger = MLflowLoggerPlugin(outcome.run_id, f"run_{index + 1}/", False, writer, enabled=writer is not None)
             stopper = MedianStoppingPlugin(self.stopping_rule, config.max_epochs) if self.stopping_rule else None
+            plugins = [
+                logger,
+                FrozenEmbeddingsInEval(list(self.factory.frozen.values())),
+                *([stopper] if stopper else []),
+            ]
             with tempfile.TemporaryDirectory(prefix="flair-mlflow-trial-") as base_path:
-                result = train_model(
-                    model,
-                    self.corpus,
-                    config.task,
-                    outcome.params,
-                    base_path,
-                    max_epochs=config.max_epochs,
-                    plugins=[logger, FrozenEmbeddingsInEval(list(self.factory.frozen.values()))]
-                    + ([stopper] if stopper else []),
-                    main_evaluation_metric=config.main_evaluation_metric,
-                    threads=threads,
-                )
+                result = train_model(model, self.corpus, config, outcome.params, base_path, plugins, threads)
             score = outcome.add_training_run(logger.history[config.optimization_value], logger.history["dev_score"])
             unsent[f"run_{index + 1}/score"] = score
             if config.evaluate_test and result.get("test_score") is not None:

@@ -7,6 +7,9 @@ sets the retries only through environment variables, which a library must not ch
 
 from __future__ import annotations
 
+from mlflow.utils.credentials import get_default_host_creds
+from mlflow.utils.rest_utils import http_request, verify_rest_response
+
 #: no retry for the probe alone (urllib3 would print a line for each)
 PROBE_RETRIES = {"max_retries": 0, "backoff_factor": 1, "timeout": 10}
 PROBE_ENDPOINT = "/api/2.0/mlflow/experiments/search"
@@ -14,9 +17,6 @@ PROBE_ENDPOINT = "/api/2.0/mlflow/experiments/search"
 
 def probe_server(tracking_uri: str) -> None:
     """One request to the server at ``tracking_uri``, with its credentials; raises what MLflow raises."""
-    from mlflow.utils.credentials import get_default_host_creds
-    from mlflow.utils.rest_utils import http_request, verify_rest_response
-
     response = http_request(
         get_default_host_creds(tracking_uri), PROBE_ENDPOINT, "POST", json={"max_results": 1}, **PROBE_RETRIES
     )

@@ -1,10 +1,7 @@
-"""Local sqlite stores created whole: no command leaves a half-built one, and two that start at once wait.
-
-MLflow builds a new store's tables in place, in dozens of migrations that are not one transaction: a
-command stopped meanwhile (even by ``kill -9``) would leave a file every later command fails on, and
-two commands starting at once on a new store would race through the same migrations. So a new store is
-built by MLflow's own client in a temporary file beside it and moved into place once whole, under a
-lock file (``mlflow.db.lock``) that every command creating it takes.
+"""Local sqlite stores created whole: MLflow builds a new store's tables in place, in migrations that are not one
+transaction, so a command stopped meanwhile (even by ``kill -9``) would leave a file every later command fails
+on. A new store is built by MLflow's own client in a temporary file, moved into place once whole, under a lock
+file (``mlflow.db.lock``) that commands starting at once on a new store wait on.
 """
 
 from __future__ import annotations
@@ -12,6 +9,9 @@ from __future__ import annotations
 import os
 import uuid
 from pathlib import Path
+
+import mlflow
+from filelock import FileLock, Timeout
 
 from ..errors import ConfigError
 
@@ -41,9 +41,6 @@ def check_creatable(path: Path) -> None:
 
 def create_sqlite_store(tracking_uri: str) -> None:
     """Build the sqlite store at ``tracking_uri`` if it is one and does not exist yet, whole or not at all."""
-    import mlflow
-    from filelock import FileLock, Timeout
-
     path = sqlite_path(tracking_uri)
     if path is None or (path.is_file() and path.stat().st_size > 0):
         return

@@ -6,6 +6,7 @@ seconds, with one line and no run; a new local sqlite store is only created when
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sqlite3
@@ -20,6 +21,8 @@ from ..errors import ConfigError, one_line
 from .mlflow_internals import probe_server
 from .sqlite import check_creatable, sqlite_path
 from .writer import RunWriter, redact_uri
+
+log = logging.getLogger("flair_mlflow")
 
 
 def connect(tracking_uri: str | None = None) -> RunWriter:
@@ -147,3 +150,14 @@ def experiment_id_for(client: mlflow.MlflowClient, name: str | None) -> str:
         if experiment is None:
             raise
         return experiment.experiment_id
+
+
+def say_where(writer: RunWriter, experiment_id: str, wanted: str | None) -> None:
+    """One line when the run was made elsewhere (``mlflow run`` creates it first) than the file's experiment."""
+    found = writer.client.get_experiment(experiment_id).name
+    if wanted and found != wanted:
+        log.warning(
+            "the run is in experiment '%s', where `mlflow run` created it, not in the experiment file's '%s'; "
+            "to file it there: mlflow run . --experiment-name %s",
+            *(found, wanted, wanted),
+        )

@@ -8,6 +8,7 @@ STATUS_TAG = "flair_mlflow.status"
 PRUNED_TAG = "flair_mlflow.pruned"
 PRUNED_AT_TAG = "pruned_at_epoch"
 THREADS_TAG = "flair_mlflow.torch_threads"  # the torch threads a trial ran with
+DEVICE_TAG = "flair_mlflow.device"  # the device it trained on
 ERROR_CLASS_TAG = "error.class"
 ERROR_MESSAGE_TAG = "error.message"
 STOP_REASON_TAG = "stop_reason"

@@ -7,6 +7,10 @@ import importlib
 import inspect
 from typing import Any
 
+import torch
+from flair.models import SequenceTagger, TextClassifier
+from flair.trainers import ModelTrainer
+
 from ..config.parameters import PARAMETERS
 from ..embeddings.factory import EmbeddingFactory
 from ..embeddings.specs import spec_of
@@ -21,8 +25,6 @@ OPTIMIZERS = ("sgd", "adam", "adamw", "adagrad", "adadelta", "adamax", "rmsprop"
 
 def optimizer_class(value: Any, field: str = "optimizer") -> type:
     """An optimizer class from a short name (``adam``), a dotted path, or the class itself."""
-    import torch
-
     if isinstance(value, type) and issubclass(value, torch.optim.Optimizer):
         return value
     name = str(value)
@@ -57,8 +59,16 @@ def plain_value(value: Any) -> Any:
     return spec_of(value) or str(getattr(value, "name", type(value).__name__))
 
 
+#: the annealing settings only ``ModelTrainer.train`` takes: given them, a fine-tuned transformer trains with ``train``
+ANNEALING = ("anneal_factor", "patience", "anneal_with_restarts", "min_learning_rate", "initial_extra_patience")
+
+
 def uses_fine_tuning(task: str, params: dict[str, Any]) -> bool:
-    """Whether the trial trains a transformer end to end (Flair's ``fine_tune``: AdamW, linear warm-up)."""
+    """Whether the trial trains a transformer end to end with Flair's ``fine_tune`` (AdamW, linear warm-up): a
+    fine-tuned transformer without annealing settings. With them it trains with ``train`` and anneals, as Flair
+    0.12.2's selectors trained every configuration."""
+    if any(params.get(name) is not None for name in ANNEALING):
+        return False
     fine_tune = params.get("fine_tune", task == "text_classification")
     has_transformer = params.get("transformer_model") is not None or any(
         isinstance(params.get(name), str) and "transformer:" in params[name]
@@ -76,8 +86,6 @@ def build_model(
     multi_label: bool = False,
 ):
     """A new, untrained SequenceTagger or TextClassifier for one training run."""
-    from flair.models import SequenceTagger, TextClassifier
-
     if task == "sequence_tagging":
         fine_tune = bool(params.get("fine_tune", False))
         embeddings = factory.token_embeddings(
@@ -94,8 +102,6 @@ def build_model(
 def training_arguments(task: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """The trainer method a trial calls (``train`` or ``fine_tune``) and its arguments from the trial's
     parameters: training ones by name, optimizer ones through ``**kwargs`` to the optimizer."""
-    from flair.trainers import ModelTrainer
-
     method = "fine_tune" if uses_fine_tuning(task, params) else "train"
     accepted = set(inspect.signature(getattr(ModelTrainer, method)).parameters) - {"self", "kwargs"}
     arguments: dict[str, Any] = {}

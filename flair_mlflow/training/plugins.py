@@ -1,11 +1,9 @@
 """Flair trainer plugins, as Flair writes its own: small classes hooked to training events.
 
-- :class:`MLflowLoggerPlugin` logs epoch metrics to MLflow, batched, from any process;
-- :class:`MedianStoppingPlugin` ends a training run the median stopping rule gives up on;
-- :class:`FrozenEmbeddingsInEval` keeps shared frozen embeddings out of train mode.
-
-The events hooked are those Flair's own plugins hook (``_training_exception`` with ``after_training``, as its
-log-file plugin ends); Flair refuses a plugin whose events it no longer sends, and a test attaches each.
+:class:`MLflowLoggerPlugin` logs epoch metrics to MLflow, batched, from any process; :class:`MedianStoppingPlugin`
+ends a training run the median stopping rule gives up on; :class:`FrozenEmbeddingsInEval` keeps shared frozen
+embeddings out of train mode. The events are those Flair's own plugins hook (``_training_exception`` with
+``after_training``, as its log-file plugin ends); Flair refuses a plugin whose events it no longer sends.
 """
 
 from __future__ import annotations
@@ -40,20 +38,12 @@ class MLflowLoggerPlugin(TrainerPlugin):
             trainer.train("out", plugins=[MLflowLoggerPlugin()], max_epochs=10)
 
     Per epoch ``dev_score``, ``dev_loss``, ``train_loss`` and ``learning_rate`` (step = epoch), in one batched
-    call. With ``run_id`` it writes to that run from any process; without, to the active run (starting one,
-    and ending it, if there is none). The training arguments become params unless ``log_params=False``.
-    ``prefix`` keeps several training runs apart in one MLflow run (``run_1/dev_score``); ``history`` keeps
-    every epoch's values for the caller.
+    call. With ``run_id`` it writes to that run from any process; without, to the active run (starting one, and
+    ending it, if there is none). The training arguments become params unless ``log_params=False``; ``prefix``
+    keeps several training runs apart in one run (``run_1/dev_score``); ``history`` keeps every epoch's values.
     """
 
-    def __init__(
-        self,
-        run_id: str | None = None,
-        prefix: str = "",
-        log_params: bool = True,
-        writer: RunWriter | None = None,
-        enabled: bool = True,
-    ) -> None:
+    def __init__(self, run_id: str | None = None, prefix: str = "", log_params: bool = True, writer: RunWriter | None = None, enabled: bool = True) -> None:  # fmt: skip
         super().__init__()
         self.run_id, self.prefix, self.log_params, self.writer, self.enabled = (
             run_id,
@@ -73,32 +63,26 @@ class MLflowLoggerPlugin(TrainerPlugin):
             return
         writer = self.writer or RunWriter()
         if self.run_id is None:
-            active = mlflow.active_run()
-            if active is None:
-                active, self._started_run = mlflow.start_run(), True
-            self.run_id = active.info.run_id
+            self._started_run = mlflow.active_run() is None
+            self.run_id = (mlflow.start_run() if self._started_run else mlflow.active_run()).info.run_id
         self._buffer = MetricBuffer(writer.client, self.run_id)
         if self.log_params:
-            given = {
-                f"{self.prefix}{k}": plain_value(training_parameters[k])
-                for k in LOGGED_ARGUMENTS
-                if k in training_parameters
-            }
-            writer.log_params(self.run_id, given)
+            given = {k: plain_value(training_parameters[k]) for k in LOGGED_ARGUMENTS if k in training_parameters}
+            writer.log_params(self.run_id, {f"{self.prefix}{k}": v for k, v in given.items()})
 
     @TrainerPlugin.hook
     def metric_recorded(self, record: Any) -> None:
         name = tuple(record.name)
-        if name in EPOCH_METRICS:
-            try:
-                value = float(record.value)
-            except (TypeError, ValueError):
-                return
+        if name == ("learning_rate",) and record.value:
+            self._learning_rate = float(record.value[0])
+        try:
+            value = float(record.value) if name in EPOCH_METRICS else None
+        except (TypeError, ValueError):
+            value = None
+        if value is not None:
             self.history[EPOCH_METRICS[name]].append(value)
             if self._buffer is not None:
                 self._buffer.add(f"{self.prefix}{EPOCH_METRICS[name]}", value, record.global_step)
-        elif name == ("learning_rate",) and record.value:
-            self._learning_rate = float(record.value[0])
 
     @TrainerPlugin.hook
     def after_evaluation(self, epoch: int, **kw: Any) -> None:
@@ -124,30 +108,27 @@ class MLflowLoggerPlugin(TrainerPlugin):
 
 
 class MedianStoppingPlugin(TrainerPlugin):
-    """Stops a training run when ``rule`` (with ``maximise`` and ``should_stop(epoch, value)``) says so;
-    ``pruned_at`` tells the caller where."""
+    """Stops a training run when ``rule`` (``maximise``, ``should_stop(epoch, value)``) says so; ``pruned_at`` says
+    where. Stopping after the last epoch would save nothing and only bar the trial from being best."""
 
     def __init__(self, rule: Any, max_epochs: int) -> None:
         super().__init__()
-        self.rule = rule
-        self.max_epochs = max_epochs
-        self.pruned_at: int | None = None
+        self.rule, self.max_epochs, self.pruned_at = rule, max_epochs, None
 
     @TrainerPlugin.hook
     def after_evaluation(self, epoch: int, validation_scores: tuple = (), **kw: Any) -> None:
         if len(validation_scores) < 2:
             return
         value = float(validation_scores[0] if self.rule.maximise else validation_scores[1])
-        # stopping after the last epoch saves nothing and would only bar the trial from being best
         if epoch < self.max_epochs and self.rule.should_stop(epoch, value):
             self.pruned_at = epoch
             raise TrainingInterrupt(f"pruned by the median stopping rule at epoch {epoch}")
 
 
 class FrozenEmbeddingsInEval(TrainerPlugin):
-    """Keeps shared frozen embeddings in eval mode while the rest of the model trains: Flair puts the whole
-    model in train mode each epoch, so a frozen transformer would embed with dropout and its vectors would
-    depend on when they were computed; kept vectors would then differ from recomputed ones."""
+    """Keeps shared frozen embeddings in eval mode while the rest of the model trains: Flair puts the whole model
+    in train mode each epoch, so a frozen transformer would embed with dropout, and kept vectors would differ from
+    recomputed ones."""
 
     def __init__(self, modules: list) -> None:
         super().__init__()
@@ -156,8 +137,7 @@ class FrozenEmbeddingsInEval(TrainerPlugin):
     @TrainerPlugin.hook
     def before_training_batch(self, **kw: Any) -> None:
         for module in self.modules:
-            if module.training:
-                module.eval()
+            module.eval()
 
     @property
     def attach_to_all_processes(self) -> bool:

@@ -8,40 +8,31 @@ import math
 from pathlib import Path
 from typing import Any, Sequence
 
+import flair
+from flair.trainers import ModelTrainer
+
 from ..config.parameters import PARAMETERS
 from ..errors import ConfigError
 from .models import build_model, optimizer_class, plain_value, training_arguments
 from .threads import TrialThreads
 
 
-def train_model(
-    model: Any,
-    corpus: Any,
-    task: str,
-    params: dict[str, Any],
-    base_path: str | Path,
-    *,
-    max_epochs: int,
-    plugins: Sequence[Any],
-    main_evaluation_metric: tuple[str, str],
-    threads: TrialThreads,
-    train_with_dev: bool = False,
-    save_final_model: bool = False,
-) -> dict[str, Any]:
-    """Train ``model`` with the training parameters of ``params`` (``train`` or ``fine_tune``, as the
-    configuration says); Flair's result dict. The final model, not the best on dev, is evaluated."""
-    from flair.trainers import ModelTrainer
-
-    method, arguments = training_arguments(task, params)
+def train_model(model: Any, corpus: Any, config: Any, params: dict[str, Any], base_path: str | Path, plugins: Sequence[Any],
+                threads: TrialThreads, train_with_dev: bool = False) -> dict[str, Any]:  # fmt: skip
+    """Train ``model`` for ``config``'s epochs with the training parameters of ``params`` (``train`` or ``fine_tune``,
+    as the configuration says); Flair's result dict. The final model, not the best on dev, is evaluated."""
+    method, arguments = training_arguments(config.task, params)
+    if str(flair.device).startswith("cuda"):  # vectors kept between epochs stay on the GPU
+        arguments.setdefault("embeddings_storage_mode", "gpu")
     ours = {
-        "max_epochs": max_epochs,
+        "max_epochs": config.max_epochs,
         "plugins": [*plugins, *threads.plugins()],
         "train_with_dev": train_with_dev,
-        "save_final_model": save_final_model,
+        "save_final_model": False,
         "use_final_model_for_eval": True,
         "create_file_logs": False,
         "create_loss_file": False,
-        "main_evaluation_metric": main_evaluation_metric,
+        "main_evaluation_metric": config.main_evaluation_metric,
     }
     return getattr(ModelTrainer(model, corpus), method)(str(base_path), **{**arguments, **ours})
 
@@ -57,8 +48,6 @@ def check_configuration(
 ) -> None:
     """Set one configuration up as a training run does (model, trainer arguments, each of ``optimizers``, else
     its own), training nothing. A :class:`ConfigError` names the bare parameter: the caller knows where it is set."""
-    from flair.trainers import ModelTrainer
-
     labels = corpus.make_label_dictionary(label_type, add_unk=False)
     model = build_model(task, params, label_type, labels, factory, multi_label)
     method, arguments = training_arguments(task, params)
@@ -91,11 +80,3 @@ def check_losses(history: dict[str, list[float]], run: int) -> None:
                     f"training run {run}: {key} is {value} at epoch {epoch}; the model diverged "
                     "(a lower learning rate usually helps)"
                 )
-
-
-def release_memory() -> None:
-    """Between trials: hand the allocator's cached CUDA memory back, so the next trial (or process) has it."""
-    import torch
-
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        torch.cuda.empty_cache()
