@@ -1,8 +1,4 @@
-"""Vectors of frozen embeddings kept on the corpus between training runs and trials. Flair keeps static vectors for
-the epochs of one run (``embeddings_storage_mode="cpu"``) and skips a token that has them; a search kept none
-after a run. This keeps those of the shared frozen embeddings within a memory budget and clears the rest: the
-vectors are the same either way (frozen embeddings run in eval mode), so only the time changes.
-"""
+"""Vectors of shared frozen embeddings kept on the corpus between runs, within a budget: the same vectors, sooner."""
 
 from __future__ import annotations
 
@@ -38,19 +34,15 @@ class EmbeddingCache:
                 used += size
             elif name not in self._refused:
                 self._refused.add(name)
-                mb, budget = size / 2**20, self.budget_bytes / 2**20
-                log.warning(
-                    "embedding cache: %s needs %.0f MB, over the budget of %.0f MB; recomputed", name, mb, budget
-                )
+                message = "embedding cache: %s needs %.0f MB, over the budget of %.0f MB; recomputed"
+                log.warning(message, name, size / 2**20, self.budget_bytes / 2**20)
         return kept
 
     def before_training_run(self, model: Any, corpus: Any, factory: EmbeddingFactory) -> None:
-        """Drop the kept vectors of frozen embeddings the model does not use (a model may concatenate every
-        vector on a token)."""
+        """Drop kept vectors the model does not use: a model may concatenate every vector on a token."""
         _clear(corpus, {e.name for e in factory.frozen.values()} - _embedding_names(model))
 
     def after_training_run(self, model: Any, factory: EmbeddingFactory, corpus: Any) -> None:
-        """Clear every vector the model's embeddings left on the corpus, but those the cache keeps."""
         _clear(corpus, _embedding_names(model) - self.kept_names(factory, corpus))
 
 

@@ -1,10 +1,5 @@
-"""Embeddings for fresh models: frozen ones built once per process and shared, trainable ones new.
-
-Frozen embeddings give the same vectors in every training run, so each is built once per process and
-handed to every model (under a name unique to its configuration, which is what lets their vectors be
-kept between runs); trainable ones (character, one-hot, fine-tuned transformers) are built fresh for
-every training run, so no run starts from weights another run has trained.
-"""
+"""Embeddings for fresh models: frozen ones built once per process and shared (named by their configuration, so
+their vectors can be kept between runs), trainable ones new for every run, so none starts from trained weights."""
 
 from __future__ import annotations
 
@@ -27,8 +22,7 @@ from flair.embeddings import (
 from ..errors import EmbeddingError
 from .specs import build_token_part, is_frozen, normalise_spec, resolve_transformer, spec_of, with_clear_errors
 
-#: frozen embeddings built in this process, by configuration, the longest unused first out
-_BUILT: dict[tuple, Any] = {}
+_BUILT: dict[tuple, Any] = {}  # frozen embeddings built in this process, by configuration, the longest unused first
 KEEP_BUILT = 8
 RNN_ARGUMENTS = (
     "hidden_size rnn_layers reproject_words reproject_words_dimension bidirectional dropout word_dropout "
@@ -57,18 +51,14 @@ class EmbeddingFactory:
 
     def _token_part(self, part: str, fine_tune: bool, layers: str, field: str):
         frozen = part.lower() not in ("char", "onehot") and not (fine_tune and part.lower().startswith("transformer:"))
-        return self._shared(
-            ("token", part, fine_tune, layers),
-            frozen,
-            part,
-            field,
-            lambda: build_token_part(part, fine_tune, layers, field, self.corpus, self.character_dictionary),
-        )
+
+        def build() -> Any:
+            return build_token_part(part, fine_tune, layers, field, self.corpus, self.character_dictionary)
+
+        return self._shared(("token", part, fine_tune, layers), frozen, part, field, build)
 
     def _shared(self, key: tuple, frozen: bool, spec: str, field: str, build: Any) -> Any:
-        """The embedding of ``key``: the one this process built if it is frozen, else built now; a frozen one
-        is built without drawing from the seeded random generators, so a trial's seed gives the same model
-        whether or not its process built something first."""
+        """Frozen ones are built without drawing from the seeded generators: a seed gives one model in any process."""
         if key in self.frozen or key in _BUILT:
             self.frozen[key] = _BUILT[key] = _BUILT.pop(key, None) or self.frozen[key]  # now the latest used
             return self.frozen[key]
@@ -91,28 +81,23 @@ class EmbeddingFactory:
     def character_dictionary(self):
         """Every character of the corpus, sorted, so that each process builds the same dictionary."""
         if self._characters is None:
-            characters = {
-                c for s in (self.corpus.get_all_sentences() if self.corpus else []) for t in s for c in t.text
-            }
+            sentences = self.corpus.get_all_sentences() if self.corpus else []
+            characters = {character for sentence in sentences for token in sentence for character in token.text}
             self._characters = Dictionary(add_unk=True)
             for character in sorted(characters):
                 self._characters.add_item(character)
         return self._characters
 
     def document_embeddings(self, params: dict[str, Any]):
-        """Document embeddings from a trial's parameters: ``transformer_model`` gives a transformer (as in Flair's
-        old selector); else ``document_embeddings`` is ``transformer:<name>``, ``pool:<token embeddings>`` or
-        ``rnn:<token embeddings>``; ``embeddings`` alone means pooled word embeddings."""
+        """From ``transformer_model``, else ``document_embeddings``, else ``embeddings`` pooled."""
         fine_tune, layers = params.get("fine_tune", True), params.get("layers", "-1")
         if params.get("transformer_model") is not None:
             return self._document_transformer(params["transformer_model"], fine_tune, layers, "transformer_model")
-        value = params.get("document_embeddings")
-        if value is None and params.get("embeddings") is not None:
-            value = f"pool:{spec_of(params['embeddings'])}" if isinstance(params["embeddings"], str) else None
-            if value is None:  # embedding objects given in Python, pooled
-                return DocumentPoolEmbeddings(
-                    [self._stack(params["embeddings"])], pooling=params.get("pooling", "mean")
-                )
+        value, embeddings = params.get("document_embeddings"), params.get("embeddings")
+        if value is None and embeddings is not None:
+            if not isinstance(embeddings, str):  # embedding objects given in Python
+                return DocumentPoolEmbeddings([self._stack(embeddings)], pooling=params.get("pooling", "mean"))
+            value = f"pool:{spec_of(embeddings)}"
         if value is None:
             raise EmbeddingError("document_embeddings", "no document embeddings given")
         if not isinstance(value, str):
@@ -121,11 +106,9 @@ class EmbeddingFactory:
         if kind.lower() == "transformer":
             return self._document_transformer(rest, fine_tune, layers, "document_embeddings")
         if kind.lower() not in ("pool", "rnn") or not rest:
-            raise EmbeddingError(
-                "document_embeddings", f"'{value}' must be transformer:<name>, pool:<embeddings> or rnn:<embeddings>"
-            )
-        # Flair's document embeddings stack what they are given and rename each member ("0-name"); a list
-        # holding one fresh stack keeps the shared embeddings' names (and their kept vectors) intact
+            problem = f"'{value}' must be transformer:<name>, pool:<embeddings> or rnn:<embeddings>"
+            raise EmbeddingError("document_embeddings", problem)
+        # Flair renames what it stacks ("0-name"); one fresh stack keeps the shared names (and kept vectors) intact
         words = [self._stack(rest)]
         if kind.lower() == "pool":
             return DocumentPoolEmbeddings(words, pooling=params.get("pooling", "mean"))
@@ -163,7 +146,6 @@ def _random_state_kept(keep: bool) -> Iterator[None]:
     if not keep:
         yield
         return
-
     python_state, numpy_state = random.getstate(), np.random.get_state()
     with torch.random.fork_rng(devices=[]):
         yield

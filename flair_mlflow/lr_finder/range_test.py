@@ -1,9 +1,5 @@
-"""Leslie Smith's learning-rate range test on a Flair model, as ``ModelTrainer.find_learning_rate`` ran it,
-with the old faults fixed: each row records the rate actually used for its batch (the old one wrote the
-scheduler's next), the loss is per data point (batches of different size compare), the model's and the
-optimizer's state are restored from deep copies (the old snapshot aliased the live weights), and it suggests
-a learning rate, saying when the curve is not fit to suggest from. It imports no MLflow.
-"""
+"""Leslie Smith's range test on a Flair model, as ``ModelTrainer.find_learning_rate`` ran it but with its faults
+fixed (rates, per-point losses, state restored from deep copies; docs/lr-finder.md). It imports no MLflow."""
 
 from __future__ import annotations
 
@@ -11,6 +7,7 @@ import copy
 import dataclasses
 import logging
 import random
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
@@ -28,41 +25,33 @@ from .rules import LRSuggestion, suggest_learning_rates
 log = logging.getLogger("flair")
 
 
-class _Snapshot:
-    """Deep copies of everything the test changes: parameters and buffers cloned (not ``state_dict()``
-    references, which alias the live tensors) and written back in place, so an optimizer holding the
-    parameter objects still points at the right tensors; modes, optimizer state and the random generators."""
-
-    def __init__(self, model: torch.nn.Module, optimizer: Optional[torch.optim.Optimizer]) -> None:
-        extra = [p for group in optimizer.param_groups for p in group["params"]] if optimizer is not None else []
-        tensors = {id(t): t for t in [*model.parameters(), *model.buffers(), *extra]}.values()
-        self.tensors = [(t, t.detach().clone(), None if t.grad is None else t.grad.detach().clone()) for t in tensors]
-        self.modes = [(module, module.training) for module in model.modules()]
-        self.optimizer = optimizer
-        self.optimizer_state = copy.deepcopy(optimizer.state_dict()) if optimizer is not None else None
-        self.torch_rng, self.python_rng, self.numpy_rng = (
-            torch.get_rng_state(),
-            random.getstate(),
-            np.random.get_state(),
-        )
-        self.cuda_rng = (
-            torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
-        )
-
-    def restore(self) -> None:
+@contextmanager
+def _restored(model: torch.nn.Module, optimizer: Optional[torch.optim.Optimizer]) -> Iterator[None]:
+    """Tensors (cloned: ``state_dict()`` aliases them; put back in place, for the optimizer), modes and generators."""
+    extra = [p for group in optimizer.param_groups for p in group["params"]] if optimizer is not None else []
+    tensors = {id(t): t for t in [*model.parameters(), *model.buffers(), *extra]}.values()
+    saved = [(t, t.detach().clone(), None if t.grad is None else t.grad.detach().clone()) for t in tensors]
+    modes = [(module, module.training) for module in model.modules()]
+    optimizer_state = copy.deepcopy(optimizer.state_dict()) if optimizer is not None else None
+    torch_rng, python_rng, numpy_rng = torch.get_rng_state(), random.getstate(), np.random.get_state()
+    cuda_live = torch.cuda.is_available() and torch.cuda.is_initialized()
+    cuda_rng = torch.cuda.get_rng_state_all() if cuda_live else None
+    try:
+        yield
+    finally:
         with torch.no_grad():
-            for tensor, value, grad in self.tensors:
+            for tensor, value, grad in saved:
                 tensor.copy_(value)
                 tensor.grad = grad
-        for module, mode in self.modes:
+        for module, mode in modes:
             module.training = mode
-        if self.optimizer is not None:  # a copy, so the snapshot itself never becomes live state
-            self.optimizer.load_state_dict(copy.deepcopy(self.optimizer_state))
-        torch.set_rng_state(self.torch_rng)
-        if self.cuda_rng is not None:
-            torch.cuda.set_rng_state_all(self.cuda_rng)
-        random.setstate(self.python_rng)
-        np.random.set_state(self.numpy_rng)
+        if optimizer is not None:  # a copy, so the snapshot itself never becomes live state
+            optimizer.load_state_dict(copy.deepcopy(optimizer_state))
+        torch.set_rng_state(torch_rng)
+        if cuda_rng is not None:
+            torch.cuda.set_rng_state_all(cuda_rng)
+        random.setstate(python_rng)
+        np.random.set_state(numpy_rng)
 
 
 def _batches(dataset: Any, mini_batch_size: int) -> Iterator[list]:
@@ -76,9 +65,8 @@ def _batches(dataset: Any, mini_batch_size: int) -> Iterator[list]:
             raise ValueError("the training split is empty")
 
 
-def _train_batch(
-    model: Any, optimizer: torch.optim.Optimizer, batch: list, learning_rate: float, max_grad_norm: Optional[float]
-) -> float:
+def _train_batch(model: Any, optimizer: torch.optim.Optimizer, batch: list, learning_rate: float,
+                 max_grad_norm: Optional[float]) -> float:  # fmt: skip
     """One step as Flair's trainer takes it (backward on the summed loss, clipping); the loss per data point."""
     for group in optimizer.param_groups:
         if isinstance(group["lr"], torch.Tensor):
@@ -94,12 +82,11 @@ def _train_batch(
         torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
     optimizer.step()
     store_embeddings(batch, "none")
-    return loss.item() / max(int(count.item() if isinstance(count, torch.Tensor) else count), 1)
+    return loss.item() / max(int(count), 1)
 
 
-def _sweep(
-    model: Any, optimizer: torch.optim.Optimizer, data: Any, settings: RangeSettings, tsv_path: Path, probe: Any
-) -> tuple[LRCurve, Optional[str]]:
+def _sweep(model: Any, optimizer: torch.optim.Optimizer, data: Any, settings: RangeSettings, tsv_path: Path,
+           probe: Any) -> tuple[LRCurve, Optional[str]]:  # fmt: skip
     """Train batch after batch at growing rates, each row written as it comes; stop on divergence."""
     curve, smoother = LRCurve(), SmoothedLoss(settings.smoothing_factor)
     model.train()
@@ -126,16 +113,9 @@ def optimizer_name(optimizer: Any) -> str:
     return plain_value(optimizer if isinstance(optimizer, type) else type(optimizer))
 
 
-def range_test(
-    trainer: Any,
-    tsv_path: Path,
-    optimizer: Any,
-    settings: RangeSettings,
-    optimizer_kwargs: dict[str, Any],
-    threads: Any = "auto",
-) -> tuple[Path, LRSuggestion]:
-    """The test on ``trainer.corpus.train`` into ``tsv_path`` and its suggestion file; the suggestion. Every
-    change to the model, the optimizer and the random generators is undone afterwards."""
+def range_test(trainer: Any, tsv_path: Path, optimizer: Any, settings: RangeSettings, optimizer_kwargs: dict[str, Any],
+               threads: Any = "auto") -> tuple[Path, LRSuggestion]:  # fmt: skip
+    """The test into ``tsv_path`` and its suggestion file, every change to model, optimizer and generators undone."""
     settings.check()
     data = trainer.corpus.train
     if data is None or len(data) == 0:
@@ -146,21 +126,14 @@ def range_test(
     if given is None and not (isinstance(optimizer, type) and issubclass(optimizer, torch.optim.Optimizer)):
         raise TypeError(f"optimizer must be a torch optimizer class or instance, got {optimizer!r}")
     tsv_path.parent.mkdir(parents=True, exist_ok=True)
-    snapshot = _Snapshot(trainer.model, given)  # before our own optimizer: a fresh one is simply discarded
-    try:
+    with _restored(trainer.model, given):  # before our own optimizer: a fresh one is simply discarded
         live = given or optimizer(trainer.model.parameters(), lr=settings.start_learning_rate, **optimizer_kwargs)
         with TrialThreads(threads, device=str(flair.device)) as chosen:
             curve, stopped = _sweep(trainer.model, live, data, settings, tsv_path, chosen.probe)
-    finally:
-        snapshot.restore()
-    suggestion = suggest_learning_rates(
-        curve.learning_rates, curve.smoothed_losses, divergence_threshold=settings.divergence_threshold
-    )
-    summary = {
-        **dataclasses.asdict(settings),
-        "optimizer": optimizer_name(optimizer),
-        "optimizer_kwargs": {k: repr(v) for k, v in optimizer_kwargs.items()},
-    }
+    threshold = settings.divergence_threshold
+    suggestion = suggest_learning_rates(curve.learning_rates, curve.smoothed_losses, divergence_threshold=threshold)
+    summary = {**dataclasses.asdict(settings), "optimizer": optimizer_name(optimizer),
+               "optimizer_kwargs": {k: repr(v) for k, v in optimizer_kwargs.items()}}  # fmt: skip
     write_suggestion_file(tsv_path.parent, suggestion, len(curve.iterations), stopped, summary)
     log.info(f"LR finder: curve written to {tsv_path}; suggested learning rate {suggestion.suggested_lr:.3e}")
     if suggestion.warning:

@@ -1,11 +1,5 @@
-"""Reading a learning rate off a range-test curve: fastai's rules, and when not to trust them.
-
-Pure numpy, so every rule is tested on synthetic curves: *steepest* (the default: where the loss falls fastest
-per factor of rate, Leslie Smith's choice), *valley* (fastai's: half-way down the longest descent) and
-*minimum/10*. A curve that cannot support a suggestion still gets one, with a ``warning``. Why steepest:
-``benchmarks/bench_lr_ground_truth.py`` trains each example's model at fixed rates, and on both the valley sat
-a decade and more below the best rate (see docs/lr-finder.md).
-"""
+"""A learning rate read off a range-test curve by fastai's rules (pure numpy), warning when not to trust it.
+Steepest is the default: on both examples the valley sat a decade and more below the best rate (docs/lr-finder.md)."""
 
 from __future__ import annotations
 
@@ -33,8 +27,7 @@ class LRSuggestion:
 
 
 def valley_index(losses: np.ndarray) -> Optional[int]:
-    """fastai's valley rule: the longest (not necessarily contiguous) decreasing run, taken ``len/3 + len/6``
-    along its span, half-way down: far from the plateau to learn quickly, far from the minimum to be stable."""
+    """fastai's valley: half-way down the longest decreasing run, far from both the plateau and the minimum."""
     n = len(losses)
     lds = np.ones(n, dtype=np.int64)
     max_start = max_end = 0
@@ -60,23 +53,17 @@ def steepest_index(learning_rates: np.ndarray, losses: np.ndarray) -> Optional[i
     return int(np.argmin(slope)) if slope.min() < 0 else None
 
 
-def trimmed(
-    lrs: np.ndarray, losses: np.ndarray, skip_first: Optional[int], skip_last: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """The curve without its first 10% (or ``skip_first``) and last ``skip_last`` points, as fastai trims it
-    (the bias-corrected average is shaky at the start, the end is the blow-up); whole where fewer than
-    :data:`MIN_POINTS` would be left."""
+def trimmed(lrs: np.ndarray, losses: np.ndarray, skip_first: Optional[int],
+            skip_last: int) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Without the shaky start of the average and the blow-up, as fastai trims; whole if too short to trim."""
     first = len(losses) // 10 if skip_first is None else skip_first
-    if len(losses) - first - skip_last < MIN_POINTS:
-        return lrs, losses
-    return lrs[first : len(losses) - skip_last], losses[first : len(losses) - skip_last]
+    end = len(losses) - skip_last
+    return (lrs[first:end], losses[first:end]) if end - first >= MIN_POINTS else (lrs, losses)
 
 
-def shape_warnings(
-    trimmed_losses: np.ndarray, finite_losses: np.ndarray, had_non_finite: bool, threshold: float
-) -> list[str]:
-    """Why the curve cannot be trusted: too short, diverging at once, flat, or still falling. The shape is judged
-    on the trimmed curve (its first point is one batch's loss), the blow-up on the whole finite curve."""
+def shape_warnings(trimmed_losses: np.ndarray, finite_losses: np.ndarray, had_non_finite: bool,
+                   threshold: float) -> list[str]:  # fmt: skip
+    """Shape judged on the trimmed curve (its first point is one batch's loss), the blow-up on the whole one."""
     points, lowest_at = len(trimmed_losses), int(np.argmin(trimmed_losses))
     start = float(trimmed_losses[0])
     drop = (start - float(trimmed_losses[lowest_at])) / abs(start) if start != 0 else 0.0
@@ -111,17 +98,10 @@ def disagreement_warning(valley: Optional[float], steepest: Optional[float]) -> 
     return f"the valley ({valley:.2g}) and steepest-descent ({steepest:.2g}) rules disagree by {factor:.0f}x; read the plot"
 
 
-def suggest_learning_rates(
-    learning_rates: Sequence[float],
-    losses_smoothed: Sequence[float],
-    *,
-    divergence_threshold: float = 4.0,
-    skip_first: Optional[int] = None,
-    skip_last: int = 5,
-) -> LRSuggestion:
-    """Suggest learning rates from a range-test curve, non-finite losses dropped and the curve trimmed: the first
-    of :data:`RULE_ORDER` that finds a rate gives ``suggested_lr``. A curve too short, that never drops by 5%,
-    or rises from its first points still gets one, with a ``warning``."""
+def suggest_learning_rates(learning_rates: Sequence[float], losses_smoothed: Sequence[float], *,
+                           divergence_threshold: float = 4.0, skip_first: Optional[int] = None,
+                           skip_last: int = 5) -> LRSuggestion:  # fmt: skip
+    """The first rule of :data:`RULE_ORDER` that finds a rate on the finite, trimmed curve; a doubtful one warns."""
     lrs, losses = np.asarray(learning_rates, dtype=np.float64), np.asarray(losses_smoothed, dtype=np.float64)
     if lrs.shape != losses.shape or lrs.ndim != 1:
         raise ValueError("learning_rates and losses_smoothed must be 1-D and of equal length")
@@ -135,15 +115,11 @@ def suggest_learning_rates(
         )
         return LRSuggestion(float(lrs[0]), None, None, None, "start_learning_rate", warning)
     t_lrs, t_losses = trimmed(lrs[finite], losses[finite], skip_first, skip_last)
-    valley_at, steepest_at = valley_index(t_losses), steepest_index(t_lrs, t_losses)
-    found = {
-        "steepest": float(t_lrs[steepest_at]) if steepest_at is not None else None,
-        "valley": float(t_lrs[valley_at]) if valley_at is not None else None,
-        "minimum_div_10": float(t_lrs[int(np.argmin(t_losses))]) / 10.0,
-    }
+    indices = {"steepest": steepest_index(t_lrs, t_losses), "valley": valley_index(t_losses)}
+    found = {rule: None if at is None else float(t_lrs[at]) for rule, at in indices.items()}
+    found["minimum_div_10"] = float(t_lrs[int(np.argmin(t_losses))]) / 10.0
     warnings = shape_warnings(t_losses, losses[finite], not bool(finite.all()), divergence_threshold)
     warnings += [w for w in [disagreement_warning(found["valley"], found["steepest"])] if w]
     rule = next(name for name in RULE_ORDER if found[name] is not None)
-    return LRSuggestion(
-        found[rule], found["steepest"], found["valley"], found["minimum_div_10"], rule, "; ".join(warnings) or None
-    )
+    warning = "; ".join(warnings) or None
+    return LRSuggestion(found[rule], found["steepest"], found["valley"], found["minimum_div_10"], rule, warning)

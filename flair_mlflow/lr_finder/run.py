@@ -1,16 +1,11 @@
-"""The range test as one MLflow run: what the ``lr_find`` entry point and ``find_learning_rate`` both log.
-
-The model the entry point tests is built as a trial builds it, and its run reached and adopted as every
-command does it; the curve goes in through :class:`MetricBuffer` (``log_batch`` in chunks, not a call per
-point). From Python, the model's configuration is read off the trainer, as far as a model object tells it.
-"""
+"""The range test as one MLflow run, the same from the ``lr_find`` entry point (the model built as a trial builds
+it) and from ``find_learning_rate`` (its configuration read off the trainer)."""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -36,15 +31,13 @@ from .rules import LRSuggestion
 
 log = logging.getLogger("flair_mlflow")
 CURVE_METRICS = ("lr_find/learning_rate", "lr_find/loss", "lr_find/smoothed_loss")
-#: each rule's suggestion, as LRSuggestion holds it; ``suggested_lr`` is what ``lr_from`` reads
 SUGGESTIONS = {"suggested_lr": "suggested_lr", "suggested_lr_steepest": "steepest", "suggested_lr_valley": "valley", "suggested_lr_min_div_10": "minimum_div_10"}  # fmt: skip
 TASKS = {"SequenceTagger": "sequence_tagging", "TextClassifier": "text_classification"}
 
 
 @dataclass
 class LRFindResult:
-    """Where a range test's results are: the MLflow run, the files (in ``output``, else by their names among the
-    run's artefacts), the suggestion."""
+    """The run, the files (in ``output``, else by their names among the run's artefacts) and the suggestion."""
 
     run_id: str
     tsv_path: Path
@@ -75,17 +68,8 @@ def log_range_test(writer: RunWriter, run_id: str, tsv_path: Path, suggestion: L
 
 def find_learning_rate(trainer: Any, base_path: str | Path, optimizer: Any = None, file_name: str = "learning_rate.tsv",
                        log_to_mlflow: bool = True, **options: Any) -> Path:  # fmt: skip
-    """Run the range test on ``trainer.corpus.train`` and write ``base_path/file_name``; returns its path.
-
-    The rate grows exponentially from ``start_learning_rate`` (first batch) to ``end_learning_rate`` (last);
-    each batch is trained as Flair's trainer trains one, so the rate transfers; the recorded loss is per data
-    point. ``options`` are :class:`RangeSettings`' (``iterations``, ``mini_batch_size``, ``smoothing_factor``,
-    ``divergence_threshold``, ``stop_early``, ``max_grad_norm``), the rest go to ``optimizer``: a class (SGD by
-    default), or an instance. Weights, optimizer state, gradients, modes and the torch, Python and numpy
-    generators are restored afterwards. The suggestion goes beside the TSV; with ``log_to_mlflow`` the test is
-    logged as the ``lr_find`` entry point logs it, into the active run or a new one.
-    """
-    names = {f.name for f in dataclasses.fields(RangeSettings)}
+    """Flair's old finder, fixed: ``options`` are RangeSettings', the rest go to ``optimizer`` (SGD by default)."""
+    names = {f.name for f in fields(RangeSettings)}
     settings = RangeSettings(**{k: v for k, v in options.items() if k in names})
     optimizer = optimizer if optimizer is not None else torch.optim.SGD
     kwargs = {k: v for k, v in options.items() if k not in names}
@@ -98,46 +82,35 @@ def find_learning_rate(trainer: Any, base_path: str | Path, optimizer: Any = Non
 def track_range_test(trainer: Any, tsv_path: Path, suggestion: LRSuggestion, settings: Mapping[str, Any]) -> str:
     """A range test run from Python, logged into the active run or a new ``lr_find`` run; its id."""
     model, corpus, named = trainer.model, trainer.corpus, corpus_settings(trainer.corpus)
+    arguments = {n: getattr(model, n, None) for n in TAGGER_ARGUMENTS}
     params: dict[str, Any] = {
         "task": TASKS.get(type(model).__name__, type(model).__name__),
         "corpus": named["corpus"]["name"] if named else getattr(corpus, "name", "corpus"),
         "label_type": getattr(model, "label_type", None),
         "downsample": downsampled_fraction(corpus),
         **({"embeddings": model.embeddings} if getattr(model, "embeddings", None) is not None else {}),
-        **{
-            n: getattr(model, n)
-            for n in TAGGER_ARGUMENTS
-            if isinstance(getattr(model, n, None), (bool, int, float, str))
-        },
+        **{n: v for n, v in arguments.items() if isinstance(v, (bool, int, float, str))},
     }
     writer = connect()
     run = adopt_or_create_run(writer, None, "lr_find", {LR_FIND_TAG: "true", TASK_TAG: params["task"]})
     with ending(writer, run):
         log_range_test(writer, run.run_id, tsv_path, suggestion, {**params, **settings})
-    log.info(
-        "LR finder: logged to MLflow run %s (files in %s)",
-        run.run_id,
-        writer.client.get_run(run.run_id).info.artifact_uri,
-    )
+    artifact_uri = writer.client.get_run(run.run_id).info.artifact_uri
+    log.info("LR finder: logged to MLflow run %s (files in %s)", run.run_id, artifact_uri)
     return run.run_id
 
 
 def run_lr_find(config: ExperimentConfig | str | Path, *, params: Mapping[str, Any] | None = None, optimizer: Any = None,
                 tracking_uri: str | None = None, parent_run_id: str | None = None, output: str | Path | None = None,
                 run_name: str | None = None, **settings: Any) -> LRFindResult:  # fmt: skip
-    """The range test on the experiment's model (its fixed values, ``params``, and for other searched parameters
-    the first choice or the middle of the range), logged as one MLflow run: inside ``mlflow run``, the run it
-    opened; with ``parent_run_id``, nested under that search. ``settings`` are :class:`RangeSettings`' (the
-    batch size by default the model's). Everything is checked before the run exists."""
+    """The test on the experiment's representative model as one run, all checked before that run exists."""
     config_path = None if isinstance(config, ExperimentConfig) else Path(config)
     config = ExperimentConfig.from_file(config_path) if config_path is not None else config
     for name in params or {}:
         if name not in PARAMETERS:
             raise ConfigError(f"param.{name}", f"unknown parameter '{name}'")
-    tested = {
-        **config.representative_params(),
-        **{n: coerce_value(n, v, f"param.{n}") for n, v in (params or {}).items()},
-    }
+    tested = config.representative_params()
+    tested.update({n: coerce_value(n, v, f"param.{n}") for n, v in (params or {}).items()})
     settings.setdefault("mini_batch_size", int(tested.get("mini_batch_size", DEFAULTS.mini_batch_size)))
     settings = RangeSettings(**{k: v for k, v in settings.items() if v is not None})
     settings.check()
@@ -150,30 +123,21 @@ def run_lr_find(config: ExperimentConfig | str | Path, *, params: Mapping[str, A
     labels = corpus.make_label_dictionary(config.label_type, add_unk=False)
     device = resolve_device(config.device, torch.cuda.is_available())
     with config.named_where_set(), on_device(device):
-        model = build_model(
-            config.task, tested, config.label_type, labels, EmbeddingFactory(corpus), config.multi_label
-        )
+        embeddings = EmbeddingFactory(corpus)
+        model = build_model(config.task, tested, config.label_type, labels, embeddings, config.multi_label)
     tags = {LR_FIND_TAG: "true", TASK_TAG: config.task}
     run = adopt_or_create_run(writer, config.experiment, run_name or "lr_find", tags, parent_run_id=parent_run_id)
     say_where(writer, run.experiment_id, None if parent_run_id else config.experiment)
-    logged = {
-        "task": config.task,
-        "corpus": config.corpus.describe(),
-        "label_type": config.label_type,
-        "downsample": config.downsample,
-    }
-    logged.update(
-        {k: v for k, v in tested.items() if k != "learning_rate"}, **settings.logged_params(optimizer_name(optimizer))
-    )
+    logged = {"task": config.task, "corpus": config.corpus.describe(), "label_type": config.label_type,
+              "downsample": config.downsample, **{k: v for k, v in tested.items() if k != "learning_rate"}}  # fmt: skip
+    logged.update(settings.logged_params(optimizer_name(optimizer)))
     with ending(writer, run), tempfile.TemporaryDirectory(prefix="flair-mlflow-lr-") as scratch, on_device(device):
         writer.log_params(run.run_id, {name: plain_value(value) for name, value in logged.items()})
         if config_path is not None:
             writer.log_file(run.run_id, config_path)
-        folder = Path(output) if output else Path(scratch)
+        tsv_path = (Path(output) if output else Path(scratch)) / "learning_rate.tsv"
         trainer = ModelTrainer(model, corpus)
-        tsv_path, suggestion = range_test(
-            trainer, folder / "learning_rate.tsv", optimizer, settings, kwargs, config.threads
-        )
+        tsv_path, suggestion = range_test(trainer, tsv_path, optimizer, settings, kwargs, config.threads)
         png_path = log_range_test(writer, run.run_id, tsv_path, suggestion)
     if output is None:  # the files live on as the run's artefacts only: their names
         tsv_path, png_path = Path(tsv_path.name), Path(png_path.name)

@@ -1,5 +1,4 @@
-"""Fresh Flair models from a trial's parameters, the arguments their training takes, and the one way a
-parameter's value becomes what MLflow and the reports show."""
+"""Fresh Flair models from a trial's parameters, their training arguments, and parameter values as MLflow shows them."""
 
 from __future__ import annotations
 
@@ -19,8 +18,8 @@ from ..errors import ConfigError
 TAGGER_ARGUMENTS = (
     "hidden_size use_crf use_rnn rnn_layers rnn_type dropout word_dropout locked_dropout reproject_embeddings".split()
 )
-#: torch.optim's optimizers by the short names the experiment file uses (their class names in lower case)
-OPTIMIZERS = ("sgd", "adam", "adamw", "adagrad", "adadelta", "adamax", "rmsprop", "nadam", "radam")
+OPTIMIZERS = ("sgd", "adam", "adamw", "adagrad", "adadelta", "adamax", "rmsprop", "nadam", "radam")  # lower case
+ANNEALING = ("anneal_factor", "patience", "anneal_with_restarts", "min_learning_rate", "initial_extra_patience")
 
 
 def optimizer_class(value: Any, field: str = "optimizer") -> type:
@@ -42,66 +41,41 @@ def optimizer_class(value: Any, field: str = "optimizer") -> type:
 
 
 def plain_value(value: Any) -> Any:
-    """A parameter's real value as MLflow, the reports and ``best_params.yaml`` show it: numbers, flags and
-    names as they are, pairs as lists, an optimizer class by its short name, an embedding object by the name
-    that builds it (else its own name), so a search from Python logs what an experiment file would."""
+    """A value as an experiment file would give it (pairs as lists, classes and embeddings by name), for MLflow."""
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, (list, tuple)) and all(isinstance(v, (int, float)) for v in value):
         return list(value)
     if isinstance(value, type):
         short = value.__name__.lower()
-        return (
-            short
-            if value.__module__.startswith("torch.optim") and short in OPTIMIZERS
-            else f"{value.__module__}.{value.__qualname__}"
-        )
+        torch_optimizer = value.__module__.startswith("torch.optim") and short in OPTIMIZERS
+        return short if torch_optimizer else f"{value.__module__}.{value.__qualname__}"
     return spec_of(value) or str(getattr(value, "name", type(value).__name__))
 
 
-#: the annealing settings only ``ModelTrainer.train`` takes: given them, a fine-tuned transformer trains with ``train``
-ANNEALING = ("anneal_factor", "patience", "anneal_with_restarts", "min_learning_rate", "initial_extra_patience")
-
-
 def uses_fine_tuning(task: str, params: dict[str, Any]) -> bool:
-    """Whether the trial trains a transformer end to end with Flair's ``fine_tune`` (AdamW, linear warm-up): a
-    fine-tuned transformer without annealing settings. With them it trains with ``train`` and anneals, as Flair
-    0.12.2's selectors trained every configuration."""
+    """A fine-tuned transformer trains with Flair's ``fine_tune``, unless given annealing settings (``train`` only)."""
     if any(params.get(name) is not None for name in ANNEALING):
         return False
     fine_tune = params.get("fine_tune", task == "text_classification")
-    has_transformer = params.get("transformer_model") is not None or any(
-        isinstance(params.get(name), str) and "transformer:" in params[name]
-        for name in ("embeddings", "document_embeddings")
-    )
-    return bool(fine_tune and has_transformer)
+    names = [params.get(name) for name in ("embeddings", "document_embeddings")]
+    named_transformer = any(isinstance(name, str) and "transformer:" in name for name in names)
+    return bool(fine_tune and (named_transformer or params.get("transformer_model") is not None))
 
 
-def build_model(
-    task: str,
-    params: dict[str, Any],
-    label_type: str,
-    labels: Any,
-    factory: EmbeddingFactory,
-    multi_label: bool = False,
-):
-    """A new, untrained SequenceTagger or TextClassifier for one training run."""
+def build_model(task: str, params: dict[str, Any], label_type: str, labels: Any, factory: EmbeddingFactory,
+                multi_label: bool = False):  # fmt: skip
     if task == "sequence_tagging":
         fine_tune = bool(params.get("fine_tune", False))
-        embeddings = factory.token_embeddings(
-            params["embeddings"], fine_tune=fine_tune, layers=params.get("layers", "-1")
-        )
+        embeddings = factory.token_embeddings(params["embeddings"], fine_tune, params.get("layers", "-1"))
         arguments = {"hidden_size": 256, **{n: params[n] for n in TAGGER_ARGUMENTS if params.get(n) is not None}}
         return SequenceTagger(embeddings=embeddings, tag_dictionary=labels, tag_type=label_type, **arguments)
     embeddings = factory.document_embeddings(params)
-    return TextClassifier(
-        embeddings=embeddings, label_dictionary=labels, label_type=label_type, multi_label=multi_label
-    )
+    return TextClassifier(embeddings, label_dictionary=labels, label_type=label_type, multi_label=multi_label)
 
 
 def training_arguments(task: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """The trainer method a trial calls (``train`` or ``fine_tune``) and its arguments from the trial's
-    parameters: training ones by name, optimizer ones through ``**kwargs`` to the optimizer."""
+    """The trainer method (``train`` or ``fine_tune``) and its arguments; optimizer ones go through ``**kwargs``."""
     method = "fine_tune" if uses_fine_tuning(task, params) else "train"
     accepted = set(inspect.signature(getattr(ModelTrainer, method)).parameters) - {"self", "kwargs"}
     arguments: dict[str, Any] = {}
@@ -114,7 +88,6 @@ def training_arguments(task: str, params: dict[str, Any]) -> tuple[str, dict[str
         elif group == "optimizer" or name in accepted:
             arguments[name] = value
         else:
-            raise ConfigError(
-                name, f"is not an argument of ModelTrainer.{method} (the trial {method.replace('_', '-')}s)"
-            )
+            problem = f"is not an argument of ModelTrainer.{method} (the trial {method.replace('_', '-')}s)"
+            raise ConfigError(name, problem)
     return method, arguments

@@ -1,10 +1,5 @@
-"""Flair trainer plugins, as Flair writes its own: small classes hooked to training events.
-
-:class:`MLflowLoggerPlugin` logs epoch metrics to MLflow, batched, from any process; :class:`MedianStoppingPlugin`
-ends a training run the median stopping rule gives up on; :class:`FrozenEmbeddingsInEval` keeps shared frozen
-embeddings out of train mode. The events are those Flair's own plugins hook (``_training_exception`` with
-``after_training``, as its log-file plugin ends); Flair refuses a plugin whose events it no longer sends.
-"""
+"""Flair trainer plugins hooked to the events Flair's own plugins hook (Flair refuses a plugin whose events it no
+longer sends): epoch metrics to MLflow, the median stopping rule, and shared frozen embeddings kept in eval mode."""
 
 from __future__ import annotations
 
@@ -16,42 +11,24 @@ from flair.trainers.plugins.base import TrainerPlugin, TrainingInterrupt
 from ..tracking.writer import MetricBuffer, RunWriter
 from .models import plain_value
 
-#: Flair's metric names (as the trainer records them) and the names MLflow shows
-EPOCH_METRICS = {
-    ("dev", "score"): "dev_score",
-    ("dev", "loss"): "dev_loss",
-    ("train", "loss"): "train_loss",
-    ("test", "score"): "test_score",
-    ("test", "loss"): "test_loss",
+EPOCH_METRICS = {  # Flair's metric names (as the trainer records them) and the names MLflow shows
+    tuple(name.split("_")): name for name in ("dev_score", "dev_loss", "train_loss", "test_score", "test_loss")
 }
-#: the training arguments a run of its own records as params
-LOGGED_ARGUMENTS = (
+LOGGED_ARGUMENTS = (  # the training arguments a run of its own records as params
     "learning_rate mini_batch_size max_epochs optimizer anneal_factor patience min_learning_rate warmup_fraction "
     "embeddings_storage_mode train_with_dev dataset_size".split()
 )
 
 
 class MLflowLoggerPlugin(TrainerPlugin):
-    """Logs a Flair training's epoch metrics to MLflow; usable in any ``ModelTrainer.train`` call::
+    """Logs a training's epoch metrics to MLflow, batched: to ``run_id`` from any process, else to the active run
+    (one started and ended if none); ``prefix`` keeps training runs apart in a run, ``history`` every epoch's values."""
 
-        with mlflow.start_run():
-            trainer.train("out", plugins=[MLflowLoggerPlugin()], max_epochs=10)
-
-    Per epoch ``dev_score``, ``dev_loss``, ``train_loss`` and ``learning_rate`` (step = epoch), in one batched
-    call. With ``run_id`` it writes to that run from any process; without, to the active run (starting one, and
-    ending it, if there is none). The training arguments become params unless ``log_params=False``; ``prefix``
-    keeps several training runs apart in one run (``run_1/dev_score``); ``history`` keeps every epoch's values.
-    """
-
-    def __init__(self, run_id: str | None = None, prefix: str = "", log_params: bool = True, writer: RunWriter | None = None, enabled: bool = True) -> None:  # fmt: skip
+    def __init__(self, run_id: str | None = None, prefix: str = "", log_params: bool = True,
+                 writer: RunWriter | None = None, enabled: bool = True) -> None:  # fmt: skip
         super().__init__()
-        self.run_id, self.prefix, self.log_params, self.writer, self.enabled = (
-            run_id,
-            prefix,
-            log_params,
-            writer,
-            enabled,
-        )
+        self.run_id, self.prefix, self.log_params = run_id, prefix, log_params
+        self.writer, self.enabled = writer, enabled
         self.history: dict[str, list[float]] = {name: [] for name in EPOCH_METRICS.values()}
         self._buffer: MetricBuffer | None = None
         self._started_run = False
@@ -91,7 +68,7 @@ class MLflowLoggerPlugin(TrainerPlugin):
                 self._buffer.add(f"{self.prefix}learning_rate", self._learning_rate, epoch)
             self._buffer.flush()
 
-    @TrainerPlugin.hook("_training_exception", "after_training")
+    @TrainerPlugin.hook("_training_exception", "after_training")  # as Flair's log-file plugin ends
     def _finished(self, **kw: Any) -> None:
         if self._buffer is not None:
             self._buffer.flush()
@@ -108,8 +85,7 @@ class MLflowLoggerPlugin(TrainerPlugin):
 
 
 class MedianStoppingPlugin(TrainerPlugin):
-    """Stops a training run when ``rule`` (``maximise``, ``should_stop(epoch, value)``) says so; ``pruned_at`` says
-    where. Stopping after the last epoch would save nothing and only bar the trial from being best."""
+    """Stops a run where ``rule`` says (``pruned_at``), not after the last epoch: that would only bar it from best."""
 
     def __init__(self, rule: Any, max_epochs: int) -> None:
         super().__init__()
@@ -126,9 +102,7 @@ class MedianStoppingPlugin(TrainerPlugin):
 
 
 class FrozenEmbeddingsInEval(TrainerPlugin):
-    """Keeps shared frozen embeddings in eval mode while the rest of the model trains: Flair puts the whole model
-    in train mode each epoch, so a frozen transformer would embed with dropout, and kept vectors would differ from
-    recomputed ones."""
+    """Keeps shared frozen embeddings in eval mode (Flair trains the whole model), so kept vectors match new ones."""
 
     def __init__(self, modules: list) -> None:
         super().__init__()
@@ -138,7 +112,3 @@ class FrozenEmbeddingsInEval(TrainerPlugin):
     def before_training_batch(self, **kw: Any) -> None:
         for module in self.modules:
             module.eval()
-
-    @property
-    def attach_to_all_processes(self) -> bool:
-        return True

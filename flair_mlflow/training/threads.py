@@ -1,7 +1,5 @@
-"""Torch threads per training: a number the experiment fixes, or the faster of one thread and the training's share
-of the cores, timed on its first batches. Torch's default (a thread per core) buys little for the models a search
-trains, and where other work shares the cores its threads spin: a search of 1.5 minutes took 8 beside another.
-"""
+"""Torch threads per training: a fixed number, or the faster of one and its share of the cores, timed on its first
+batches. Torch's thread per core buys little here, and spins beside other work (a 1.5-minute search took 8)."""
 
 from __future__ import annotations
 
@@ -19,7 +17,7 @@ SMALL_BATCH_S, SMALL_BATCHES = 0.02, 5  # this many batches this fast at one thr
 
 
 def available_cores() -> int:
-    """Cores this process may run on (its CPU affinity, which containers and ``taskset`` narrow)."""
+    """Cores this process may run on: its CPU affinity, which containers and ``taskset`` narrow."""
     try:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
@@ -36,8 +34,7 @@ def faster_thread_count(seconds_per_token: dict[int, Sequence[float]], min_speed
 
 
 def probe_done(seconds_per_token: dict[int, Sequence[float]], batches_each: int, clearly: float = 2.0) -> bool:
-    """``batches_each`` timed at every count, or one at each and more threads ``clearly`` slower than the fewest
-    (a busy machine); one batch is too few to believe that more threads pay."""
+    """``batches_each`` timed at every count, or one each and more threads ``clearly`` slower (a busy machine)."""
     counts, fewest = [len(times) for times in seconds_per_token.values()], min(seconds_per_token)
     if all(count >= batches_each for count in counts) or not all(counts):
         return all(counts)  # every count timed enough, or one not timed yet
@@ -46,8 +43,7 @@ def probe_done(seconds_per_token: dict[int, Sequence[float]], batches_each: int,
 
 
 class ThreadProbe(TrainerPlugin):
-    """Runs batches at each candidate count in turn, timing them, until the rule decides (``chosen``); batches run
-    at the fewest threads until one takes ``SMALL_BATCH_S`` or longer."""
+    """Times batches at each count in turn until the rule decides (``chosen``); tiny batches keep the fewest."""
 
     def __init__(self, candidates: Sequence[int], batches_each: int = PROBE_BATCHES) -> None:
         super().__init__()
@@ -58,25 +54,18 @@ class ThreadProbe(TrainerPlugin):
         self._small = 0
         self._timing: tuple[int, float, int] | None = None
 
-    @TrainerPlugin.hook
-    def before_training_batch(self, batch: Sequence[Any] = (), **kw: Any) -> None:
-        self.start(batch)
-
-    @TrainerPlugin.hook
-    def after_training_batch(self, **kw: Any) -> None:
-        self.stop()
-
-    def start(self, batch: Sequence[Any]) -> None:
+    @TrainerPlugin.hook("before_training_batch")
+    def start(self, batch: Sequence[Any] = (), **kw: Any) -> None:
         if self.chosen is not None:
             return
-
         threads = self.candidates[sum(map(len, self.seconds_per_token.values())) % len(self.candidates)]
         torch.set_num_threads(threads)
         if threads in self._warmed:
             self._timing = (threads, time.perf_counter(), sum(len(point) for point in batch) or 1)
         self._warmed.add(threads)
 
-    def stop(self) -> None:
+    @TrainerPlugin.hook("after_training_batch")
+    def stop(self, **kw: Any) -> None:
         if self._timing is None:
             return
         (threads, started, tokens), self._timing = self._timing, None
@@ -96,19 +85,11 @@ class ThreadProbe(TrainerPlugin):
         torch.set_num_threads(self.chosen)
         return self.chosen
 
-    @property
-    def attach_to_all_processes(self) -> bool:
-        return True
-
 
 class TrialThreads:
-    """One training's torch threads (a trial's, over all its training runs): set as it starts, probed on its first
-    batches where ``setting`` is ``auto``, the process's own count restored when it ends. ``parallelism``: how
-    many trainings run side by side on this machine's cores."""
+    """A trial's torch threads, probed where ``auto``; ``parallelism``: how many trainings share the cores."""
 
     def __init__(self, setting: int | str = "auto", parallelism: int = 1, device: str = "cpu") -> None:
-        import torch
-
         most = max(1, available_cores() // max(1, parallelism))
         if setting == "auto" and device.startswith("cuda"):  # a GPU trial's host threads are left as they are
             self.candidates: tuple[int, ...] = (torch.get_num_threads(),)
@@ -131,5 +112,4 @@ class TrialThreads:
         torch.set_num_threads(self._previous)
 
     def plugins(self) -> list[TrainerPlugin]:
-        """The probe, while the count is undecided; nothing after."""
         return [self.probe] if self.probe.chosen is None else []

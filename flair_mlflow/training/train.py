@@ -1,5 +1,4 @@
-"""The one place Flair's ``ModelTrainer`` is called, and the check that sets a configuration up without
-training it, so what would fail every trial's set-up fails before any run exists."""
+"""The one call of Flair's ``ModelTrainer``, and a set-up check failing what would fail every trial before any run."""
 
 from __future__ import annotations
 
@@ -17,10 +16,9 @@ from .models import build_model, optimizer_class, plain_value, training_argument
 from .threads import TrialThreads
 
 
-def train_model(model: Any, corpus: Any, config: Any, params: dict[str, Any], base_path: str | Path, plugins: Sequence[Any],
-                threads: TrialThreads, train_with_dev: bool = False) -> dict[str, Any]:  # fmt: skip
-    """Train ``model`` for ``config``'s epochs with the training parameters of ``params`` (``train`` or ``fine_tune``,
-    as the configuration says); Flair's result dict. The final model, not the best on dev, is evaluated."""
+def train_model(model: Any, corpus: Any, config: Any, params: dict[str, Any], base_path: str | Path,
+                plugins: Sequence[Any], threads: TrialThreads, train_with_dev: bool = False) -> dict[str, Any]:  # fmt: skip
+    """Flair's result dict of training ``model`` as ``params`` say; the final model, not the best on dev, is scored."""
     method, arguments = training_arguments(config.task, params)
     if str(flair.device).startswith("cuda"):  # vectors kept between epochs stay on the GPU
         arguments.setdefault("embeddings_storage_mode", "gpu")
@@ -37,17 +35,9 @@ def train_model(model: Any, corpus: Any, config: Any, params: dict[str, Any], ba
     return getattr(ModelTrainer(model, corpus), method)(str(base_path), **{**arguments, **ours})
 
 
-def check_configuration(
-    task: str,
-    params: dict[str, Any],
-    corpus: Any,
-    label_type: str,
-    factory: Any,
-    multi_label: bool,
-    optimizers: Sequence[Any],
-) -> None:
-    """Set one configuration up as a training run does (model, trainer arguments, each of ``optimizers``, else
-    its own), training nothing. A :class:`ConfigError` names the bare parameter: the caller knows where it is set."""
+def check_configuration(task: str, params: dict[str, Any], corpus: Any, label_type: str, factory: Any,
+                        multi_label: bool, optimizers: Sequence[Any]) -> None:  # fmt: skip
+    """Set a configuration up as a run would, training nothing; a ConfigError names the bare parameter."""
     labels = corpus.make_label_dictionary(label_type, add_unk=False)
     model = build_model(task, params, label_type, labels, factory, multi_label)
     method, arguments = training_arguments(task, params)
@@ -66,9 +56,8 @@ def check_configuration(
             optimizer(model.parameters(), lr=learning_rate, **given)
         except (TypeError, ValueError) as error:  # torch's own checks, named by the first argument given
             settings = ", ".join(f"{name}={value}" for name, value in given.items()) or "its defaults"
-            raise ConfigError(
-                next(iter(given), "optimizer"), f"{plain_value(optimizer)} refuses {settings}: {error}"
-            ) from None
+            problem = f"{plain_value(optimizer)} refuses {settings}: {error}"
+            raise ConfigError(next(iter(given), "optimizer"), problem) from None
 
 
 def check_losses(history: dict[str, list[float]], run: int) -> None:
@@ -76,7 +65,5 @@ def check_losses(history: dict[str, list[float]], run: int) -> None:
     for key in ("train_loss", "dev_loss"):
         for epoch, value in enumerate(history.get(key, []), start=1):
             if not math.isfinite(value):
-                raise FloatingPointError(
-                    f"training run {run}: {key} is {value} at epoch {epoch}; the model diverged "
-                    "(a lower learning rate usually helps)"
-                )
+                problem = f"training run {run}: {key} is {value} at epoch {epoch}; the model diverged"
+                raise FloatingPointError(f"{problem} (a lower learning rate usually helps)")
