@@ -47,9 +47,12 @@ def run_arm(experiment: Path, root: Path, env: dict[str, str], *extra: str) -> d
     """One search alone in a fresh process, into a new store, with the package of ``root`` (Spark's workers too);
     its JSON line (see search_arm.py)."""
     with tempfile.TemporaryDirectory(prefix="bench-store-") as folder:
-        command = [sys.executable, str(HERE / "search_arm.py"), str(experiment), folder, "--root", str(root), *extra]
+        own = root / ".venv" / "bin" / "python"  # a checkout's own environment: Spark's workers run its Python
+        python = str(own) if root != ROOT and own.exists() else sys.executable
+        command = [python, str(HERE / "search_arm.py"), str(experiment), folder, "--root", str(root), *extra]
         env = {**env, "BENCH_STARTED": repr(time.time()), "PYTHONPATH": str(root)}
-        done = subprocess.run(command, env=env, capture_output=True, text=True)
+        # run from the store's folder: Python puts the working directory first on a Spark worker's path
+        done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=folder)
         if done.returncode != 0:
             raise RuntimeError(f"arm failed ({done.returncode}): {done.stderr[-3000:]}")
         return json.loads(done.stdout.strip().splitlines()[-1])
@@ -130,12 +133,18 @@ def overhead(env: dict[str, str], repeats: int) -> list[dict]:
         resumed = _run(
             [sys.executable, str(HERE / "search_arm.py"), str(more), folder, "--resume", first["parent_run_id"]], env
         )
+        shown = ""
+        if Path("/usr/bin/chromium").exists():  # the 500 trials in MLflow's UI, for docs/performance.md
+            from ui_screenshot import screenshot_trials
+
+            store, picture = f"sqlite:///{Path(folder) / 'mlflow.db'}", ROOT / "docs" / "images" / "search-500-trials.png"
+            shown = f"; the UI listed them {screenshot_trials(store, first['parent_run_id'], picture):.1f}s after the parent was expanded"
     early, late = statistics.mean(gaps[:49]), statistics.mean(gaps[-50:])
     early_suggest, late_suggest = statistics.mean(suggest[1:50]), statistics.mean(suggest[-50:])
     result = (
         f"outside training per trial: trials 1-50 {early * 1000:.0f} ms, 451-500 {late * 1000:.0f} ms ({late / early:.2f}x); "
         f"of which hyperopt's suggest {early_suggest * 1000:.0f} ms and {late_suggest * 1000:.0f} ms; "
-        f"--resume of the 500 trials reached its first new trial {resumed['first_training']:.1f}s after starting"
+        f"--resume of the 500 trials reached its first new trial {resumed['first_training']:.1f}s after starting{shown}"
     )
     measure = "500 trials x 1 epoch on 1% of WNUT-17 (34 sentences), tpe, local sqlite store, one process"
     return [

@@ -188,6 +188,9 @@ def main() -> None:
     ("--embedding-cache-mb", float, "Memory for kept vectors of frozen embeddings; 0: off."),
     ("--early-stop-trials", int, "End the search after this many trials without a new best."),
     ("--time-budget-minutes", float, "End the search (between trials) after this long."),
+    ("--device", click.Choice(["auto", "cpu", "cuda", *(f"cuda:{n}" for n in range(16))]), "Where trials train."),
+    ("--keep-models", int, "Keep the trained models of the best N trials (0: none)."),
+    ("--log-system-metrics/--no-log-system-metrics", None, "CPU, memory and GPU metrics per trial run."),
     ("--resume", None, "Parent run id of a search to continue (without CONFIG: the experiment it recorded)."),
     ("--verbose", "flag", "Show Flair's training log."),
 )
@@ -232,6 +235,8 @@ def tune(
     click.echo(
         f"  flair-mlflow register {result.parent_run_id} --name {result.experiment_name}{store}   # train, test, register"
     )
+    if best.model_id:
+        click.echo(f"  ... --from-trial   # or register trial {best.number}'s own model (logged model {best.model_id})")
 
 
 @main.command("lr-find")
@@ -283,11 +288,13 @@ def lr_find(config: str, params: dict, sets: dict, debug: bool, **options: Any) 
     ("--train-with-dev/--no-train-with-dev", None, "Train on train+dev.  [default: no]"),
     ("--downsample", float, "Fraction of the corpus.  [default: the search's]"),
     ("--best-params", None, "A best_params.yaml to train instead of the search's best trial."),
+    ("--from-trial/--no-from-trial", None, "Register the best trial's kept model as trained: tested, not retrained."),
     ("--config", None, "Experiment file (instead of the search's experiment)."),
     ("--verbose", "flag", "Show Flair's training log."),
 )
 def register(search_run_id: str | None, name: str, sets: dict, verbose: bool, debug: bool, **options: Any) -> None:
-    """Train the best configuration of search SEARCH_RUN_ID, test it once and register it as NAME.
+    """Train the best configuration of search SEARCH_RUN_ID (or, with --from-trial, take its best trial's kept
+    model), test it once and register it as NAME.
 
     The new version gets the alias `champion` when its test score beats the current champion's (same metric,
     same test split), otherwise `challenger`."""
@@ -299,9 +306,8 @@ def register(search_run_id: str | None, name: str, sets: dict, verbose: bool, de
 
         _hush(verbose)
         try:
-            result = register_best(
-                search_run_id or None, name, train_with_dev=bool(given.pop("train_with_dev", False)), **given
-            )
+            switches = {k: bool(given.pop(k, False)) for k in ("train_with_dev", "from_trial")}
+            result = register_best(search_run_id or None, name, **switches, **given)
         except MlflowException as error:  # the registry refused: not the input's fault
             raise CommandError(" ".join(str(error).split())[:500], 1) from error
     click.echo(

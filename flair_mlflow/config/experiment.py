@@ -40,7 +40,7 @@ MAX_SEED = 2**31 - 1
 #: the settings a command line (``--max-evals``, ``-P max_evals=``) may override
 OVERRIDABLE = (
     "max_epochs training_runs max_evals optimization_value algorithm seed experiment downsample evaluate_test "
-    "label_type lr_from embedding_cache_mb early_stop_trials time_budget_minutes parallelism spark_master threads device"
+    "label_type lr_from embedding_cache_mb early_stop_trials time_budget_minutes parallelism spark_master threads device keep_models log_system_metrics"
 ).split()
 
 
@@ -156,6 +156,8 @@ class ExperimentConfig(_Settings):
     )
     threads: Annotated[Any, BeforeValidator(_threads)] = "auto"  # torch threads per trial, or auto
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")  # auto: CUDA where there is one
+    keep_models: int = Field(1, ge=0)  # the best trials' trained models kept as logged models; 0: none
+    log_system_metrics: bool = False  # CPU, memory (and GPU) per trial run, by MLflow's monitor
 
     @model_validator(mode="after")
     def _check(self) -> ExperimentConfig:

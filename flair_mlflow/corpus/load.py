@@ -1,8 +1,4 @@
-"""Corpora from an experiment file: a Flair dataset by name, or local column / FastText files.
-
-Loading is deterministic for a seed (Flair samples missing dev splits and downsamples with Python's
-global ``random``), so a trial rebuilt in another process sees the sentences the driver saw.
-"""
+"""Corpora an experiment file names, loaded seeded: a trial rebuilt in another process sees the driver's sentences."""
 
 from __future__ import annotations
 
@@ -12,7 +8,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import flair
 import flair.datasets
 from flair.data import Corpus
 from flair.datasets import FlairDatapointDataset
@@ -24,21 +19,17 @@ from ..errors import CorpusError, one_line
 from .checks import check_column_files, checked_sample
 
 log = logging.getLogger("flair_mlflow")
-
 OFFLINE_HINT = (
     "to run offline, copy Flair's dataset cache to a writable folder and set FLAIR_CACHE_ROOT to it "
     "before starting, or use corpus.folder with local files"
 )
 DOCSTART = "-DOCSTART-"
-#: bytes of Flair sentences per byte of FastText text (TREC_6's 355 kB train file: 32 MB of sentences)
-SENTENCE_BYTES_PER_TEXT_BYTE = 100
-#: the share of the available memory a FastText corpus kept whole may take
-CORPUS_MEMORY_SHARE = 0.25
+SENTENCE_BYTES_PER_TEXT_BYTE = 100  # TREC_6's 355 kB FastText train file: 32 MB of Flair sentences
+CORPUS_MEMORY_SHARE = 0.25  # of the available memory, for a FastText corpus kept whole
 
 
 def load_corpus(corpus: CorpusConfig, downsample: float = 1.0, seed: int | None = None, label_type: str | None = None):
-    """The corpus the experiment names, downsampled with ``seed``; with ``label_type``, refused where Flair
-    could not train on it and score it (see :mod:`.checks`)."""
+    """The corpus the experiment names, downsampled with ``seed``; with ``label_type``, checked to be scorable."""
     if seed is not None:
         flair.set_seed(seed)
     if corpus.name:
@@ -80,19 +71,16 @@ def _load_named(corpus: CorpusConfig):
 
 
 def _load_folder(class_name: str, corpus: CorpusConfig, kind: str, *arguments: Any):
-    """A Flair corpus of local files, any reader error named as the folder's."""
     files = {"train_file": corpus.train_file, "dev_file": corpus.dev_file, "test_file": corpus.test_file}
     try:
         return getattr(flair.datasets, class_name)(corpus.folder, *arguments, **files, **corpus.arguments)
-    except Exception as error:
-        raise CorpusError(
-            "corpus.folder", f"cannot read {kind} files in '{corpus.folder}': {one_line(error)}"
-        ) from error
+    except Exception as error:  # any reader error is the folder's
+        problem = f"cannot read {kind} files in '{corpus.folder}': {one_line(error)}"
+        raise CorpusError("corpus.folder", problem) from error
 
 
 def without_docstart(corpus: Any) -> Any:
-    """The corpus without CoNLL's ``-DOCSTART-`` markers, which Flair reads as one-token sentences; logs how
-    many went. Each marker stays a document boundary for its neighbours' context."""
+    """The corpus without CoNLL's ``-DOCSTART-`` markers (one-token sentences to Flair), each a document boundary."""
     if not isinstance(corpus, MultiFileColumnCorpus):  # only column files have them
         return corpus
     splits, dropped = {}, {}
@@ -108,39 +96,28 @@ def without_docstart(corpus: Any) -> Any:
     if not dropped:
         return corpus
     counts = ", ".join(f"{name} {count}" for name, count in dropped.items())
-    log.info(
-        "dropped %d %s pseudo-sentences (%s); set corpus.keep_docstart: true to keep them",
-        sum(dropped.values()),
-        DOCSTART,
-        counts,
-    )
+    message = "dropped %d %s pseudo-sentences (%s); set corpus.keep_docstart: true to keep them"
+    log.info(message, sum(dropped.values()), DOCSTART, counts)
     return Corpus(**splits, name=corpus.name, sample_missing_splits=False)
 
 
 def memory_mode_for(text_bytes: int, available_bytes: int) -> str:
-    """Flair's ``memory_mode`` for a FastText corpus: ``full`` (parsed once and kept, so the embedding cache
-    hits) when its sentences fit a quarter of the memory available, else ``partial``, else ``disk``."""
+    """``full`` (parsed once: the embedding cache hits) if its sentences fit the share, else ``partial`` or ``disk``."""
     budget = CORPUS_MEMORY_SHARE * available_bytes
-    return (
-        "full" if text_bytes * SENTENCE_BYTES_PER_TEXT_BYTE <= budget else "partial" if text_bytes <= budget else "disk"
-    )
+    if text_bytes * SENTENCE_BYTES_PER_TEXT_BYTE <= budget:
+        return "full"
+    return "partial" if text_bytes <= budget else "disk"
 
 
 def _with_memory_mode(corpus: CorpusConfig) -> CorpusConfig:
-    """A FastText folder's settings with the memory mode chosen (and logged), unless the user set one."""
-    if "memory_mode" in corpus.arguments:
+    if "memory_mode" in corpus.arguments:  # the user's choice
         return corpus
     files = find_train_dev_test_files(Path(corpus.folder or "."), corpus.dev_file, corpus.test_file, corpus.train_file)
     text_bytes = sum(Path(path).stat().st_size for path in files if path is not None)
     available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     mode = memory_mode_for(text_bytes, available)
-    log.info(
-        "FastText corpus '%s': memory_mode %s (%.1f MB of text, %.0f MB available)",
-        corpus.folder,
-        mode,
-        text_bytes / 2**20,
-        available / 2**20,
-    )
+    message = "FastText corpus '%s': memory_mode %s (%.1f MB of text, %.0f MB available)"
+    log.info(message, corpus.folder, mode, text_bytes / 2**20, available / 2**20)
     return corpus.model_copy(update={"arguments": {**corpus.arguments, "memory_mode": mode}})
 
 
@@ -155,7 +132,7 @@ def check_corpus(corpus: Any, label_type: str) -> None:
 
 
 def for_trials(corpus: Any, evaluate_test: bool) -> Any:
-    """The corpus trials train and score on: without its test split unless the search scores test too."""
+    """Without its test split unless the search scores test too."""
     if evaluate_test:
         return corpus
     return Corpus(train=corpus.train, dev=corpus.dev, test=None, name=corpus.name, sample_missing_splits=False)

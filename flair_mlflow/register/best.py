@@ -46,6 +46,7 @@ class BestConfiguration:
     experiment_id: str | None = None
     search_score: float | None = None
     source: str = ""
+    trial_number: int | None = None  # the best trial's: a registration seeds as its first training run did
 
 
 def _param_from_text(text: str) -> Any:
@@ -89,33 +90,22 @@ def read_best_params(source: BestParamsSource) -> dict[str, Any]:
     return {str(k): v for k, v in data.items()}
 
 
-def _best_of_search(
-    client: mlflow.MlflowClient, search_run: Any
-) -> tuple[dict[str, Any], str | None, float | None, str]:
-    """The best trial's (parameters, run id, score, description): the search's own ``best_params.yaml`` when
-    it finished, else the best finished trial run (a search still running or cut short)."""
+def _best_of_search(client: mlflow.MlflowClient, search_run: Any) -> tuple[dict[str, Any], str | None, float | None, int | None]:  # fmt: skip
+    """The best trial's (parameters, run id, score, number): the search's own ``best_params.yaml`` when it
+    finished, else the best finished trial run (a search still running or cut short)."""
     run_id = search_run.info.run_id
     best_trial = search_run.data.tags.get(BEST_TRIAL_RUN_TAG) or None
     text = artifact_text(client, run_id, "best_params.yaml") if best_trial else None
     if text is not None:
-        number = search_run.data.tags.get(BEST_TRIAL_NUMBER_TAG, "?")
-        return (
-            dict(yaml.safe_load(text) or {}),
-            best_trial,
-            search_run.data.metrics.get("best_score"),
-            f"trial {number} of search {run_id}",
-        )
+        number = search_run.data.tags.get(BEST_TRIAL_NUMBER_TAG, "")
+        score = search_run.data.metrics.get("best_score")
+        return dict(yaml.safe_load(text) or {}), best_trial, score, int(number) if number.isdigit() else None
     ranked = ranked_trial_runs(client, search_run)
     if not ranked or not has_final_score(ranked[0]):
         raise ConfigError("search_run_id", f"search '{run_id}' has no finished trial to register")
     best = ranked[0]
     params = {k: _param_from_text(v) for k, v in best.data.params.items()}
-    return (
-        params,
-        best.info.run_id,
-        best.data.metrics[FINAL_SCORE],
-        f"trial {trial_number(best) or '?'} of search {run_id}",
-    )
+    return params, best.info.run_id, best.data.metrics[FINAL_SCORE], trial_number(best) or None
 
 
 def with_objects(params: Mapping[str, Any], objects: Mapping[str, Any], source: str) -> dict[str, Any]:
@@ -150,11 +140,13 @@ def read_best_configuration(
         )
     if experiment is None:
         experiment = recorded_experiment(client, search_run, "search_run_id")
+    number = None
     if best_params is not None:
         params, trial, score = read_best_params(best_params), None, None
         source = "best_params.yaml" if isinstance(best_params, Mapping) else str(best_params)
     elif search_run is not None:
-        params, trial, score, source = _best_of_search(client, search_run)
+        params, trial, score, number = _best_of_search(client, search_run)
+        source = f"trial {number if number is not None else '?'} of search {search_run.info.run_id}"
         params = with_objects(params, objects or {}, source)
     else:
         raise ConfigError("best_params", "without a search run id, give the configuration to train as --best-params")
@@ -166,4 +158,5 @@ def read_best_configuration(
         experiment_id=search_run.info.experiment_id if search_run else None,
         search_score=score,
         source=source,
+        trial_number=number,
     )

@@ -46,7 +46,11 @@ def register_version(
         REGISTER_RUN_TAG: run_id,
     }
     model_id = model_uri.removeprefix("models:/")
-    created = client.create_model_version(name, model_uri, run_id=run_id, tags=version_tags, model_id=model_id)
+    # MLflow 3's models:/<id> source, but for a local store, whose registry would look the id up in the
+    # process-wide tracking store (which --tracking-uri leaves alone): there, the files' own location
+    served = client.tracking_uri.startswith(("http://", "https://", "databricks"))
+    source = model_uri if served else client.get_logged_model(model_id).artifact_location
+    created = client.create_model_version(name, source, run_id=run_id, tags=version_tags, model_id=model_id)
     version = str(created.version)
     alias, reason = assign_alias(client, name, version, score, metric, test_split)
     client.update_model_version(

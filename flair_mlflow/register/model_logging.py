@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import os
 import tempfile
-import warnings
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import mlflow
 from mlflow.entities import LoggedModelOutput, LoggedModelStatus
-from mlflow.models import Model, ModelSignature
-from mlflow.types import ColSpec, Schema
-from mlflow.types.schema import Array, Object, Property
+from mlflow.models import Model
 
 from . import pyfunc_model
 
@@ -37,23 +34,6 @@ def pip_requirements() -> list[str]:
     return requirements
 
 
-def model_signature(task: str):
-    """Texts in (one string column, so a plain list works too); a list of spans or labels per text out."""
-    if task == "sequence_tagging":
-        item = Object(
-            [
-                Property("text", "string"),
-                Property("label", "string"),
-                Property("start", "long"),
-                Property("end", "long"),
-                Property("score", "double"),
-            ]
-        )
-    else:
-        item = Object([Property("label", "string"), Property("score", "double")])
-    return ModelSignature(inputs=Schema([ColSpec("string")]), outputs=Schema([ColSpec(Array(item))]))
-
-
 def save_pyfunc(path: Path, description, model_file: str | os.PathLike, task: str, label_type: str) -> None:
     """The pyfunc model's files in ``path``, ``description`` (an ``mlflow.models.Model``) as its MLmodel.
 
@@ -61,19 +41,15 @@ def save_pyfunc(path: Path, description, model_file: str | os.PathLike, task: st
     mlflow, flair, torch and pandas: no ``flair_mlflow``, no embedding packages (Flair stores
     word vectors and transformer weights inside the model file).
     """
-    with warnings.catch_warnings():
-        # the signature is given explicitly; type hints would change how MLflow converts inputs
-        warnings.filterwarnings("ignore", message=".*type hints.*", category=UserWarning)
-        mlflow.pyfunc.save_model(
-            str(path),
-            python_model=str(Path(pyfunc_model.__file__)),
-            artifacts={pyfunc_model.FLAIR_MODEL_ARTIFACT: str(model_file)},
-            signature=model_signature(task),
-            input_example=list(EXAMPLE_TEXTS),
-            pip_requirements=pip_requirements(),
-            metadata={"flair_mlflow.task": task, "flair_mlflow.label_type": label_type},
-            mlflow_model=description,
-        )
+    mlflow.pyfunc.save_model(
+        str(path),
+        python_model=str(Path(pyfunc_model.__file__)),
+        artifacts={pyfunc_model.FLAIR_MODEL_ARTIFACT: str(model_file)},
+        input_example=list(EXAMPLE_TEXTS),  # with predict's type hints, the signature: texts in, spans or labels out
+        pip_requirements=pip_requirements(),
+        metadata={"flair_mlflow.task": task, "flair_mlflow.label_type": label_type},
+        mlflow_model=description,
+    )
 
 
 def log_flair_model(

@@ -12,6 +12,7 @@ from typing import Any
 
 import mlflow
 import pandas as pd
+import pydantic
 from mlflow.pyfunc import PythonModel
 
 #: The name of the Flair model file among the pyfunc model's artefacts.
@@ -96,13 +97,24 @@ def predict_texts(model, texts: list[str], mini_batch_size: int = PREDICT_BATCH_
     return results
 
 
+class Prediction(pydantic.BaseModel):
+    """One span of a tagger (all fields) or one label of a classifier (``label`` and ``score``): the output schema."""
+
+    label: str
+    score: float
+    text: str | None = None
+    start: int | None = None
+    end: int | None = None
+
+
 class FlairPyfuncModel(PythonModel):
-    """Serves a Flair ``SequenceTagger`` or ``TextClassifier`` saved as the ``flair_model`` artefact."""
+    """Serves a Flair ``SequenceTagger`` or ``TextClassifier`` saved as the ``flair_model`` artefact. The type
+    hints are the model's signature: MLflow checks that the input is a list of texts before ``predict`` runs."""
 
     def load_context(self, context) -> None:
         self.model = load_flair_model(context.artifacts[FLAIR_MODEL_ARTIFACT])
 
-    def predict(self, context, model_input, params: dict[str, Any] | None = None) -> list[list[dict[str, Any]]]:
+    def predict(self, context, model_input: list[str], params: dict[str, Any] | None = None) -> list[list[Prediction]]:
         return predict_texts(self.model, texts_of(model_input))
 
 

@@ -32,9 +32,11 @@ from ..training.threads import TrialThreads
 from ..training.train import train_model
 from .best import BestConfiguration, BestParamsSource, ConfigSource, read_best_configuration
 from .champion import SCORE_METRIC, register_version
+from .from_trial import kept_model_id, test_score
 from .model_logging import log_flair_model
 
 log = logging.getLogger("flair_mlflow")
+KEPT_SOURCE = "the kept model of"  # a from_trial registration's source: "the kept model of trial 3 of search ..."
 VERSION_TAGS = (T.SEARCH_RUN_TAG, T.BEST_TRIAL_TAG, T.CONFIG_HASH_TAG)  # the run tags a version carries too
 
 
@@ -86,25 +88,27 @@ def describe_test_split(config: ExperimentConfig, corpus: Any = None) -> str:
     return f"{config.corpus.describe()} {config.label_type} test{sample}"
 
 
-def _prepare(experiment: ExperimentConfig, params: dict[str, Any], corpus: Any) -> tuple[Any, Any]:
-    """The corpus and a fresh model; everything that can be wrong with the input fails here, before a run."""
+def _prepare(experiment: ExperimentConfig, best: BestConfiguration, corpus: Any, from_trial: bool) -> tuple[Any, Any]:
+    """The corpus and (unless registering the trial's model) a fresh model, seeded as the best trial's first
+    training run was, so the same settings repeat its dev curve; every input error fails here, before a run."""
     corpus = corpus if corpus is not None else load_corpus(experiment.corpus, experiment.downsample, experiment.seed)
     check_corpus(corpus, experiment.label_type)
     if corpus.test is None or len(corpus.test) == 0:
         raise ConfigError("corpus", "has no test split; the registered model is scored on test")
+    if from_trial:
+        return corpus, None
+    params = best.params
     training_arguments(experiment.task, params)  # refuses what ModelTrainer would not take
+    labels = corpus.make_label_dictionary(experiment.label_type, add_unk=False)  # before seeding, as in a trial
     if experiment.seed is not None:
-        flair.set_seed(experiment.seed)
-    labels = corpus.make_label_dictionary(experiment.label_type, add_unk=False)
+        flair.set_seed(experiment.seed + 1000 * (best.trial_number or 0))
     return corpus, build_model(
         experiment.task, params, experiment.label_type, labels, EmbeddingFactory(corpus), experiment.multi_label
     )
 
 
-def _train_and_log(writer: RunWriter, registration: Registration, experiment: ExperimentConfig, best: BestConfiguration, model: Any, corpus: Any, settings: dict) -> None:  # fmt: skip
-    """Train into the run at the trials' thread choice, score on test once, and log the model: fills
-    ``test_score`` and ``model_uri``."""
-    run_id = registration.run_id
+def _log_recipe(writer: RunWriter, registration: Registration, experiment: ExperimentConfig, best: BestConfiguration, settings: dict) -> None:  # fmt: skip
+    """What the run registers: the configuration's params and ``recipe.yaml`` (what its hash is of)."""
     shown = {k: getattr(experiment, k) for k in ("task", "label_type", "downsample", "seed", "max_epochs")}
     params = {
         **best.params,
@@ -112,10 +116,22 @@ def _train_and_log(writer: RunWriter, registration: Registration, experiment: Ex
         "corpus": experiment.corpus.describe(),
         "train_with_dev": settings["train_with_dev"],
     }
-    writer.log_params(run_id, {name: plain_value(value) for name, value in params.items()})
-    writer.log_text(
-        run_id, yaml.safe_dump({"config_hash": registration.config_hash, **settings}, sort_keys=False), "recipe.yaml"
-    )
+    params.update({"from_trial": True} if registration.source.startswith(KEPT_SOURCE) else {})
+    writer.log_params(registration.run_id, {name: plain_value(value) for name, value in params.items()})
+    recipe_text = yaml.safe_dump({"config_hash": registration.config_hash, **settings}, sort_keys=False)
+    writer.log_text(registration.run_id, recipe_text, "recipe.yaml")
+
+
+def _log_scores(writer: RunWriter, registration: Registration, best: BestConfiguration) -> None:
+    found = best.search_score is not None and math.isfinite(best.search_score)
+    search_score = {"search_score": float(best.search_score)} if found else {}
+    writer.log_metrics(registration.run_id, {SCORE_METRIC: registration.test_score, **search_score})
+
+
+def _train_and_log(writer: RunWriter, registration: Registration, experiment: ExperimentConfig, best: BestConfiguration, model: Any, corpus: Any, settings: dict) -> None:  # fmt: skip
+    """Train into the run at the trials' thread choice, score on test once, and log the model: fills
+    ``test_score`` and ``model_uri``."""
+    run_id = registration.run_id
     with (
         tempfile.TemporaryDirectory(prefix="flair-mlflow-register-") as folder,
         TrialThreads(experiment.threads, device=str(flair.device)) as threads,
@@ -125,18 +141,22 @@ def _train_and_log(writer: RunWriter, registration: Registration, experiment: Ex
             model, corpus, experiment, best.params, folder, plugins, threads, settings["train_with_dev"]
         )
         registration.test_score = float(result["test_score"])
-        search_score = (
-            {"search_score": float(best.search_score)}
-            if best.search_score is not None and math.isfinite(best.search_score)
-            else {}
-        )
-        writer.log_metrics(run_id, {SCORE_METRIC: registration.test_score, **search_score})
+        _log_scores(writer, registration, best)
         if (Path(folder) / "test.tsv").is_file():
             writer.log_file(run_id, Path(folder) / "test.tsv", "test")
         model.save(Path(folder) / "flair-model.pt")
         registration.model_uri = log_flair_model(
             writer.client, run_id, Path(folder) / "flair-model.pt", experiment.task, experiment.label_type
         )
+
+
+def _test_kept_model(writer: RunWriter, registration: Registration, experiment: ExperimentConfig, best: BestConfiguration, model_id: str, corpus: Any) -> None:  # fmt: skip
+    """Score the best trial's kept model on test into the run: fills ``test_score`` and ``model_uri``."""
+    batch = int(best.params.get("mini_batch_size", 32))
+    metric = tuple(experiment.main_evaluation_metric)
+    registration.test_score = test_score(writer.client, model_id, corpus, experiment.label_type, metric, batch)
+    _log_scores(writer, registration, best)
+    registration.model_uri = f"models:/{model_id}"
 
 
 def register_best(
@@ -152,26 +172,33 @@ def register_best(
     best_objects: Mapping[str, Any] | None = None,
     tracking_uri: str | None = None,
     run_name: str | None = None,
+    from_trial: bool = False,
 ) -> Registration:
     """Train the search's best configuration on its corpus, test it once, log and register it: the Python twin of
     ``flair-mlflow register``. With ``name`` the model is registered and gets the alias ``champion`` when its test
     score beats the current champion's (measured the same way), else ``challenger``. ``corpus`` replaces the
     search's corpus and ``best_objects`` the best trial's logged values (a search from Python: its Corpus and
-    embedding objects). Every input error raises :class:`ConfigError` before a run is created."""
+    embedding objects). ``from_trial``: register the best trial's own kept model instead, tested, not trained.
+    Every input error raises :class:`ConfigError` before a run is created."""
     if name is not None and not str(name).strip():
         raise ConfigError("name", "must not be empty")
+    changes = {k: v for k, v in {"max_epochs": max_epochs, "downsample": downsample}.items() if v is not None}
+    if from_trial and (changes or train_with_dev or best_params is not None):
+        raise ConfigError("from_trial", "registers the trial's model as it was trained; leave out --max-epochs, "
+                          "--downsample, --train-with-dev and --best-params, or train again without --from-trial")  # fmt: skip
     writer = connect(tracking_uri)
     best = read_best_configuration(
         writer.client, search_run_id, best_params=best_params, config=config, objects=best_objects
     )
-    changes = {k: v for k, v in {"max_epochs": max_epochs, "downsample": downsample}.items() if v is not None}
+    model_id = kept_model_id(writer.client, best.best_trial_run_id) if from_trial else None
     experiment = best.config.replaced(**changes) if changes else best.config
     device = resolve_device(experiment.device, torch.cuda.is_available())
     with on_device(device):
-        loaded, model = _prepare(experiment, best.params, corpus)
+        loaded, model = _prepare(experiment, best, corpus, from_trial)
     settings = recipe(experiment, best.params, train_with_dev)
     metric = f"{SCORE_METRIC} ({' '.join(experiment.main_evaluation_metric)})"
-    registration = Registration("", "", math.nan, metric, describe_test_split(experiment, corpus), digest(settings), name, source=best.source, params=dict(best.params))  # fmt: skip
+    source = f"{KEPT_SOURCE} {best.source}" if model_id else best.source
+    registration = Registration("", "", math.nan, metric, describe_test_split(experiment, corpus), digest(settings), name, source=source, params=dict(best.params))  # fmt: skip
     tags = {
         T.REGISTER_TAG: "true",
         T.TASK_TAG: experiment.task,
@@ -180,7 +207,7 @@ def register_best(
         T.CONFIG_HASH_TAG: registration.config_hash,
         T.METRIC_TAG: metric,
         T.TEST_SPLIT_TAG: registration.test_split,
-        T.SOURCE_TAG: best.source,
+        T.SOURCE_TAG: source,
         T.REGISTERED_MODEL_TAG: name,
     }
     tags = {key: str(value) for key, value in tags.items() if value}
@@ -190,15 +217,16 @@ def register_best(
     )
     registration.run_id = run.run_id
     say_where(writer, run.experiment_id, where)
+    doing = "testing" if model_id else f"training for {experiment.max_epochs} epochs"
     log.info(
-        "run %s: training %s for %d epochs on %s",
-        run.run_id,
-        best.source,
-        experiment.max_epochs,
-        getattr(corpus, "name", None) or experiment.corpus.describe(),
+        "run %s: %s %s on %s", run.run_id, doing, source, getattr(corpus, "name", None) or experiment.corpus.describe()
     )
     with ending(writer, run), on_device(device):
-        _train_and_log(writer, registration, experiment, best, model, loaded, settings)
+        _log_recipe(writer, registration, experiment, best, settings)
+        if model_id is not None:
+            _test_kept_model(writer, registration, experiment, best, model_id, loaded)
+        else:
+            _train_and_log(writer, registration, experiment, best, model, loaded, settings)
         if name:
             version_tags = {key: tags[key] for key in VERSION_TAGS if key in tags}
             registration.version, registration.alias, registration.reason = register_version(
@@ -210,6 +238,6 @@ def register_best(
                 metric,
                 registration.test_split,
                 version_tags,
-                best.source,
+                source,
             )
     return registration

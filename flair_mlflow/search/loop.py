@@ -45,8 +45,8 @@ def run_trials(executor: Any, parent: Any, space: Mapping[str, Any], suggest: Ca
     stalled: list[bool] = []
     reason: StopReason | None = None
 
-    def early_stop(trials: Any, *state: Any) -> tuple[bool, list]:  # no new best in ``patience`` trials
-        stalled.append(trials_since_best(executor.outcomes_so_far(trials)) >= patience)
+    def early_stop(trials: Any, *state: Any) -> tuple[bool, list]:  # after each trial: no new best in ``patience``?
+        stalled.append(bool(patience) and trials_since_best(executor.outcomes_so_far(trials)) >= patience)
         return stalled[-1], []
 
     restore_signals = catch_signals(executor.interrupt)
@@ -60,7 +60,7 @@ def run_trials(executor: Any, parent: Any, space: Mapping[str, Any], suggest: Ca
             show_progressbar=executor.show_progressbar,
             max_evals=config.max_evals,
             timeout=budget or None,
-            early_stop_fn=early_stop if patience else None,
+            early_stop_fn=early_stop,
         )
     except hyperopt.exceptions.AllTrialsFailed:
         pass  # the outcomes say so below
@@ -119,18 +119,15 @@ class SequentialExecutor:
     interrupt = Interrupted  # not a KeyboardInterrupt: Flair's trainer would swallow that one
     show_progressbar = False
 
-    def __init__(self, runner: Any, parent: Any, trials: Any, restored: Sequence[TrialOutcome], progress: Callable[[str], None] | None) -> None:  # fmt: skip
-        self.runner, self.parent, self.trials, self.progress, self.outcomes = (
-            runner,
-            parent,
-            trials,
-            progress,
-            list(restored),
-        )
+    def __init__(self, runner: Any, parent: Any, trials: Any, restored: Sequence[TrialOutcome], progress: Callable[[str], None] | None, kept: Any) -> None:  # fmt: skip
+        self.runner, self.parent, self.trials, self.progress = runner, parent, trials, progress
+        self.outcomes, self.kept = list(restored), kept
 
     def objective(self, sampled: Mapping[str, Any]) -> dict[str, Any]:
+        self.runner.keep_bar = self.kept.bar(self.outcomes)
         outcome = self.runner.run_suggested(sampled)
         self.outcomes.append(outcome)
+        self.kept.prune(self.outcomes)
         if self.runner.stopping_rule is not None and outcome.status is TrialState.COMPLETE:
             self.runner.stopping_rule.record(outcome.epoch_values)
         self.parent.after_trial(self.outcomes)

@@ -63,6 +63,7 @@ class TrialOutcome:
     last_epoch_score: float = math.nan  # after the last epoch, mean over training runs
     scored_epochs_variance: float = math.nan  # over each run's scored epochs, mean over runs
     peak_dev_score: float = math.nan  # the highest dev score any epoch of any training run reached
+    model_id: str | None = None  # its trained model, kept as a logged model (keep_models)
 
     @property
     def ok(self) -> bool:
@@ -117,10 +118,15 @@ class TrialOutcome:
         return {**result, "loss": self.loss, "loss_variance": self.final_variance, "final_score": self.final_score}
 
 
-def best_outcome(outcomes: Sequence[TrialOutcome]) -> TrialOutcome | None:
-    """The trial with the lowest loss (the earliest on a tie); pruned and failed trials never are."""
+def ranked(outcomes: Sequence[TrialOutcome]) -> list[TrialOutcome]:
+    """Complete trials, best first: lowest loss, the earliest on a tie; pruned and failed trials are not ranked."""
     finished = [o for o in outcomes if o.status is TrialState.COMPLETE and math.isfinite(o.loss)]
-    return min(finished, key=lambda o: (o.loss, o.number)) if finished else None
+    return sorted(finished, key=lambda o: (o.loss, o.number))
+
+
+def best_outcome(outcomes: Sequence[TrialOutcome]) -> TrialOutcome | None:
+    best = ranked(outcomes)
+    return best[0] if best else None
 
 
 def trials_since_best(outcomes: Sequence[TrialOutcome]) -> int:

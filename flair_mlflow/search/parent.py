@@ -19,7 +19,7 @@ from ..tracking.writer import RunWriter
 from .loop import StopReason
 from .outcome import TrialOutcome, TrialState, best_outcome
 from .recorded import RecordedExperiment
-from .reports import best_params_yaml, param_selection_text, plot_trials, trials_csv
+from .reports import best_params_yaml, param_selection_block, param_selection_text, plot_trials, trials_csv
 from .resume import PreviousTrials, search_hashes
 from .rules import LearningCheck
 
@@ -87,8 +87,13 @@ class ParentRun:
         return cls(writer, run_id, previous.parent.info.experiment_id, True, config.objective, **fields)
 
     def after_trial(self, outcomes: Sequence[TrialOutcome]) -> None:
-        """The last of ``outcomes`` has just finished: the tutorial's file and the scores so far."""
-        self.write_param_selection(outcomes, finished=False)
+        """The last of ``outcomes`` has just finished: its block of the tutorial's file (the artifact is written
+        once, at the end: rewriting it per trial grows with the trials) and the scores so far."""
+        if self.base_path is not None:
+            self.base_path.mkdir(parents=True, exist_ok=True)
+            mode = "a" if len(outcomes) > 1 else "w"
+            with open(self.base_path / "param_selection.txt", mode, encoding="utf-8") as file:
+                file.write("\n".join(param_selection_block(outcomes[-1], self.objective)) + "\n")
         self.log_score(outcomes)
 
     def log_score(self, outcomes: Sequence[TrialOutcome]) -> None:
@@ -99,8 +104,8 @@ class ParentRun:
         if metrics:
             self.writer.log_metrics(self.run_id, metrics, step=outcomes[-1].number)
 
-    def write_param_selection(self, outcomes: Sequence[TrialOutcome], finished: bool) -> None:
-        text = param_selection_text(outcomes, self.objective, finished=finished)
+    def write_param_selection(self, outcomes: Sequence[TrialOutcome]) -> None:
+        text = param_selection_text(outcomes, self.objective)
         self.writer.log_text(self.run_id, text, "param_selection.txt")
         if self.base_path is not None:
             self.base_path.mkdir(parents=True, exist_ok=True)
@@ -123,7 +128,7 @@ class ParentRun:
             "pruned_trials": sum(o.pruned for o in outcomes),
         }
         self.writer.log_metrics(self.run_id, {**counts, **({"best_score": best.final_score} if best else {})})
-        self.write_param_selection(outcomes, finished=True)
+        self.write_param_selection(outcomes)
         if outcomes:
             self.writer.log_text(self.run_id, trials_csv(outcomes, self.parameter_names), "trials.csv")
             with tempfile.TemporaryDirectory() as folder:

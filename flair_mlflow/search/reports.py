@@ -18,28 +18,28 @@ from .outcome import TrialOutcome, TrialState, best_outcome
 SCORE_COLUMNS = ("final_score", "last_epoch_score", "final_variance", "scored_epochs_variance", "loss")
 
 
-def param_selection_text(outcomes: Sequence[TrialOutcome], objective: OptimizationValue, finished: bool) -> str:
-    """Flair's old ``param_selection.txt``: one block per evaluation run, values not indices."""
-    lines: list[str] = []
-    for o in outcomes:
+def param_selection_block(o: TrialOutcome, objective: OptimizationValue) -> list[str]:
+    """One evaluation run of Flair's old ``param_selection.txt``: values, not indices."""
+    lines = [f"evaluation run {o.number}", *(f"\t{name}: {plain_value(value)}" for name, value in o.params.items())]
+    if o.ok:
         lines += [
-            f"evaluation run {o.number}",
-            *(f"\t{name}: {plain_value(value)}" for name, value in o.params.items()),
+            f"{objective.value}: {o.final_score}",
+            f"variance: {o.final_variance}",
+            f"last epoch {objective.value}: {o.last_epoch_score}",
+            f"variance over the scored epochs: {o.scored_epochs_variance}",
         ]
-        if o.ok:
-            lines += [
-                f"{objective.value}: {o.final_score}",
-                f"variance: {o.final_variance}",
-                f"last epoch {objective.value}: {o.last_epoch_score}",
-                f"variance over the scored epochs: {o.scored_epochs_variance}",
-            ]
-            lines += [f"test_score: {o.test_score}"] if o.test_score is not None else []
-            lines += [f"pruned at epoch {o.pruned_at}"] if o.pruned else []
-        else:
-            lines.append(f"failed: {o.error}")
-        lines.append("-" * 100)
+        lines += [f"test_score: {o.test_score}"] if o.test_score is not None else []
+        lines += [f"pruned at epoch {o.pruned_at}"] if o.pruned else []
+    else:
+        lines.append(f"failed: {o.error}")
+    return lines + ["-" * 100]
+
+
+def param_selection_text(outcomes: Sequence[TrialOutcome], objective: OptimizationValue) -> str:
+    """The whole file of a finished search: every evaluation run, then the best combination."""
+    lines = [line for o in outcomes for line in param_selection_block(o, objective)]
     best = best_outcome(outcomes)
-    if finished and best is not None:
+    if best is not None:
         lines += ["best parameter combination", *(f"\t{n}: {plain_value(v)}" for n, v in best.params.items())]
         lines.append(f"{objective.value}: {best.final_score}")
     return "\n".join(lines) + "\n"

@@ -25,6 +25,7 @@ from ..tracking.tags import (
     CORPUS_HASH_TAG,
     ERROR_CLASS_TAG,
     ERROR_MESSAGE_TAG,
+    KEPT_MODEL_TAG,
     PRUNED_AT_TAG,
     SPACE_HASH_TAG,
     TRIAL_NUMBER_TAG,
@@ -137,7 +138,7 @@ def restored_outcome(
         "loss",
     ):
         setattr(outcome, name, data.metrics.get(name, math.nan))
-    outcome.test_score = data.metrics.get("test_score")
+    outcome.test_score, outcome.model_id = data.metrics.get("test_score"), data.tags.get(KEPT_MODEL_TAG)
     if data.tags.get(PRUNED_AT_TAG) is not None:
         outcome.pruned_at, outcome.status = int(float(data.tags[PRUNED_AT_TAG])), TrialState.PRUNED
     if history_key is not None:

@@ -26,6 +26,7 @@ from ..tracking.writer import RunWriter
 from ..training.models import uses_fine_tuning
 from .checks import check_embeddings, check_first_configuration
 from .hyperopt_internals import restored_trials
+from .kept_models import KeptModels
 from .loop import SequentialExecutor, run_trials, score_name
 from .outcome import TrialOutcome, TrialState, best_outcome
 from .parent import ParentRun
@@ -203,14 +204,15 @@ class Search:
             stopping_rule=_stopping_rule(config, previous),
             factory=prepared.factory,
         )
-        restored = previous.outcomes if previous is not None else []
+        writer.log_inputs(parent.run_id, runner.dataset_inputs)
+        restored, kept = previous.outcomes if previous is not None else [], KeptModels(writer, config.keep_models)
         if config.parallelism > 1:
             from .spark import SparkExecutor, spark_trials
 
-            executor: Any = SparkExecutor(spark_trials(config), runner, parent, space, self.progress is not None)
+            executor: Any = SparkExecutor(spark_trials(config), runner, parent, space, self.progress is not None, kept)
         else:
             trials = previous.hyperopt_trials(space) if previous is not None else restored_trials(space, [])
-            executor = SequentialExecutor(runner, parent, trials, restored, self.progress)
+            executor = SequentialExecutor(runner, parent, trials, restored, self.progress, kept)
         outcomes = run_trials(executor, parent, space, algorithm_suggest(config.algorithm), config, done=len(restored))
         name = score_name(config.objective, config.main_evaluation_metric)
         result = SearchResult(

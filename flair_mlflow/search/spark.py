@@ -58,8 +58,8 @@ def spark_trials(config: ExperimentConfig) -> Any:
 
     master = config.spark_master or f"local[{config.parallelism}]"
     builder = SparkSession.builder.appName("flair-mlflow").master(master).config("spark.ui.enabled", "false")
-    if config.device != "cpu" and not master.startswith("local"):  # a GPU per trial, as the cluster offers them
-        builder = builder.config("spark.task.resource.gpu.amount", "1")
+    if config.device.startswith("cuda") and not master.startswith("local"):  # a GPU per trial, as asked for
+        builder = builder.config("spark.task.resource.gpu.amount", "1")  # the workers must offer them
     unset = "PYSPARK_PYTHON" not in os.environ and master.startswith("local")
     if unset:
         os.environ["PYSPARK_PYTHON"] = sys.executable
@@ -102,18 +102,23 @@ class SparkExecutor:
     interrupt = SignalInterrupt  # SparkTrials cancels its Spark jobs on a KeyboardInterrupt
 
     def __init__(
-        self, trials: Any, runner: TrialRunner, parent: Any, space: Mapping[str, Any], show_progress: bool
+        self, trials: Any, runner: TrialRunner, parent: Any, space: Mapping[str, Any], show_progress: bool, kept: Any
     ) -> None:
         self.trials, self.parent, self.space, self.fixed = trials, parent, space, runner.config.fixed
         self.objective = SparkObjective(runner)
-        self.show_progressbar = show_progress
+        self.show_progressbar, self.kept = show_progress, kept
 
     def outcomes_so_far(self, trials: Any) -> list[TrialOutcome]:
-        return outcomes_of_trials(trials)
+        """The outcomes returned so far; a task cannot know the others, so each logs its model and they are
+        pruned here."""
+        outcomes = outcomes_of_trials(trials)
+        self.kept.prune(outcomes)
+        return outcomes
 
     def final_outcomes(self, settle: bool) -> list[TrialOutcome]:
         """Every trial's outcome; with ``settle`` (not after a signal) also those whose result never came back."""
         outcomes = self._settle(outcomes_of_trials(self.trials)) if settle else outcomes_of_trials(self.trials)
+        self.kept.prune(outcomes)
         for index in range(len(outcomes)):
             self.parent.log_score(outcomes[: index + 1])
         return outcomes

@@ -13,6 +13,7 @@ import tempfile
 import time
 import traceback
 from functools import cached_property
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import flair
@@ -20,12 +21,17 @@ import torch
 
 from ..config import ExperimentConfig
 from ..config.parameters import coerce_value
+from ..corpus.content import dataset_source, split_summaries
 from ..corpus.load import check_corpus, for_trials, load_for_experiment
 from ..embeddings.cache import EmbeddingCache
 from ..embeddings.factory import EmbeddingFactory
 from ..errors import ConfigError
+from ..register.model_logging import log_flair_model
+from ..tracking.datasets import dataset_inputs
+from ..tracking.mlflow_internals import system_metrics
 from ..tracking.tags import (
     DEVICE_TAG,
+    KEPT_MODEL_TAG,
     PRUNED_AT_TAG,
     PRUNED_TAG,
     STATUS_TAG,
@@ -75,10 +81,13 @@ class TrialRunner:
             self.factory = factory  # the cached property's value: pickling drops it as it drops a built one
 
     task_gpu: str | None = None  # the GPU Spark assigned the task running the trial
+    keep_bar: float = math.inf  # the loss a trial must beat for its model to be kept (see kept_models)
 
     def __getstate__(self) -> dict[str, Any]:
         """What travels to another process: no built embeddings or cache, and no corpus it can load itself."""
-        dropped = {"factory", "cache"} | ({"corpus", "labels"} if self.given_corpus is None else set())
+        dropped = {"factory", "cache", "dataset_inputs"} | (
+            {"corpus", "labels"} if self.given_corpus is None else set()
+        )
         return {key: value for key, value in self.__dict__.items() if key not in dropped}
 
     @cached_property
@@ -90,6 +99,14 @@ class TrialRunner:
     @cached_property
     def labels(self) -> Any:
         return self.corpus.make_label_dictionary(self.config.label_type, add_unk=False)
+
+    @cached_property
+    def dataset_inputs(self) -> list[Any]:
+        """The splits a trial trains and is scored on, as the MLflow dataset inputs every trial run records."""
+        name, source = dataset_source(self.config, self.given_corpus)
+        return dataset_inputs(
+            name, source, split_summaries(self.corpus, self.config.label_type, self.config.evaluate_test)
+        )
 
     @cached_property
     def factory(self) -> EmbeddingFactory:
@@ -113,11 +130,13 @@ class TrialRunner:
             tags = {TRIAL_NUMBER_TAG: number, TASK_TAG: self.config.task, **tags}
             outcome.run_id = writer.create_child(self.experiment_id, self.parent_run_id, f"trial-{number:03d}", tags)
             writer.log_params(outcome.run_id, logged_params(outcome.params, self.parameter_names), new_run=True)
+            writer.log_inputs(outcome.run_id, self.dataset_inputs)
         unsent: dict[str, float] = {}  # scores that go out with the run's last call
         device = resolve_device(self.config.device, torch.cuda.is_available(), self.task_gpu)
         threads = TrialThreads(self.config.threads, self.config.parallelism, device)
         try:
-            with on_device(device), threads:
+            monitored = writer is not None and self.config.log_system_metrics
+            with on_device(device), threads, system_metrics(outcome.run_id, writer and writer.tracking_uri, monitored):
                 self._training_runs(outcome, writer, unsent, threads)
             if not math.isfinite(outcome.final_score):
                 raise FloatingPointError(f"the {self.config.optimization_value} is not a number (NaN)")
@@ -137,12 +156,14 @@ class TrialRunner:
         else:
             pruned = {PRUNED_TAG: "true", PRUNED_AT_TAG: outcome.pruned_at} if outcome.pruned else {}
             pruned[DEVICE_TAG] = device
+            kept = {KEPT_MODEL_TAG: outcome.model_id} if outcome.model_id else {}
             if writer is not None:
                 writer.close(
                     outcome.run_id,
                     outcome.status.run_status,
-                    {THREADS_TAG: threads.chosen, **pruned},
+                    {THREADS_TAG: threads.chosen, **pruned, **kept},
                     {**unsent, **outcome.score_metrics()},
+                    model_id=outcome.model_id,
                 )
         outcome.duration_s = time.time() - started
         return outcome
@@ -151,36 +172,48 @@ class TrialRunner:
         self, outcome: TrialOutcome, writer: RunWriter | None, unsent: dict, threads: TrialThreads
     ) -> None:
         """Train ``training_runs`` fresh models into ``outcome``, each seeded by trial and run; epoch metrics are
-        logged as they come, each run's score waits in ``unsent``."""
-        config, test_scores = self.config, []
+        logged as they come, each run's score waits in ``unsent``; the best run's model is kept if it may rank."""
+        config, test_scores, kept_loss = self.config, [], math.inf
+        maximise = config.optimization_value == "dev_score"
         labels = self.labels  # built before seeding: making it draws from the random generators
-        for index in range(config.training_runs):
-            if config.seed is not None:
-                flair.set_seed(config.seed + 1000 * outcome.number + index)
-            model = build_model(
-                config.task, outcome.params, config.label_type, labels, self.factory, config.multi_label
-            )
-            self.cache.before_training_run(model, self.corpus, self.factory)
-            logger = MLflowLoggerPlugin(outcome.run_id, f"run_{index + 1}/", False, writer, enabled=writer is not None)
-            stopper = MedianStoppingPlugin(self.stopping_rule, config.max_epochs) if self.stopping_rule else None
-            plugins = [
-                logger,
-                FrozenEmbeddingsInEval(list(self.factory.frozen.values())),
-                *([stopper] if stopper else []),
-            ]
-            with tempfile.TemporaryDirectory(prefix="flair-mlflow-trial-") as base_path:
+        with tempfile.TemporaryDirectory(prefix="flair-mlflow-trial-") as folder:
+            for index in range(config.training_runs):
+                if config.seed is not None:
+                    flair.set_seed(config.seed + 1000 * outcome.number + index)
+                model = build_model(
+                    config.task, outcome.params, config.label_type, labels, self.factory, config.multi_label
+                )
+                self.cache.before_training_run(model, self.corpus, self.factory)
+                logger = MLflowLoggerPlugin(
+                    outcome.run_id, f"run_{index + 1}/", False, writer, enabled=writer is not None
+                )
+                stopper = MedianStoppingPlugin(self.stopping_rule, config.max_epochs) if self.stopping_rule else None
+                plugins = [
+                    logger,
+                    FrozenEmbeddingsInEval(list(self.factory.frozen.values())),
+                    *([stopper] if stopper else []),
+                ]
+                base_path = Path(folder) / f"run_{index + 1}"
                 result = train_model(model, self.corpus, config, outcome.params, base_path, plugins, threads)
-            score = outcome.add_training_run(logger.history[config.optimization_value], logger.history["dev_score"])
-            unsent[f"run_{index + 1}/score"] = score
-            if config.evaluate_test and result.get("test_score") is not None:
-                test_scores.append(unsent.setdefault(f"run_{index + 1}/test_score", float(result["test_score"])))
-            self.cache.after_training_run(model, self.factory, self.corpus)
-            del model
-            check_losses(logger.history, index + 1)
-            if stopper is not None and stopper.pruned_at is not None:
-                outcome.pruned_at, outcome.status = stopper.pruned_at, TrialState.PRUNED
-                break  # its other training runs would be pruned the same way
-            if not math.isfinite(score):
-                break
-        outcome.settle_scores(maximise=config.optimization_value == "dev_score")
-        outcome.test_score = sum(test_scores) / len(test_scores) if test_scores else None
+                score = outcome.add_training_run(logger.history[config.optimization_value], logger.history["dev_score"])
+                unsent[f"run_{index + 1}/score"] = score
+                if config.evaluate_test and result.get("test_score") is not None:
+                    test_scores.append(unsent.setdefault(f"run_{index + 1}/test_score", float(result["test_score"])))
+                self.cache.after_training_run(model, self.factory, self.corpus)
+                loss = 1.0 - score if maximise else score
+                if writer is not None and config.keep_models and loss < min(kept_loss, self.keep_bar):
+                    model.save(Path(folder) / "model.pt")
+                    kept_loss = loss
+                del model
+                check_losses(logger.history, index + 1)
+                if stopper is not None and stopper.pruned_at is not None:
+                    outcome.pruned_at, outcome.status = stopper.pruned_at, TrialState.PRUNED
+                    break  # its other training runs would be pruned the same way
+                if not math.isfinite(score):
+                    break
+            outcome.settle_scores(maximise)
+            outcome.test_score = sum(test_scores) / len(test_scores) if test_scores else None
+            if kept_loss < math.inf and outcome.status is TrialState.COMPLETE and outcome.loss < self.keep_bar:
+                uri = log_flair_model(writer.client, outcome.run_id, Path(folder) / "model.pt", config.task,
+                                      config.label_type, name=f"trial-{outcome.number:03d}")  # fmt: skip
+                outcome.model_id = uri.removeprefix("models:/")

@@ -1,12 +1,18 @@
-"""The one use of MLflow beyond its public API, kept here with a test that fails when MLflow changes it.
+"""The uses of MLflow beyond its public API, kept here with a test that fails when MLflow changes them.
 
 A probe of a tracking server must fail in seconds on a mistyped URI: the client's own calls retry for
 minutes (right for a running search's writes, which must outlast a server restart), and the public API
-sets the retries only through environment variables, which a library must not change.
+sets the retries only through environment variables, which a library must not change. A deleted logged
+model keeps its files until ``mlflow gc``; a search that bounds its disk use removes them as ``gc`` does.
+MLflow's system-metrics monitor is public only through the fluent ``start_run``; trials name their run by id.
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
+from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 from mlflow.utils.credentials import get_default_host_creds
 from mlflow.utils.rest_utils import http_request, verify_rest_response
 
@@ -21,3 +27,27 @@ def probe_server(tracking_uri: str) -> None:
         get_default_host_creds(tracking_uri), PROBE_ENDPOINT, "POST", json={"max_results": 1}, **PROBE_RETRIES
     )
     verify_rest_response(response, PROBE_ENDPOINT)
+
+
+def delete_artifacts(artifact_uri: str) -> None:
+    """Remove the files under ``artifact_uri`` (a deleted logged model's), as ``mlflow gc`` does."""
+    get_artifact_repository(artifact_uri).delete_artifacts()
+
+
+@contextmanager
+def system_metrics(run_id: str, tracking_uri: str, enabled: bool) -> Iterator[None]:
+    """MLflow's system metrics (``system/cpu_utilization_percentage``, ...) logged to ``run_id`` meanwhile."""
+    if not enabled:
+        yield
+        return
+    from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+    monitor = SystemMetricsMonitor(run_id, tracking_uri=tracking_uri)
+    monitor.start()
+    try:
+        yield
+    finally:
+        monitor.finish()  # the monitor drops its last, partial interval: a short trial would have none
+        monitor.collect_metrics()
+        monitor.publish_metrics(monitor.aggregate_metrics())
+        monitor.mlflow_logger.flush()

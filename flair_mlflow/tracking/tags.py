@@ -14,6 +14,7 @@ ERROR_MESSAGE_TAG = "error.message"
 STOP_REASON_TAG = "stop_reason"
 BEST_TRIAL_RUN_TAG = "best_trial_run_id"
 BEST_TRIAL_NUMBER_TAG = "best_trial_number"
+KEPT_MODEL_TAG = "flair_mlflow.model_id"  # the trial's kept model (keep_models), while it is kept
 WARNING_TAG = "flair_mlflow.warning"  # the trials learnt nothing: what went wrong and the likely causes
 # what resuming a search reads back
 VALS_TAG = "flair_mlflow.hyperopt_vals"

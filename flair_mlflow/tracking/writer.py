@@ -35,9 +35,9 @@ class MetricBuffer:
     def __init__(self, client: mlflow.MlflowClient, run_id: str) -> None:
         self.client, self.run_id, self.pending = client, run_id, []
 
-    def add(self, key: str, value: float, step: int = 0) -> None:
-        value = float(value)
-        self.pending.append(Metric(key, math.nan if math.isnan(value) else value, int(time.time() * 1000), int(step)))
+    def add(self, key: str, value: float, step: int = 0, model_id: str | None = None) -> None:
+        value, now = float(value), int(time.time() * 1000)
+        self.pending.append(Metric(key, math.nan if math.isnan(value) else value, now, int(step), model_id=model_id))
 
     def flush(self, tags: Mapping[str, Any] = {}) -> None:
         if self.pending or tags:
@@ -84,6 +84,10 @@ class RunWriter:
     def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
         self.client.log_batch(run_id, tags=_tags(tags))
 
+    def log_inputs(self, run_id: str, inputs: list[Any]) -> None:
+        """Dataset inputs (``tracking.datasets``); MLflow keeps one record per name and digest."""
+        self.client.log_inputs(run_id, datasets=inputs)
+
     def log_text(self, run_id: str, text: str, file_name: str) -> None:
         self.client.log_text(run_id, text, file_name)
 
@@ -93,11 +97,13 @@ class RunWriter:
     def end(self, run_id: str, status: str = "FINISHED") -> None:
         self.client.set_terminated(run_id, status=status)
 
-    def close(self, run_id: str, status: str = "FINISHED", tags: Mapping[str, Any] = {}, metrics: Mapping[str, float] = {}) -> None:  # fmt: skip
-        """End a run, its last tags and metrics sent first in one call: over HTTP each call is a round trip."""
+    def close(self, run_id: str, status: str = "FINISHED", tags: Mapping[str, Any] = {}, metrics: Mapping[str, float] = {},
+              model_id: str | None = None) -> None:  # fmt: skip
+        """End a run, its last tags and metrics sent first in one call (over HTTP each call is a round trip); with
+        ``model_id`` the metrics are its logged model's too."""
         buffer = MetricBuffer(self.client, run_id)
         for key, value in metrics.items():
-            buffer.add(key, value)
+            buffer.add(key, value, model_id=model_id)
         buffer.flush(tags)
         self.end(run_id, status)
 
