@@ -137,7 +137,10 @@ def overhead(env: dict[str, str], repeats: int) -> list[dict]:
         if Path("/usr/bin/chromium").exists():  # the 500 trials in MLflow's UI, for docs/performance.md
             from ui_screenshot import screenshot_trials
 
-            store, picture = f"sqlite:///{Path(folder) / 'mlflow.db'}", ROOT / "docs" / "images" / "search-500-trials.png"
+            store, picture = (
+                f"sqlite:///{Path(folder) / 'mlflow.db'}",
+                ROOT / "docs" / "images" / "search-500-trials.png",
+            )
             shown = f"; the UI listed them {screenshot_trials(store, first['parent_run_id'], picture):.1f}s after the parent was expanded"
     early, late = statistics.mean(gaps[:49]), statistics.mean(gaps[-50:])
     early_suggest, late_suggest = statistics.mean(suggest[1:50]), statistics.mean(suggest[-50:])
