@@ -1,9 +1,5 @@
-"""Hyperparameter search and learning-rate finding for Flair, every trial tracked in MLflow.
-
-Names are exported lazily (PEP 562): ``import flair_mlflow`` loads neither torch, Flair, MLflow nor
-hyperopt; each name imports its module on first use. Neither importing nor using the package changes
-process-wide state its caller did not ask for.
-"""
+"""Hyperparameter search and learning-rate finding for Flair, every trial tracked in MLflow. Names load lazily
+(PEP 562), so ``import flair_mlflow`` loads no torch, Flair, MLflow or hyperopt and changes no process-wide state."""
 
 from __future__ import annotations
 

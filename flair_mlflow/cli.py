@@ -1,10 +1,5 @@
-"""The ``flair-mlflow`` command line: a thin layer over the Python API.
-
-Each command imports its job only when it runs, so ``--help`` stays fast, and ``tune`` checks the experiment
-file before it loads torch, Flair, hyperopt or MLflow: bad input is refused in well under a second. Every
-option also answers to ``--set NAME=VALUE`` (a blank value: not given), which is how the MLproject passes
-what ``mlflow run -P`` sets.
-"""
+"""The ``flair-mlflow`` command line over the Python API: jobs import as they run, so bad input is refused before torch
+loads; every option also answers to ``--set NAME=VALUE`` (blank: not given), how the MLproject passes ``-P``."""
 
 from __future__ import annotations
 
@@ -44,8 +39,7 @@ class Interrupted(CommandError):
 
 
 def _deliver_lost_signals() -> None:
-    """A Ctrl-C whose exception Python had to drop (raised in code it runs for itself, such as a callback of the
-    import system) is sent again a moment later, so it still stops the command; for its own process only."""
+    """Send again a Ctrl-C whose exception Python dropped (raised in an import-system callback), so it still stops."""
     previous = sys.unraisablehook
     if getattr(previous, "delivers_lost_signals", False):
         return
@@ -81,10 +75,7 @@ class _Discard(io.TextIOBase):
 
 @contextlib.contextmanager
 def running(debug: bool, verbose: bool = True) -> Iterator[Callable[[str], None]]:
-    """Around a command's work: log lines plain, and each failure a user can act on one line (bad input exits
-    2, a search whose trials all failed 1, a signal 128 + its number; ``--debug`` shows the traceback instead).
-    Without ``verbose`` other libraries' progress bars stay out of the way. Yields what prints the command's
-    own lines."""
+    """Around a command: each failure a user can act on is one line and an exit code; yields the command's printer."""
     from .search.interrupts import SearchInterrupted
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -105,15 +96,13 @@ def running(debug: bool, verbose: bool = True) -> Iterator[Callable[[str], None]
 
 
 def _hush(verbose: bool) -> None:
-    """Without ``--verbose``, Flair's, hyperopt's and alembic's log lines below warnings stay out of the way
-    (called once they are imported: Flair sets its logger's level as it loads)."""
+    """Quiet Flair's, hyperopt's and alembic's info lines; called after import, as Flair sets its level on load."""
     for name in ("flair", "hyperopt", "alembic") if not verbose else ():
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _pairs(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, Any]:
-    """``NAME=VALUE`` pairs, blank values left out: ``--set`` converts each value with its option's own type
-    (``--set max_evals=20`` is ``--max-evals 20``), ``--param`` reads it as YAML (``0.1`` a number)."""
+    """``NAME=VALUE`` pairs, blanks left out: ``--set`` converts with the option's own type, ``--param`` reads YAML."""
     pairs: dict[str, Any] = {}
     options = {p.name: p for p in ctx.command.params if p.name not in ("sets", "params", "debug", "verbose")}
     for item in values:
@@ -121,15 +110,11 @@ def _pairs(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) 
         if not sep or not name:
             raise click.BadParameter(f"'{item}' is not NAME=VALUE", ctx, param)
         if param.name == "sets" and name not in options:
-            raise click.BadParameter(
-                f"'{name}' is not an option of this command; it takes {', '.join(options)}", ctx, param
-            )
+            known = ", ".join(options)
+            raise click.BadParameter(f"'{name}' is not an option of this command; it takes {known}", ctx, param)
         if value not in ("", "''", '""'):
-            pairs[name] = (
-                yaml.safe_load(value)
-                if param.name == "params"
-                else options[name].type.convert(value, options[name], ctx)
-            )
+            option = options.get(name)
+            pairs[name] = yaml.safe_load(value) if param.name == "params" else option.type.convert(value, option, ctx)
     return pairs
 
 
@@ -194,15 +179,8 @@ def main() -> None:
     ("--resume", None, "Parent run id of a search to continue (without CONFIG: the experiment it recorded)."),
     ("--verbose", "flag", "Show Flair's training log."),
 )
-def tune(
-    config: str | None,
-    sets: dict,
-    tracking_uri: str | None,
-    run_name: str | None,
-    verbose: bool,
-    debug: bool,
-    **options: Any,
-) -> None:
+def tune(config: str | None, sets: dict, tracking_uri: str | None, run_name: str | None, verbose: bool, debug: bool,
+         **options: Any) -> None:  # fmt: skip
     """Run the hyperparameter search the experiment file CONFIG describes; every other option overrides the
     file's setting of the same name."""
     overrides = _given(options, sets)
@@ -232,9 +210,8 @@ def tune(
     look = f"open {where}" if where.startswith(("http://", "https://")) else f"mlflow ui --backend-store-uri {where}"
     store = f" --tracking-uri {where}" if tracking_uri else ""
     click.echo(f"next:\n  {look}   # experiment '{result.experiment_name}': the search run and its trials")
-    click.echo(
-        f"  flair-mlflow register {result.parent_run_id} --name {result.experiment_name}{store}   # train, test, register"
-    )
+    register_line = f"flair-mlflow register {result.parent_run_id} --name {result.experiment_name}{store}"
+    click.echo(f"  {register_line}   # train, test, register")
     if best.model_id:
         click.echo(f"  ... --from-trial   # or register trial {best.number}'s own model (logged model {best.model_id})")
 
@@ -273,9 +250,8 @@ def lr_find(config: str, params: dict, sets: dict, debug: bool, **options: Any) 
         f"lr_find run {result.run_id}: suggested learning rate {suggestion.suggested_lr:.3g} ({suggestion.default_rule})"
     )
     click.echo(f"warning: {suggestion.warning}" if suggestion.warning else "", nl=bool(suggestion.warning))
-    click.echo(
-        f"files: {result.tsv_path.name}, {result.png_path.name}, learning_rate_suggestion.json in the run's artefacts, {result.artifact_uri}"
-    )
+    files = f"{result.tsv_path.name}, {result.png_path.name}, learning_rate_suggestion.json"
+    click.echo(f"files: {files} in the run's artefacts, {result.artifact_uri}")
     click.echo(f"  and in {options['output']}" if options.get("output") else "", nl=bool(options.get("output")))
     click.echo(f"use it: flair-mlflow tune {config} --lr-from {result.run_id}")
 
@@ -310,9 +286,8 @@ def register(search_run_id: str | None, name: str, sets: dict, verbose: bool, de
             result = register_best(search_run_id or None, name, **switches, **given)
         except MlflowException as error:  # the registry refused: not the input's fault
             raise CommandError(" ".join(str(error).split())[:500], 1) from error
-    click.echo(
-        f"register run {result.run_id}: {result.source}\n{result.metric} = {result.test_score:.4f} on {result.test_split}"
-    )
+    click.echo(f"register run {result.run_id}: {result.source}")
+    click.echo(f"{result.metric} = {result.test_score:.4f} on {result.test_split}")
     click.echo(f"registered '{result.name}' version {result.version} as {result.alias}: {result.reason}")
     click.echo(f"load or serve it as {result.registry_uri}")
 

@@ -8,8 +8,7 @@ class FlairMlflowError(Exception):
 
 
 class ConfigError(FlairMlflowError, ValueError):
-    """A setting of the experiment file or the command line is wrong; ``field`` is its dotted path
-    (``search_space.dropout``), so the message points at the line to change."""
+    """A wrong setting; ``field``, its dotted path (``search_space.dropout``), points at the line to change."""
 
     def __init__(self, field: str, problem: str) -> None:
         self.field = field

@@ -1,12 +1,5 @@
-"""Flair's old tuning API, back: the tutorial's code runs with only its import path changed.
-
-    from flair_mlflow import SearchSpace, Parameter, SequenceTaggerParamSelector
-    param_selector = SequenceTaggerParamSelector(corpus, "ner", "resources/results", max_epochs=50)
-    param_selector.optimize(search_space, max_evals=100)
-    param_selector.register_best(name="ner")   # the best configuration, trained, tested and registered
-
-Each trial is a nested MLflow run; ``base_path/param_selection.txt`` is written as before.
-"""
+"""Flair's old tuning API, back: the tutorial's code runs with only its import path changed (``from flair_mlflow
+import ...``); each trial is a nested MLflow run and ``base_path/param_selection.txt`` is written as before."""
 
 from __future__ import annotations
 
@@ -21,9 +14,7 @@ from .search.space import SearchSpace
 
 
 class ParamSelector:
-    """Runs a hyperopt search over a Flair corpus given in Python, each trial tracked in MLflow. ``options``:
-    settings of the experiment file (``fixed``, ``algorithm``, ``seed``, ``experiment``, ``multi_label``, ...),
-    and ``tracking_uri`` and ``show_progress``."""
+    """A search over a corpus given in Python; ``options``: experiment settings, ``tracking_uri``, ``show_progress``."""
 
     task = ""
 
@@ -46,12 +37,10 @@ class ParamSelector:
     def optimize(self, space: SearchSpace, max_evals: int = 100) -> dict[str, Any]:
         """Search ``space`` for ``max_evals`` trials; returns the best parameters as real values."""
         if not isinstance(space, SearchSpace):
-            raise ConfigError(
-                "search_space", f"must be a SearchSpace (space.add(Parameter..., hp...)), not {type(space).__name__}"
-            )
-        config = validated(
-            ExperimentConfig, {**self.settings, "search_space": dict(space.entries), "max_evals": max_evals}
-        )
+            problem = f"must be a SearchSpace (space.add(Parameter..., hp...)), not {type(space).__name__}"
+            raise ConfigError("search_space", problem)
+        settings = {**self.settings, "search_space": dict(space.entries), "max_evals": max_evals}
+        config = validated(ExperimentConfig, settings)
         progress = print_progress if self.show_progress else None
         self.result = Search(
             config, corpus=self.corpus, tracking_uri=self.tracking_uri, base_path=self.base_path, progress=progress
@@ -59,23 +48,20 @@ class ParamSelector:
         return self.result.best_params
 
     def register_best(self, name: str | None = None, **options: Any) -> Any:
-        """Train the best configuration :meth:`optimize` found, with the corpus and embedding objects the search
-        used, test it once and register it as ``name`` (options: ``flair_mlflow.register_best``'s)."""
+        """Train, test and register as ``name`` the best configuration found, with the search's corpus and objects."""
         if self.result is None:
             raise RuntimeError("nothing to register yet: run optimize() first")
         return self.result.register_best(name, **options)
 
 
 class SequenceTaggerParamSelector(ParamSelector):
-    """``SequenceTaggerParamSelector(corpus, tag_type, base_path, max_epochs=50, evaluation_metric=...,
-    training_runs=1, optimization_value=..., **options)``."""
+    """``SequenceTaggerParamSelector(corpus, tag_type, base_path, max_epochs=50, ..., **options)``."""
 
     task = "sequence_tagging"
 
 
 class TextClassifierParamSelector(ParamSelector):
-    """``TextClassifierParamSelector(corpus, label_type, multi_label, base_path, max_epochs=50, fine_tune=True,
-    evaluation_metric=..., training_runs=1, optimization_value=..., **options)``."""
+    """``TextClassifierParamSelector(corpus, label_type, multi_label, base_path, max_epochs=50, ..., **options)``."""
 
     task = "text_classification"
 

@@ -1,9 +1,5 @@
-"""The experiment file: one YAML document that describes a whole search, as pydantic models.
-
-Plain data (picklable, comparable, written back to YAML), so a trial can be rebuilt in another process from
-the configuration alone. Everything that can be checked without Flair is checked here, each refusal one
-:class:`ConfigError` naming its field (``search_space.dropout: ...``).
-"""
+"""The experiment file as pydantic models: plain data, so another process rebuilds a trial from it alone; all that
+can be checked without Flair is checked here, each refusal one :class:`ConfigError` naming its field."""
 
 from __future__ import annotations
 
@@ -69,9 +65,8 @@ class CorpusConfig(_Settings):
         try:
             re.compile(delimiter) if delimiter is not None else None
         except (re.error, TypeError) as error:
-            raise ConfigError(
-                "corpus.arguments.column_delimiter", f"{delimiter!r} is not a regular expression ({error})"
-            ) from None
+            problem = f"{delimiter!r} is not a regular expression ({error})"
+            raise ConfigError("corpus.arguments.column_delimiter", problem) from None
         try:
             codecs.lookup(encoding) if encoding is not None else None
         except (LookupError, TypeError):
@@ -117,11 +112,8 @@ def _metric(value: Any) -> tuple[str, str]:
 
 def _lower(value: Any) -> Any:
     """``TPE`` is ``tpe``; ``score`` and ``loss`` are the old names of ``dev_score`` and ``dev_loss``."""
-    return (
-        {"score": "dev_score", "loss": "dev_loss"}.get(value.lower(), value.lower())
-        if isinstance(value, str)
-        else value
-    )
+    aliases = {"score": "dev_score", "loss": "dev_loss"}
+    return aliases.get(value.lower(), value.lower()) if isinstance(value, str) else value
 
 
 class ExperimentConfig(_Settings):
@@ -179,9 +171,8 @@ class ExperimentConfig(_Settings):
             self.task == "text_classification"
             and not {"transformer_model", "document_embeddings", "embeddings"} & names
         ):
-            raise ConfigError(
-                "search_space", "text_classification needs 'transformer_model', 'document_embeddings' or 'embeddings'"
-            )
+            problem = "text_classification needs 'transformer_model', 'document_embeddings' or 'embeddings'"
+            raise ConfigError("search_space", problem)
         return self
 
     @classmethod
@@ -193,9 +184,8 @@ class ExperimentConfig(_Settings):
             data = yaml.safe_load(path.read_text(encoding="utf-8"))
         except yaml.YAMLError as error:
             mark = getattr(error, "problem_mark", None)
-            raise ConfigError(
-                "config", f"'{path}' is not valid YAML" + (f" at line {mark.line + 1}" if mark else "")
-            ) from None
+            where = f" at line {mark.line + 1}" if mark else ""
+            raise ConfigError("config", f"'{path}' is not valid YAML{where}") from None
         except UnicodeDecodeError:
             raise ConfigError("config", f"'{path}' is not a UTF-8 text file") from None
         if not isinstance(data, Mapping):
@@ -234,8 +224,7 @@ class ExperimentConfig(_Settings):
         return OptimizationValue.parse(self.optimization_value)
 
     def representative_params(self) -> dict[str, Any]:
-        """One whole configuration: the fixed values and a representative of each searched one (the first choice,
-        the middle of a range). Its set-up is checked before any trial; the range test trains it."""
+        """The fixed values and a representative of each searched one: checked before any trial, trained by lr-find."""
         return {**{n: representative_value(n, spec) for n, spec in self.search_space.items()}, **self.fixed}
 
     @contextmanager
@@ -264,14 +253,12 @@ def _fixed_value(name: str, value: Any, task: str) -> Any:
 
 
 def digest(data: Any) -> str:
-    """16 hex digits of the SHA-256 of plain ``data`` as canonical JSON: what tells a resumed search or a
-    registered model whether it is the same thing."""
+    """16 hex digits of SHA-256 over canonical JSON: tells a resume or a registration whether it is the same thing."""
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode("utf-8")).hexdigest()[:16]
 
 
 def validated(model: type[BaseModel], data: Mapping[str, Any]) -> Any:
-    """``model`` built from ``data``; its first problem (a typo before what it misses) one ConfigError on the
-    dotted field."""
+    """``model`` built from ``data``; its first problem (a typo before what it misses) one ConfigError."""
     try:
         return model.model_validate(data)
     except ValidationError as failure:
@@ -279,20 +266,15 @@ def validated(model: type[BaseModel], data: Mapping[str, Any]) -> Any:
         detail = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     cause = detail.get("ctx", {}).get("error")
     if isinstance(cause, ConfigError):
-        return_error: ConfigError = cause
+        raise cause from None
+    loc = [str(part) for part in detail["loc"] if not str(part).startswith(("function-", "literal["))]
+    if detail["type"] == "extra_forbidden":
+        nested = {"corpus": CorpusConfig, "pruning": PruningConfig}.get(loc[0]) if len(loc) > 1 else model
+        problem = f"unknown setting; known settings: {', '.join(sorted((nested or model).model_fields))}"
+    elif detail["type"] == "missing":
+        problem = "is required"
+    elif cause is not None:
+        problem = str(cause)
     else:
-        loc = [str(part) for part in detail["loc"] if not str(part).startswith(("function-", "literal["))]
-        field = ".".join(loc) or "config"
-        if detail["type"] == "extra_forbidden":
-            nested = {"corpus": CorpusConfig, "pruning": PruningConfig}.get(loc[0]) if len(loc) > 1 else model
-            problem = f"unknown setting; known settings: {', '.join(sorted((nested or model).model_fields))}"
-        elif detail["type"] == "missing":
-            problem = "is required"
-        else:
-            problem = (
-                str(cause)
-                if cause is not None
-                else f"{detail['msg'][0].lower()}{detail['msg'][1:]}, not {detail.get('input')!r}"
-            )
-        return_error = ConfigError(field, problem)
-    raise return_error from None
+        problem = f"{detail['msg'][0].lower()}{detail['msg'][1:]}, not {detail.get('input')!r}"
+    raise ConfigError(".".join(loc) or "config", problem) from None

@@ -1,10 +1,5 @@
-"""Search-space expressions as the experiment file writes them, checked without importing hyperopt.
-
-An expression is one hyperopt function with its arguments, as a list or a mapping of hyperopt's own names:
-``{choice: [32, 64]}``, ``{uniform: {low: 0.0, high: 0.5}}``. Options and the ends of a range (its centre,
-if unbounded) must be values the parameter can take; hyperopt's meaning is kept (``loguniform``'s bounds are
-natural logs).
-"""
+"""Search-space expressions (``{choice: [32, 64]}``, ``{uniform: {low: 0.0, high: 0.5}}``) checked without hyperopt:
+options and a range's ends must be values the parameter takes; hyperopt's meaning is kept (log bounds are logs)."""
 
 from __future__ import annotations
 
@@ -34,8 +29,7 @@ LOG_SCALE = ("loguniform", "qloguniform", "lognormal", "qlognormal")  # argument
 
 
 def checked_expression(name: str, spec: Any) -> dict[str, dict[str, Any]]:
-    """``spec`` as ``{kind: {argument: value}}``, options as the parameter takes them; a ConfigError on
-    ``search_space.<name>`` for anything no trial could use."""
+    """``spec`` as ``{kind: {argument: value}}``; a ConfigError on ``search_space.<name>`` if no trial could use it."""
     field = f"search_space.{name}"
     if not isinstance(spec, Mapping) or len(spec) != 1:
         raise ConfigError(field, f"must be one hyperopt expression such as {{uniform: [0.0, 0.5]}}, not {spec!r}")
@@ -61,8 +55,7 @@ def checked_expression(name: str, spec: Any) -> dict[str, dict[str, Any]]:
 
 
 def _named(kind: str, arguments: Any, field: str) -> dict[str, Any]:
-    """An expression's arguments by hyperopt's names, from a list or a mapping (``randint`` also takes
-    hyperopt's ``upper`` alone)."""
+    """An expression's arguments by hyperopt's names, from a list or a mapping (``randint`` also takes ``upper``)."""
     names = EXPRESSIONS[kind]
     if kind == "randint" and not isinstance(arguments, Mapping):
         arguments = list(arguments) if isinstance(arguments, (list, tuple)) else [arguments]
@@ -78,13 +71,10 @@ def _named(kind: str, arguments: Any, field: str) -> dict[str, Any]:
     if not isinstance(arguments, Mapping):
         raise ConfigError(field, f"{kind} takes {', '.join(names)}")
     unknown, missing = sorted(map(str, set(arguments) - set(names))), [n for n in names if n not in arguments]
-    if unknown or missing:
-        raise ConfigError(
-            field,
-            f"{kind} takes {', '.join(names)}, not {', '.join(unknown)}"
-            if unknown
-            else f"{kind} needs {', '.join(missing)}",
-        )
+    if unknown:
+        raise ConfigError(field, f"{kind} takes {', '.join(names)}, not {', '.join(unknown)}")
+    if missing:
+        raise ConfigError(field, f"{kind} needs {', '.join(missing)}")
     return {n: arguments[n] for n in names}
 
 
@@ -127,10 +117,8 @@ def _check_range(name: str, kind: str, named: dict[str, Any], field: str) -> Non
     )
     for label, end in ends:  # randint's high is exclusive
         if kind in LOG_SCALE and end > math.log(sys.float_info.max):
-            raise ConfigError(
-                field,
-                f"{kind}: {label} ({end:g}) overflows: exp({end:g}) is not a number; its bounds are natural logs (for 1e-4 to 0.1 write [-9.2, -2.3])",
-            )
+            overflow = f"exp({end:g}) is not a number; its bounds are natural logs (for 1e-4 to 0.1 write [-9.2, -2.3])"
+            raise ConfigError(field, f"{kind}: {label} ({end:g}) overflows: {overflow}")
         try:
             checked_value(name, coerce_value(name, drawn(kind, named, end), field), field)
         except ConfigError as error:
@@ -146,18 +134,13 @@ def drawn(kind: str, named: Mapping[str, Any], value: float) -> float:
 def options_of(spec: Mapping[str, Any]) -> list[Any] | None:
     """The values a checked ``choice`` or ``pchoice`` lists; None for a range."""
     kind, named = next(iter(spec.items()))
-    return (
-        list(named["options"])
-        if kind == "choice"
-        else [v for _, v in named["p_options"]]
-        if kind == "pchoice"
-        else None
-    )
+    if kind == "pchoice":
+        return [v for _, v in named["p_options"]]
+    return list(named["options"]) if kind == "choice" else None
 
 
 def representative_value(name: str, spec: Mapping[str, Any]) -> Any:
-    """One value of a checked expression: the first choice (pchoice: the likeliest), else the middle of its
-    range (of its logs, for a log scale), rounded to its ``q``."""
+    """The first choice (pchoice: the likeliest), else the middle of the range (of its logs), rounded to ``q``."""
     kind, named = next(iter(spec.items()))
     if kind in ("choice", "pchoice"):
         return named["options"][0] if kind == "choice" else max(named["p_options"], key=lambda pair: pair[0])[1]

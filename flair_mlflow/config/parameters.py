@@ -68,8 +68,7 @@ KINDS: dict[str, Any] = {
 
 @dataclass(frozen=True)
 class ParameterInfo:
-    """Where a parameter goes when a trial is set up (``model``, ``training`` or ``optimizer``), its kind, the
-    tasks that have it and the limits Flair and torch impose (pydantic's ``ge``/``gt``/``lt``/``le``)."""
+    """A parameter's group (model, training, optimizer), kind, tasks and the limits Flair and torch impose."""
 
     name: str
     group: str
@@ -124,21 +123,15 @@ PARAMETERS: dict[str, ParameterInfo] = {
     ]
 }
 #: the names of Flair's old ``flair.hyperparameter.Parameter`` (``Parameter.DROPOUT``); Flair spelt one otherwise
-Parameter = enum.Enum(
-    "Parameter",
-    {**{name.upper(): name for name in PARAMETERS}, "REPROJECT_WORD_DIMENSION": "reproject_words_dimension"},
-    module=__name__,
-)
+_OLD_NAMES = {**{name.upper(): name for name in PARAMETERS}, "REPROJECT_WORD_DIMENSION": "reproject_words_dimension"}
+Parameter = enum.Enum("Parameter", _OLD_NAMES, module=__name__)
 
 
 @functools.lru_cache(maxsize=None)
 def _adapter(name: str, checked: bool) -> TypeAdapter:
     info = PARAMETERS[name]
-    limits = (
-        Field(allow_inf_nan=False, **dict(info.limits))
-        if info.kind in ("number", "pair")
-        else Field(**dict(info.limits))
-    )
+    finite = {"allow_inf_nan": False} if info.kind in ("number", "pair") else {}
+    limits = Field(**finite, **dict(info.limits))
     if not checked or not info.limits:
         return TypeAdapter(KINDS[info.kind])
     if info.kind == "pair":
@@ -164,8 +157,7 @@ def coerce_value(name: str, value: Any, field: str | None = None) -> Any:
 
 
 def checked_value(name: str, value: Any, field: str) -> Any:
-    """A value the experiment sets (fixed, a choice option, a range's end), refused on ``field`` when no
-    training run could use it."""
+    """A value the experiment sets (fixed, an option, a range's end), refused on ``field`` when no run could use it."""
     return _validated(name, value, field, checked=True)
 
 

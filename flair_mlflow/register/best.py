@@ -1,7 +1,4 @@
-"""Reading back what to register: a search's best configuration, or a ``best_params.yaml``, and its experiment.
-
-Everything here only reads; an input error raises :class:`ConfigError` before a run exists.
-"""
+"""Reading back what to register (a search's best configuration, or a ``best_params.yaml``) before any run exists."""
 
 from __future__ import annotations
 
@@ -91,8 +88,7 @@ def read_best_params(source: BestParamsSource) -> dict[str, Any]:
 
 
 def _best_of_search(client: mlflow.MlflowClient, search_run: Any) -> tuple[dict[str, Any], str | None, float | None, int | None]:  # fmt: skip
-    """The best trial's (parameters, run id, score, number): the search's own ``best_params.yaml`` when it
-    finished, else the best finished trial run (a search still running or cut short)."""
+    """The best trial's (parameters, run id, score, number): from ``best_params.yaml``, else the best finished run."""
     run_id = search_run.info.run_id
     best_trial = search_run.data.tags.get(BEST_TRIAL_RUN_TAG) or None
     text = artifact_text(client, run_id, "best_params.yaml") if best_trial else None
@@ -109,35 +105,26 @@ def _best_of_search(client: mlflow.MlflowClient, search_run: Any) -> tuple[dict[
 
 
 def with_objects(params: Mapping[str, Any], objects: Mapping[str, Any], source: str) -> dict[str, Any]:
-    """``params`` read back from MLflow with each value replaced by the object it was logged for, after
-    checking it is that value (the objects of another trial would train another model)."""
+    """``params`` read back from MLflow, each value replaced by the object it was logged for, if it is that value."""
     for name, value in objects.items():
         if name in params and str(plain_value(value)) != str(plain_value(params[name])):
-            raise ConfigError(
-                f"best_params.{name}", f"{plain_value(value)} is not the value of the {source} ({params[name]})"
-            )
+            problem = f"{plain_value(value)} is not the value of the {source} ({params[name]})"
+            raise ConfigError(f"best_params.{name}", problem)
     return {**params, **objects}
 
 
-def read_best_configuration(
-    client: mlflow.MlflowClient,
-    search_run_id: str | None,
-    *,
-    best_params: BestParamsSource | None = None,
-    config: ConfigSource | None = None,
-    objects: Mapping[str, Any] | None = None,
-) -> BestConfiguration:
-    """The best configuration of a search (or of a ``best_params.yaml``) and the experiment it belongs to: the
-    experiment from ``config`` when given, else the search's; the parameters from ``best_params`` when given,
-    else the search's best trial (``objects``: that trial's values as the search in this process held them)."""
+def read_best_configuration(client: mlflow.MlflowClient, search_run_id: str | None, *,
+                            best_params: BestParamsSource | None = None, config: ConfigSource | None = None,
+                            objects: Mapping[str, Any] | None = None) -> BestConfiguration:  # fmt: skip
+    """The experiment (``config``, else the search's) and parameters (``best_params``, else the best trial's, with
+    ``objects``: its values as this process held them) to register."""
     experiment = (
         config if isinstance(config, ExperimentConfig) or config is None else ExperimentConfig.from_file(config)
     )
     search_run = get_search_run(client, search_run_id, "search_run_id") if search_run_id else None
     if search_run is None and experiment is None:
-        raise ConfigError(
-            "search_run_id", "give the run id of a search, or an experiment file (--config) with --best-params"
-        )
+        problem = "give the run id of a search, or an experiment file (--config) with --best-params"
+        raise ConfigError("search_run_id", problem)
     if experiment is None:
         experiment = recorded_experiment(client, search_run, "search_run_id")
     number = None

@@ -1,8 +1,5 @@
-"""The registry: a new model version, and the champion rule that decides its alias.
-
-Test scores are compared only between versions scored the same way (same metric, same test
-split), so an alias never moves on an unfair comparison.
-"""
+"""The registry: a new model version, and the champion rule deciding its alias, which compares test scores only
+between versions scored the same way (same metric, same test split)."""
 
 from __future__ import annotations
 
@@ -20,31 +17,16 @@ CHALLENGER = "challenger"
 SCORE_METRIC = "test_score"
 
 
-def register_version(
-    client: mlflow.MlflowClient,
-    name: str,
-    model_uri: str,
-    run_id: str,
-    score: float,
-    metric: str,
-    test_split: str,
-    tags: Mapping[str, str],
-    source: str,
-) -> tuple[str, str, str]:
-    """Register ``model_uri`` (``models:/<model id>``) as a new version of ``name`` and give it its
-    alias; returns (version, alias, why). ``source`` (what was trained) goes into its description."""
+def register_version(client: mlflow.MlflowClient, name: str, model_uri: str, run_id: str, score: float, metric: str,
+                     test_split: str, tags: Mapping[str, str], source: str) -> tuple[str, str, str]:  # fmt: skip
+    """Register ``model_uri`` (``models:/<model id>``) as a new version of ``name``; returns (version, alias, why)."""
     try:
         client.create_registered_model(name)
     except MlflowException as error:
         if error.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
             raise
-    version_tags = {
-        **tags,
-        METRIC_TAG: metric,
-        TEST_SPLIT_TAG: test_split,
-        SCORE_TAG: repr(score),
-        REGISTER_RUN_TAG: run_id,
-    }
+    scored = {METRIC_TAG: metric, TEST_SPLIT_TAG: test_split, SCORE_TAG: repr(score), REGISTER_RUN_TAG: run_id}
+    version_tags = {**tags, **scored}
     model_id = model_uri.removeprefix("models:/")
     # MLflow 3's models:/<id> source, but for a local store, whose registry would look the id up in the
     # process-wide tracking store (which --tracking-uri leaves alone): there, the files' own location
@@ -53,9 +35,8 @@ def register_version(
     created = client.create_model_version(name, source, run_id=run_id, tags=version_tags, model_id=model_id)
     version = str(created.version)
     alias, reason = assign_alias(client, name, version, score, metric, test_split)
-    client.update_model_version(
-        name, version, description=f"{metric} = {score:.4f} on {test_split}; {source}; {alias}: {reason}"
-    )
+    description = f"{metric} = {score:.4f} on {test_split}; {source}; {alias}: {reason}"
+    client.update_model_version(name, version, description=description)
     return version, alias, reason
 
 
@@ -67,19 +48,15 @@ def current_champion(client: mlflow.MlflowClient, name: str) -> Any:
         return None
 
 
-def assign_alias(
-    client: mlflow.MlflowClient, name: str, version: str, score: float, metric: str, test_split: str
-) -> tuple[str, str]:
-    """Give ``version`` the alias ``champion`` when it beats the champion on the same metric and
-    test split, else ``challenger``; returns (alias, why). Versions scored differently are never
-    compared: the new one waits as challenger for a person to decide."""
+def assign_alias(client: mlflow.MlflowClient, name: str, version: str, score: float, metric: str,
+                 test_split: str) -> tuple[str, str]:  # fmt: skip
+    """``champion`` when ``version`` beats the champion scored the same way, else ``challenger``; (alias, why)."""
     champion = current_champion(client, name)
     alias, reason = CHALLENGER, ""
     if champion is None or str(champion.version) == str(version):
         alias, reason = CHAMPION, f"first version with a score: {metric} = {score:.4f}"
     else:
-        old_metric = champion.tags.get(METRIC_TAG)
-        old_split = champion.tags.get(TEST_SPLIT_TAG)
+        old_metric, old_split = champion.tags.get(METRIC_TAG), champion.tags.get(TEST_SPLIT_TAG)
         old_score = version_score(client, champion)
         if old_metric != metric or old_split != test_split or old_score is None:
             reason = (

@@ -17,11 +17,9 @@ def kept_model_id(client: mlflow.MlflowClient, trial_run_id: str | None) -> str:
         raise ConfigError("from_trial", "needs a search run id: the model registered is its best trial's")
     model_id = client.get_run(trial_run_id).data.tags.get(KEPT_MODEL_TAG)
     if not model_id:
-        raise ConfigError(
-            "from_trial",
-            f"the best trial's model (run {trial_run_id}) was not kept (keep_models: 0, or the search predates "
-            "keep_models); register without --from-trial to train it again",
-        )
+        why = "keep_models: 0, or the search predates keep_models"
+        problem = f"the best trial's model (run {trial_run_id}) was not kept ({why}); register without --from-trial"
+        raise ConfigError("from_trial", f"{problem} to train it again")
     return model_id
 
 
@@ -31,7 +29,5 @@ def test_score(client: mlflow.MlflowClient, model_id: str, corpus: Any, label_ty
     with tempfile.TemporaryDirectory(prefix="flair-mlflow-trial-model-") as folder:
         path = mlflow.artifacts.download_artifacts(location, dst_path=folder, tracking_uri=client.tracking_uri)
         model = mlflow.pyfunc.load_model(path).unwrap_python_model().model
-    result = model.evaluate(
-        corpus.test, gold_label_type=label_type, main_evaluation_metric=metric, mini_batch_size=batch
-    )
-    return float(result.main_score)
+    options = {"gold_label_type": label_type, "main_evaluation_metric": metric, "mini_batch_size": batch}
+    return float(model.evaluate(corpus.test, **options).main_score)

@@ -1,10 +1,5 @@
-"""Logging a saved Flair model as an MLflow pyfunc model of one run, through an explicit client.
-
-MLflow's ``mlflow.pyfunc.log_model`` writes to the process-wide tracking URI (it takes no client
-or URI), so using it against ``--tracking-uri`` would mean setting that URI for the whole process.
-The steps ``log_model`` takes are done here through the client instead: a logged model of the
-run, the pyfunc files saved with its ids, uploaded, marked READY, and linked to the run.
-"""
+"""Logging a saved Flair model as a pyfunc model of one run through an explicit client: ``log_model``'s own steps,
+as ``mlflow.pyfunc.log_model`` writes only to the process-wide tracking URI."""
 
 from __future__ import annotations
 
@@ -35,12 +30,7 @@ def pip_requirements() -> list[str]:
 
 
 def save_pyfunc(path: Path, description, model_file: str | os.PathLike, task: str, label_type: str) -> None:
-    """The pyfunc model's files in ``path``, ``description`` (an ``mlflow.models.Model``) as its MLmodel.
-
-    The wrapper is saved as model code (``pyfunc_model.py`` by path), so loading it needs only
-    mlflow, flair, torch and pandas: no ``flair_mlflow``, no embedding packages (Flair stores
-    word vectors and transformer weights inside the model file).
-    """
+    """The pyfunc files in ``path``, the wrapper as model code, so loading needs neither flair_mlflow nor embeddings."""
     mlflow.pyfunc.save_model(
         str(path),
         python_model=str(Path(pyfunc_model.__file__)),
@@ -52,27 +42,16 @@ def save_pyfunc(path: Path, description, model_file: str | os.PathLike, task: st
     )
 
 
-def log_flair_model(
-    client: mlflow.MlflowClient,
-    run_id: str,
-    model_file: str | os.PathLike,
-    task: str,
-    label_type: str,
-    name: str = MODEL_NAME,
-) -> str:
+def log_flair_model(client: mlflow.MlflowClient, run_id: str, model_file: str | os.PathLike, task: str, label_type: str,
+                    name: str = MODEL_NAME) -> str:  # fmt: skip
     """Log a saved Flair model as a pyfunc model of run ``run_id``; returns its ``models:/<model id>`` URI."""
     run = client.get_run(run_id)
-    logged = client.create_logged_model(
-        run.info.experiment_id, name=name, source_run_id=run_id, params=dict(run.data.params)
-    )
+    params = dict(run.data.params)
+    logged = client.create_logged_model(run.info.experiment_id, name=name, source_run_id=run_id, params=params)
     try:
         with tempfile.TemporaryDirectory(prefix="flair-mlflow-model-") as folder:
-            description = Model(
-                artifact_path=logged.artifact_location,
-                run_id=run_id,
-                model_uuid=logged.model_id,
-                model_id=logged.model_id,
-            )
+            ids = {"run_id": run_id, "model_uuid": logged.model_id, "model_id": logged.model_id}
+            description = Model(artifact_path=logged.artifact_location, **ids)
             save_pyfunc(Path(folder) / "model", description, model_file, task, label_type)
             client.log_model_artifacts(logged.model_id, str(Path(folder) / "model"))
     except BaseException:

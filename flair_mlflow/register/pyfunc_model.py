@@ -1,9 +1,5 @@
-"""The MLflow pyfunc face of a trained Flair model: texts in, spans or labels out, as plain JSON.
-
-MLflow logs this file as *model code* (``python_model=<path of this file>``) and runs it by path
-when the model is loaded, so it must stay self-contained: it imports mlflow, pandas and (lazily)
-flair, never the rest of ``flair_mlflow``, and a model loads wherever those three are installed.
-"""
+"""The pyfunc face of a Flair model (texts in, spans or labels out), logged as model code and run by path on load:
+so it imports only mlflow, pandas and (lazily) flair, never the rest of ``flair_mlflow``."""
 
 from __future__ import annotations
 
@@ -22,31 +18,20 @@ PREDICT_BATCH_SIZE = 32
 
 
 def texts_of(model_input: Any) -> list[str]:
-    """The texts of what MLflow hands over: a DataFrame (its ``text`` column, else its first), a Series, a list
-    or array (of texts, or of one-text rows), or one string."""
-    if isinstance(model_input, pd.DataFrame):
-        model_input = (
-            model_input[TEXT_COLUMN]
-            if TEXT_COLUMN in model_input.columns
-            else model_input.iloc[:, 0]
-            if model_input.shape[1]
-            else []
-        )
-    values = (
-        [model_input]
-        if isinstance(model_input, str)
-        else list(model_input.tolist() if hasattr(model_input, "tolist") else model_input)
-    )
+    """The texts of a DataFrame (its ``text`` column, else its first), a Series, a list or array, or one string."""
+    if isinstance(model_input, pd.DataFrame) and TEXT_COLUMN in model_input.columns:
+        model_input = model_input[TEXT_COLUMN]
+    elif isinstance(model_input, pd.DataFrame):
+        model_input = model_input.iloc[:, 0] if model_input.shape[1] else []
+    if isinstance(model_input, str):
+        model_input = [model_input]
+    values = list(model_input.tolist() if hasattr(model_input, "tolist") else model_input)
     values = [v[0] if isinstance(v, (list, tuple)) and len(v) == 1 else v for v in values]
     return ["" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v) for v in values]
 
 
 def load_flair_model(path: str):
-    """A Flair model of whatever class the file holds (``__cls__`` in its state), loaded from disk only.
-
-    Flair's own ``Classifier.load`` first asks the Hugging Face hub about every model class,
-    which costs time (or hangs) without network access; the state names the class already.
-    """
+    """The Flair model of the class its state names, from disk only (``Classifier.load`` asks the hub first)."""
     import flair.models
     from flair.file_utils import load_torch_state
 
@@ -61,8 +46,7 @@ def load_flair_model(path: str):
 
 
 def predict_texts(model, texts: list[str], mini_batch_size: int = PREDICT_BATCH_SIZE) -> list[list[dict[str, Any]]]:
-    """One list per text: spans ``{text, label, start, end, score}`` for a tagger, else labels
-    ``{label, score}`` (best first). Offsets index the original text, so ``text[start:end]`` is the span."""
+    """Per text, a tagger's spans ``{text, label, start, end, score}`` (offsets into it), else labels best first."""
     from flair.data import Sentence
     from flair.models import SequenceTagger
 
@@ -79,15 +63,8 @@ def predict_texts(model, texts: list[str], mini_batch_size: int = PREDICT_BATCH_
             for span in sentence.get_spans(label_type):
                 label = span.get_label(label_type)
                 start, end = int(span.start_position), int(span.end_position)
-                spans.append(
-                    {
-                        "text": text[start:end],
-                        "label": str(label.value),
-                        "start": start,
-                        "end": end,
-                        "score": float(label.score),
-                    }
-                )
+                found = {"text": text[start:end], "label": str(label.value), "start": start, "end": end}
+                spans.append({**found, "score": float(label.score)})
             results.append(spans)
         else:
             labels = [
@@ -108,8 +85,7 @@ class Prediction(pydantic.BaseModel):
 
 
 class FlairPyfuncModel(PythonModel):
-    """Serves a Flair ``SequenceTagger`` or ``TextClassifier`` saved as the ``flair_model`` artefact. The type
-    hints are the model's signature: MLflow checks that the input is a list of texts before ``predict`` runs."""
+    """Serves the ``flair_model`` artefact; ``predict``'s type hints are the signature MLflow checks inputs by."""
 
     def load_context(self, context) -> None:
         self.model = load_flair_model(context.artifacts[FLAIR_MODEL_ARTIFACT])

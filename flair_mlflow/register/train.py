@@ -1,8 +1,5 @@
-"""From a finished search to a servable, registered model: ``register_best``.
-
-The search decides on dev; only the model registered here ever sees the test split, once, after training. Its
-test score is what the champion rule compares (see :mod:`.champion`).
-"""
+"""From a finished search to a servable, registered model: ``register_best``. The search decides on dev; only the
+model registered here sees the test split, once, and that score is what the champion rule compares."""
 
 from __future__ import annotations
 
@@ -67,21 +64,15 @@ class Registration:
 
 def recipe(config: ExperimentConfig, params: Mapping[str, Any], train_with_dev: bool) -> dict[str, Any]:
     """Everything that decides what model comes out, as plain data: what the hash is taken of."""
-    settings = {
-        k: getattr(config, k) for k in ("task", "label_type", "multi_label", "downsample", "seed", "max_epochs")
-    }
+    names = ("task", "label_type", "multi_label", "downsample", "seed", "max_epochs")
+    settings = {k: getattr(config, k) for k in names}
     corpus = config.corpus.model_dump(mode="json", exclude_defaults=True)
-    return {
-        **settings,
-        "corpus": corpus,
-        "train_with_dev": train_with_dev,
-        "params": {n: plain_value(v) for n, v in sorted(params.items())},
-    }
+    plain = {n: plain_value(v) for n, v in sorted(params.items())}
+    return {**settings, "corpus": corpus, "train_with_dev": train_with_dev, "params": plain}
 
 
 def describe_test_split(config: ExperimentConfig, corpus: Any = None) -> str:
-    """The test split a score was measured on (scores on different splits are not comparable); ``corpus``: one
-    given instead of the experiment's, described as far as a Corpus tells."""
+    """The test split a score was measured on (scores on different splits are not comparable)."""
     if corpus is not None:
         return f"{getattr(corpus, 'name', 'corpus')} {config.label_type} test, {len(corpus.test)} sentences"
     sample = f", downsample {config.downsample} seed {config.seed}" if config.downsample < 1.0 else ""
@@ -89,8 +80,7 @@ def describe_test_split(config: ExperimentConfig, corpus: Any = None) -> str:
 
 
 def _prepare(experiment: ExperimentConfig, best: BestConfiguration, corpus: Any, from_trial: bool) -> tuple[Any, Any]:
-    """The corpus and (unless registering the trial's model) a fresh model, seeded as the best trial's first
-    training run was, so the same settings repeat its dev curve; every input error fails here, before a run."""
+    """The corpus and (unless ``from_trial``) a model seeded as the best trial's first run; input errors fail here."""
     corpus = corpus if corpus is not None else load_corpus(experiment.corpus, experiment.downsample, experiment.seed)
     check_corpus(corpus, experiment.label_type)
     if corpus.test is None or len(corpus.test) == 0:
@@ -102,20 +92,15 @@ def _prepare(experiment: ExperimentConfig, best: BestConfiguration, corpus: Any,
     labels = corpus.make_label_dictionary(experiment.label_type, add_unk=False)  # before seeding, as in a trial
     if experiment.seed is not None:
         flair.set_seed(experiment.seed + 1000 * (best.trial_number or 0))
-    return corpus, build_model(
-        experiment.task, params, experiment.label_type, labels, EmbeddingFactory(corpus), experiment.multi_label
-    )
+    factory = EmbeddingFactory(corpus)
+    return corpus, build_model(experiment.task, params, experiment.label_type, labels, factory, experiment.multi_label)
 
 
 def _log_recipe(writer: RunWriter, registration: Registration, experiment: ExperimentConfig, best: BestConfiguration, settings: dict) -> None:  # fmt: skip
     """What the run registers: the configuration's params and ``recipe.yaml`` (what its hash is of)."""
     shown = {k: getattr(experiment, k) for k in ("task", "label_type", "downsample", "seed", "max_epochs")}
-    params = {
-        **best.params,
-        **shown,
-        "corpus": experiment.corpus.describe(),
-        "train_with_dev": settings["train_with_dev"],
-    }
+    shown.update(corpus=experiment.corpus.describe(), train_with_dev=settings["train_with_dev"])
+    params = {**best.params, **shown}
     params.update({"from_trial": True} if registration.source.startswith(KEPT_SOURCE) else {})
     writer.log_params(registration.run_id, {name: plain_value(value) for name, value in params.items()})
     recipe_text = yaml.safe_dump({"config_hash": registration.config_hash, **settings}, sort_keys=False)
@@ -129,17 +114,15 @@ def _log_scores(writer: RunWriter, registration: Registration, best: BestConfigu
 
 
 def _train_and_log(writer: RunWriter, registration: Registration, experiment: ExperimentConfig, best: BestConfiguration, model: Any, corpus: Any, settings: dict) -> None:  # fmt: skip
-    """Train into the run at the trials' thread choice, score on test once, and log the model: fills
-    ``test_score`` and ``model_uri``."""
+    """Train into the run as the trials did, score on test once, and log the model: fills the registration."""
     run_id = registration.run_id
     with (
         tempfile.TemporaryDirectory(prefix="flair-mlflow-register-") as folder,
         TrialThreads(experiment.threads, device=str(flair.device)) as threads,
     ):
         plugins = [MLflowLoggerPlugin(run_id=run_id, log_params=False, writer=writer)]
-        result = train_model(
-            model, corpus, experiment, best.params, folder, plugins, threads, settings["train_with_dev"]
-        )
+        with_dev = settings["train_with_dev"]
+        result = train_model(model, corpus, experiment, best.params, folder, plugins, threads, with_dev)
         registration.test_score = float(result["test_score"])
         _log_scores(writer, registration, best)
         if (Path(folder) / "test.tsv").is_file():
@@ -159,27 +142,14 @@ def _test_kept_model(writer: RunWriter, registration: Registration, experiment: 
     registration.model_uri = f"models:/{model_id}"
 
 
-def register_best(
-    search_run_id: str | None = None,
-    name: str | None = None,
-    *,
-    max_epochs: int | None = None,
-    train_with_dev: bool = False,
-    downsample: float | None = None,
-    best_params: BestParamsSource | None = None,
-    config: ConfigSource | None = None,
-    corpus: Any = None,
-    best_objects: Mapping[str, Any] | None = None,
-    tracking_uri: str | None = None,
-    run_name: str | None = None,
-    from_trial: bool = False,
-) -> Registration:
-    """Train the search's best configuration on its corpus, test it once, log and register it: the Python twin of
-    ``flair-mlflow register``. With ``name`` the model is registered and gets the alias ``champion`` when its test
-    score beats the current champion's (measured the same way), else ``challenger``. ``corpus`` replaces the
-    search's corpus and ``best_objects`` the best trial's logged values (a search from Python: its Corpus and
-    embedding objects). ``from_trial``: register the best trial's own kept model instead, tested, not trained.
-    Every input error raises :class:`ConfigError` before a run is created."""
+def register_best(search_run_id: str | None = None, name: str | None = None, *, max_epochs: int | None = None,
+                  train_with_dev: bool = False, downsample: float | None = None,
+                  best_params: BestParamsSource | None = None, config: ConfigSource | None = None, corpus: Any = None,
+                  best_objects: Mapping[str, Any] | None = None, tracking_uri: str | None = None,
+                  run_name: str | None = None, from_trial: bool = False) -> Registration:  # fmt: skip
+    """The Python twin of ``flair-mlflow register``: the best configuration trained (``from_trial``: the kept model),
+    tested once and, with ``name``, registered under the champion rule; ``corpus`` and ``best_objects`` stand in for
+    the search's corpus and logged values (a search from Python). Input errors raise before a run is created."""
     if name is not None and not str(name).strip():
         raise ConfigError("name", "must not be empty")
     changes = {k: v for k, v in {"max_epochs": max_epochs, "downsample": downsample}.items() if v is not None}
@@ -212,15 +182,13 @@ def register_best(
     }
     tags = {key: str(value) for key, value in tags.items() if value}
     where = writer.client.get_experiment(best.experiment_id).name if best.experiment_id else best.config.experiment
-    run = adopt_or_create_run(
-        writer, where, run_name or (f"register-{name}" if name else "register"), tags, refuse=best.search_run_id
-    )
+    run_name = run_name or (f"register-{name}" if name else "register")
+    run = adopt_or_create_run(writer, where, run_name, tags, refuse=best.search_run_id)
     registration.run_id = run.run_id
     say_where(writer, run.experiment_id, where)
     doing = "testing" if model_id else f"training for {experiment.max_epochs} epochs"
-    log.info(
-        "run %s: %s %s on %s", run.run_id, doing, source, getattr(corpus, "name", None) or experiment.corpus.describe()
-    )
+    corpus_name = getattr(corpus, "name", None) or experiment.corpus.describe()
+    log.info("run %s: %s %s on %s", run.run_id, doing, source, corpus_name)
     with ending(writer, run), on_device(device):
         _log_recipe(writer, registration, experiment, best, settings)
         if model_id is not None:
@@ -229,15 +197,8 @@ def register_best(
             _train_and_log(writer, registration, experiment, best, model, loaded, settings)
         if name:
             version_tags = {key: tags[key] for key in VERSION_TAGS if key in tags}
+            scored = (registration.test_score, metric, registration.test_split)
             registration.version, registration.alias, registration.reason = register_version(
-                writer.client,
-                name,
-                registration.model_uri,
-                run.run_id,
-                registration.test_score,
-                metric,
-                registration.test_split,
-                version_tags,
-                source,
+                writer.client, name, registration.model_uri, run.run_id, *scored, version_tags, source
             )
     return registration

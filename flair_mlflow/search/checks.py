@@ -1,9 +1,5 @@
-"""What a search checks before its first run that needs Flair: the corpus, the embeddings it names (each
-built once) and its first configuration set up once (model, trainer arguments, optimizers) untrained.
-
-A :class:`ConfigError` on a bare parameter name is pointed at where the experiment sets it
-(``fixed.momentum``, ``search_space.optimizer``).
-"""
+"""The checks before a search's first run that need Flair: each embedding it names built once, its first configuration
+set up untrained; a ConfigError on a bare name points at where it is set (``fixed.momentum``)."""
 
 from __future__ import annotations
 
@@ -23,8 +19,7 @@ def _options(config: ExperimentConfig, name: str) -> list[Any]:
 
 
 def check_embeddings(config: ExperimentConfig, corpus: Any) -> EmbeddingFactory:
-    """Build every embedding the experiment names once, so one that cannot load fails early; the factory
-    holding them goes to the trials."""
+    """Build each embedding the experiment names once, so one that cannot load fails early; the trials reuse them."""
     factory = EmbeddingFactory(corpus)
     for name in ("embeddings", "transformer_model", "document_embeddings"):
         values = ([config.fixed[name]] if name in config.fixed else []) + _options(config, name)
@@ -35,20 +30,12 @@ def check_embeddings(config: ExperimentConfig, corpus: Any) -> EmbeddingFactory:
 
 
 def check_first_configuration(config: ExperimentConfig, corpus: Any, factory: EmbeddingFactory) -> None:
-    """Set the first configuration up once, training nothing, with each optimizer it may use and for each
-    trainer method it may call, so what would fail every trial's set-up stops the search before any run."""
+    """Set the first configuration up untrained, with each optimizer and trainer method it may use."""
     params = config.representative_params()
     with config.named_where_set():
         try:
-            check_configuration(
-                config.task,
-                params,
-                corpus,
-                config.label_type,
-                factory,
-                config.multi_label,
-                _options(config, "optimizer"),
-            )
+            optimizers = _options(config, "optimizer")
+            check_configuration(config.task, params, corpus, config.label_type, factory, config.multi_label, optimizers)
         except ConfigError:
             raise
         except Exception as error:  # Flair or torch refusing the configuration

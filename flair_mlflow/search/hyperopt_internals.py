@@ -1,9 +1,5 @@
-"""Everything this package knows about hyperopt beyond ``fmin``, ``Trials`` and ``SparkTrials``, each piece checked
-by ``tests/test_hyperopt_internals.py``: how many draws ``fmin`` takes per trial, the ``_dynamic_trials`` that keep
-cancelled and failed trials, SparkTrials' ``misc.error``, the trial documents. hyperopt does not tell an objective
-which trial it evaluates, so the space carries it (:func:`keyed_space`, :func:`keyed_suggest`): a trial in any
-process knows its number and the point it evaluates.
-"""
+"""What this package knows of hyperopt beyond ``fmin`` and ``Trials``, each checked by tests/test_hyperopt_internals.py;
+hyperopt does not tell an objective its trial, so the space carries it (:func:`keyed_space`, :func:`keyed_suggest`)."""
 
 from __future__ import annotations
 
@@ -25,8 +21,7 @@ def keyed_space(space: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def keyed_suggest(suggest: Callable, space: Mapping[str, Any]) -> Callable:
-    """``suggest`` over ``space`` alone (so it samples exactly what it would without the key), each new
-    trial's key set to its id and point."""
+    """``suggest`` over ``space`` alone (sampling as it would without the key), each new trial keyed by id and point."""
     plain = hyperopt.Domain(lambda point: 0.0, dict(space))
 
     def keyed(new_ids: list[int], domain: Any, trials: Any, seed: int) -> list[dict[str, Any]]:
@@ -65,8 +60,7 @@ def vals_json(vals: Mapping[str, Any]) -> str:
 
 
 def restored_trials(space: Mapping[str, Any], done: list[tuple[int, Mapping[str, list], dict[str, Any]]]):
-    """hyperopt's ``Trials`` holding finished trials ``(tid, misc.vals, result)`` as if it had run them; every
-    id below the highest is reserved, so a new trial's id (and number) follows the last one."""
+    """hyperopt's ``Trials`` holding ``(tid, misc.vals, result)`` as if it ran them; new ids follow the highest."""
     trials = hyperopt.Trials()
     if not done:
         return trials
@@ -75,13 +69,8 @@ def restored_trials(space: Mapping[str, Any], done: list[tuple[int, Mapping[str,
     miscs = []
     for tid, vals, _ in done:
         full = {label: list(vals.get(label, [])) for label in labels}
-        misc = {
-            "tid": tid,
-            "cmd": None,
-            "workdir": None,
-            "idxs": {k: [tid] if v else [] for k, v in full.items()},
-            "vals": full,
-        }
+        idxs = {k: [tid] if v else [] for k, v in full.items()}
+        misc = {"tid": tid, "cmd": None, "workdir": None, "idxs": idxs, "vals": full}
         _add_key(misc)
         miscs.append(misc)
     docs = trials.new_trial_docs([tid for tid, _, _ in done], [None] * len(done), [r for _, _, r in done], miscs)
@@ -94,8 +83,7 @@ def restored_trials(space: Mapping[str, Any], done: list[tuple[int, Mapping[str,
 
 
 def continued_rng(seed: int | None, done: int) -> np.random.Generator | None:
-    """The seeded generator as ``fmin`` leaves it after ``done`` trials (it draws one number per trial), so a
-    resumed search does not replay the first trials' draws."""
+    """The seeded generator as ``fmin`` leaves it after ``done`` trials (one draw each): a resume replays no draw."""
     if seed is None:
         return None
     rng = np.random.default_rng(seed)

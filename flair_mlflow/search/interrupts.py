@@ -1,7 +1,5 @@
-"""Ctrl-C and SIGTERM during a search: Flair's trainer catches ``KeyboardInterrupt`` and returns as if training
-had ended, so while a search runs both signals raise :class:`Interrupted`, which nothing in Flair or hyperopt
-catches; the search marks its runs KILLED on the way out, and the caller's handlers are back when it ends.
-"""
+"""Ctrl-C and SIGTERM during a search raise :class:`Interrupted`, which Flair's trainer (it swallows a
+``KeyboardInterrupt``) and hyperopt do not catch; the caller's handlers are back when the search ends."""
 
 from __future__ import annotations
 
@@ -28,8 +26,7 @@ class Interrupted(BaseException):
 
 
 class SignalInterrupt(KeyboardInterrupt):
-    """A signal as a KeyboardInterrupt, for SparkTrials, which cancels its jobs on one (training runs in
-    the workers there, so Flair's handler is not in the way)."""
+    """A signal as a KeyboardInterrupt, on which SparkTrials cancels its jobs (Flair trains in the workers there)."""
 
     def __init__(self, signum: int) -> None:
         self.signum = int(signum)
@@ -54,9 +51,7 @@ class SearchInterrupted(KeyboardInterrupt):
 
 
 def catch_signals(exception: Callable[[int], BaseException] = Interrupted) -> Callable[[], None]:
-    """From now on SIGINT and SIGTERM raise ``exception``; returns the undo. Only in the main thread (where
-    Python delivers signals); the first signal puts the previous handlers back, so a second one during the
-    clean-up acts as it normally would."""
+    """SIGINT and SIGTERM raise ``exception`` (main thread only); returns the undo, which the first signal runs."""
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
     previous = {number: signal.getsignal(number) for number in SIGNALS}

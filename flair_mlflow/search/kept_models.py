@@ -1,9 +1,5 @@
-"""The trained models of a search's best ``keep_models`` trials, kept as MLflow logged models of their runs.
-
-A trial logs its model when it could rank among the best ``keep`` (:meth:`KeptModels.bar`); after each trial
-the ones that fell out are deleted with their files, so a search's disk use stays bounded as it goes.
-``register --from-trial`` registers the best one without training again.
-"""
+"""The models of a search's best ``keep_models`` trials, kept as logged models; those that fall out are deleted with
+their files after each trial, so disk use stays bounded (``register --from-trial`` registers the best one)."""
 
 from __future__ import annotations
 

@@ -1,10 +1,5 @@
-"""The one trial loop: hyperopt's ``fmin`` over an executor, its stops, signals and the parent's end.
-
-An executor runs the trials: :class:`SequentialExecutor` one after another in this process,
-``spark.SparkExecutor`` side by side on Spark, both through :meth:`TrialRunner.run_suggested`. Whatever ends the
-loop (its limits, every trial failing, a signal, an error), the parent run is finished with the reason, in one
-``finally``.
-"""
+"""The one trial loop: hyperopt's ``fmin`` over an executor (sequential here, or ``spark.SparkExecutor``); whatever
+ends it, the parent run is finished with the reason in one ``finally``."""
 
 from __future__ import annotations
 
@@ -38,9 +33,8 @@ class StopReason(str, enum.Enum):
 
 
 def run_trials(executor: Any, parent: Any, space: Mapping[str, Any], suggest: Callable, config: ExperimentConfig, done: int = 0) -> list[TrialOutcome]:  # fmt: skip
-    """Trials until a stop (``done`` of them restored before): every outcome, the parent run finished. A signal
-    ends the trials and the parent KILLED and raises :class:`SearchInterrupted`. ``executor`` gives ``fmin`` its
-    ``trials``, ``objective`` and progress bar and says what a signal raises (``interrupt``)."""
+    """Trials until a stop (``done`` restored before), the parent finished; a signal kills them and raises
+    :class:`SearchInterrupted`. ``executor`` gives ``fmin`` its trials and objective, and what a signal raises."""
     budget, patience, started = (config.time_budget_minutes or 0) * 60, config.early_stop_trials, time.time()
     stalled: list[bool] = []
     reason: StopReason | None = None
@@ -113,8 +107,7 @@ def trial_line(outcome: TrialOutcome, best: TrialOutcome | None, score: str, sho
 
 
 class SequentialExecutor:
-    """Trials one after another in this process; the parent hears of each as it ends, ``progress`` (if any)
-    gets a line for each."""
+    """Trials one after another in this process; the parent hears of each as it ends, ``progress`` gets a line."""
 
     interrupt = Interrupted  # not a KeyboardInterrupt: Flair's trainer would swallow that one
     show_progressbar = False

@@ -1,8 +1,5 @@
-"""What became of a trial, in one vocabulary: its state, its scores, and which trial is best.
-
-:class:`TrialState` is the one place a state is spelt: hyperopt's result status, the MLflow run status a
-trial's run ends with and the ``flair_mlflow.status`` tag are all read off it.
-"""
+"""What became of a trial: its state (:class:`TrialState`, whence hyperopt's status, the run's status and the
+``flair_mlflow.status`` tag are all read), its scores, and which trial is best."""
 
 from __future__ import annotations
 
@@ -12,11 +9,12 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 LAST_EPOCHS_SCORED = 3  # a training run's score is the mean of its last epochs (the tutorial's rule)
+#: the scores a finished trial's run logs at its end (with ``test_score``), and a resume reads back
+SCORE_METRICS = tuple("final_score final_variance last_epoch_score scored_epochs_variance peak_dev_score loss".split())
 
 
 class TrialState(str, enum.Enum):
-    """``COMPLETE``, ``PRUNED`` and ``FAILED`` have a result hyperopt learns from; the others are runs cut off
-    before they had one, and run again on ``--resume``."""
+    """``COMPLETE``, ``PRUNED`` and ``FAILED`` have a result hyperopt learns from; the others run again on resume."""
 
     COMPLETE = "ok"
     PRUNED = "pruned"
@@ -81,8 +79,7 @@ class TrialOutcome:
         return len(runs[0][-LAST_EPOCHS_SCORED:]) if runs else LAST_EPOCHS_SCORED
 
     def add_training_run(self, history: Sequence[float], dev_scores: Sequence[float]) -> float:
-        """Record a training run (the optimised value per epoch, its dev scores); its score is the mean of its
-        last three epochs, which damps a lucky last epoch."""
+        """Record a training run; its score, the mean of its last three epochs, damps a lucky last epoch."""
         self.run_scores.append(mean(history[-LAST_EPOCHS_SCORED:]))
         self.epoch_values.append(list(history))
         self.peak_dev_score = max([v for v in (self.peak_dev_score, *dev_scores) if math.isfinite(v)], default=math.nan)
@@ -98,15 +95,7 @@ class TrialOutcome:
 
     def score_metrics(self) -> dict[str, float]:
         """The scores a finished trial's run logs at its end (the training runs' own are logged apart)."""
-        names = (
-            "final_score",
-            "final_variance",
-            "last_epoch_score",
-            "scored_epochs_variance",
-            "peak_dev_score",
-            "loss",
-        )
-        metrics = {name: getattr(self, name) for name in names}
+        metrics = {name: getattr(self, name) for name in SCORE_METRICS}
         metrics["test_score"] = math.nan if self.test_score is None else self.test_score
         return {name: value for name, value in metrics.items() if math.isfinite(value)}
 

@@ -47,8 +47,7 @@ class ParentRun:
     @classmethod
     def start(cls, writer: RunWriter, config: ExperimentConfig, recorded: RecordedExperiment, run_name: str | None,
               config_path: Any, lr_source: dict[str, Any], **fields: Any) -> ParentRun:  # fmt: skip
-        """The run ``mlflow run`` or the caller opened, or a new one, with the search's settings, and the
-        experiment as a file with the hashes a later ``--resume`` checks (or why it has no file form)."""
+        """The run ``mlflow run`` or the caller opened, or a new one, with the settings, experiment file and hashes."""
         # named here: MLflow's generated names draw on Python's global RNG, which loading the corpus has just
         # seeded, so every search with the same seed would get the same name
         name = run_name or f"search-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -62,9 +61,7 @@ class ParentRun:
         if config_path is not None and Path(config_path).is_file():
             writer.log_file(run.run_id, config_path)
         writer.log_text(run.run_id, recorded.text, T.RESOLVED_EXPERIMENT_FILE)
-        tags = (
-            search_hashes(recorded.config) if recorded.config is not None else {T.NOT_REBUILDABLE_TAG: recorded.problem}
-        )
+        tags = {T.NOT_REBUILDABLE_TAG: recorded.problem} if recorded.config is None else search_hashes(recorded.config)
         writer.set_tags(run.run_id, {**tags, **{k: v for k, v in lr_source.items() if k != "lr_from"}})
         return cls(writer, run.run_id, run.experiment_id, run.created, config.objective, **fields)
 
@@ -81,14 +78,12 @@ class ParentRun:
         outer = os.environ.get("MLFLOW_RUN_ID")
         if outer and outer != run_id:  # `mlflow run ... -P resume=<id>` opened a run of its own
             writer.set_tags(outer, {T.RESUMES_TAG: run_id})
-        log.info(
-            "resuming search run %s: %d trials done, %d to run again", run_id, len(previous.outcomes), previous.rerun
-        )
+        done = len(previous.outcomes)
+        log.info("resuming search run %s: %d trials done, %d to run again", run_id, done, previous.rerun)
         return cls(writer, run_id, previous.parent.info.experiment_id, True, config.objective, **fields)
 
     def after_trial(self, outcomes: Sequence[TrialOutcome]) -> None:
-        """The last of ``outcomes`` has just finished: its block of the tutorial's file (the artifact is written
-        once, at the end: rewriting it per trial grows with the trials) and the scores so far."""
+        """The last of ``outcomes`` just ended: its block of the tutorial's file (the artifact waits for the end)."""
         if self.base_path is not None:
             self.base_path.mkdir(parents=True, exist_ok=True)
             mode = "a" if len(outcomes) > 1 else "w"
@@ -135,9 +130,8 @@ class ParentRun:
                 self.writer.log_file(self.run_id, plot_trials(outcomes, self.objective, Path(folder) / "trials.png"))
         if best is not None:
             tags.update({T.BEST_TRIAL_RUN_TAG: best.run_id or "", T.BEST_TRIAL_NUMBER_TAG: best.number})
-            self.writer.log_text(
-                self.run_id, best_params_yaml(best, self.objective, self.parameter_names), "best_params.yaml"
-            )
+            best_params = best_params_yaml(best, self.objective, self.parameter_names)
+            self.writer.log_text(self.run_id, best_params, "best_params.yaml")
         warning = self.learning_check.warning(outcomes) if self.learning_check is not None else None
         if warning:  # printed just before the command's summary, and shown by MLflow's UI on the parent
             log.warning("warning: %s", warning)

@@ -1,9 +1,5 @@
-"""What a search's parent run records of its experiment: a file the experiment-file loader reads back. A search
-from Python records its :class:`SearchSpace` as the user added it, embedding objects by the names that build them
-and the corpus by its dataset name and downsample; what is recorded is what the loader reads back from that text.
-Where something has no file form (a user's own embedding class) the parent records a description and the reason,
-and ``register`` and ``--resume`` refuse with it.
-"""
+"""The experiment as a file the loader reads back, a search from Python's objects named as the file names them; where
+one has no file form (a user's own embedding class) a description and the reason, which register and resume refuse."""
 
 from __future__ import annotations
 
@@ -13,6 +9,7 @@ from typing import Any
 import yaml
 
 from ..config import ExperimentConfig
+from ..config.expressions import options_of
 from ..corpus.content import corpus_settings
 from ..embeddings.specs import spec_of
 from ..errors import ConfigError
@@ -59,13 +56,8 @@ def _description(config: ExperimentConfig) -> str:
 
 
 def _holds_objects(config: ExperimentConfig) -> bool:
-    values = list(config.fixed.values()) + [v for spec in config.search_space.values() for v in _options(spec)]
+    values = list(config.fixed.values()) + [v for spec in config.search_space.values() for v in options_of(spec) or []]
     return any(not isinstance(v, (bool, int, float, str, list, tuple, type(None))) for v in values)
-
-
-def _options(spec: dict[str, Any]) -> list[Any]:
-    kind, named = next(iter(spec.items()))
-    return list(named.get("options", [])) + [value for _, value in named.get("p_options", [])]
 
 
 def _written_spec(name: str, spec: dict[str, Any]) -> dict[str, Any]:
@@ -84,8 +76,6 @@ def written_value(value: Any, field: str) -> Any:
         return plain_value(value)
     spec = spec_of(value)
     if spec is None:
-        raise NotWritable(
-            f"{field}: a {type(value).__name__} object has no experiment-file name "
-            "(embeddings are named like onehot, char, glove, transformer:<name>, a+b)"
-        )
+        names = "embeddings are named like onehot, char, glove, transformer:<name>, a+b"
+        raise NotWritable(f"{field}: a {type(value).__name__} object has no experiment-file name ({names})")
     return spec

@@ -50,17 +50,10 @@ def trials_csv(outcomes: Sequence[TrialOutcome], parameter_names: Sequence[str])
     writer = csv.writer(buffer)
     writer.writerow(["trial", "run_id", "status", *SCORE_COLUMNS, "duration_s", *parameter_names, "error"])
     for o in outcomes:
-        writer.writerow(
-            [
-                o.number,
-                o.run_id or "",
-                o.status.value,
-                *(getattr(o, name) for name in SCORE_COLUMNS),
-                round(o.duration_s, 2),
-            ]
-            + [plain_value(o.params.get(name)) for name in parameter_names]
-            + [o.error or ""]
-        )
+        scores = [getattr(o, name) for name in SCORE_COLUMNS]
+        params = [plain_value(o.params.get(name)) for name in parameter_names]
+        row = [o.number, o.run_id or "", o.status.value, *scores, round(o.duration_s, 2), *params, o.error or ""]
+        writer.writerow(row)
     return buffer.getvalue()
 
 
@@ -93,10 +86,9 @@ def plot_trials(outcomes: Sequence[TrialOutcome], objective: OptimizationValue, 
     pruned = [o for o in outcomes if o.pruned and math.isfinite(o.final_score)]
     if pruned:
         axes.plot([o.number for o in pruned], [o.final_score for o in pruned], "v", color="grey", label="pruned")
-    axes.plot(
-        [o.number for o in complete], [o.final_score for o in complete], "o", label=f"trial {objective.config_name}"
-    )
-    axes.step([o.number for o in complete], best_so_far, where="post", label="best so far")
+    numbers = [o.number for o in complete]
+    axes.plot(numbers, [o.final_score for o in complete], "o", label=f"trial {objective.config_name}")
+    axes.step(numbers, best_so_far, where="post", label="best so far")
     failed = [o.number for o in outcomes if not o.ok]
     if failed:
         bottom = min((o.final_score for o in complete), default=0.0)

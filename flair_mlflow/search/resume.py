@@ -1,10 +1,5 @@
-"""Continuing a search from what the tracking store holds: its finished child runs, nothing unpickled.
-
-Each trial's run carries hyperopt's own record of the point it sampled (``misc.vals``) as the JSON tag
-``flair_mlflow.hyperopt_vals``; with its ``loss`` that rebuilds hyperopt's ``Trials`` exactly, so a resumed
-search asks TPE what an uninterrupted one would have. The parent carries hashes of the search space and of
-the corpus settings, so a resume with another experiment is refused instead of mixing trials.
-"""
+"""Continuing a search from its finished child runs, nothing unpickled: each run's ``misc.vals`` tag and ``loss``
+rebuild hyperopt's ``Trials`` exactly; the parent's hashes refuse a resume with another experiment."""
 
 from __future__ import annotations
 
@@ -32,7 +27,7 @@ from ..tracking.tags import (
     VALS_TAG,
 )
 from .hyperopt_internals import restored_trials, sampled_point
-from .outcome import TrialOutcome, TrialState
+from .outcome import SCORE_METRICS, TrialOutcome, TrialState
 from .trial import trial_params
 
 #: what each hash covers, for the message that refuses a resume
@@ -43,29 +38,22 @@ HASH_PARTS = {
 
 
 def _corpus_identity(config: ExperimentConfig) -> dict[str, Any]:
-    """A named dataset by name and arguments; a local folder by its files' contents, not its path (which
-    differs from machine to machine)."""
+    """A named dataset by name and arguments; a local folder by its files' contents, not its machine's path."""
     corpus = config.corpus
     if corpus.name:
         return {"name": corpus.name, "arguments": corpus.arguments}
-
     identity = corpus.model_dump(exclude={"folder"})
-    dev, test, train = find_train_dev_test_files(
-        Path(corpus.folder or "."), corpus.dev_file, corpus.test_file, corpus.train_file
-    )
+    folder = Path(corpus.folder or ".")
+    dev, test, train = find_train_dev_test_files(folder, corpus.dev_file, corpus.test_file, corpus.train_file)
     files = {split: path for split, path in (("train", train), ("dev", dev), ("test", test)) if path is not None}
-    identity["files"] = {
-        split: hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16] for split, path in files.items()
-    }
+    identity["files"] = {split: hashlib.sha256(Path(p).read_bytes()).hexdigest()[:16] for split, p in files.items()}
     return identity
 
 
 def search_hashes(config: ExperimentConfig) -> dict[str, str]:
     """The parent-run tags that tell whether a later ``--resume`` searches the same thing."""
-    space = {
-        k: getattr(config, k)
-        for k in ("task", "search_space", "fixed", "max_epochs", "training_runs", "optimization_value")
-    }
+    names = ("task", "search_space", "fixed", "max_epochs", "training_runs", "optimization_value")
+    space = {k: getattr(config, k) for k in names}
     corpus = {k: getattr(config, k) for k in ("label_type", "downsample", "seed", "multi_label", "evaluate_test")}
     return {SPACE_HASH_TAG: digest(space), CORPUS_HASH_TAG: digest({**corpus, "corpus": _corpus_identity(config)})}
 
@@ -75,17 +63,12 @@ def check_same_search(parent: Any, config: ExperimentConfig) -> None:
     run_id = parent.info.run_id
     for tag, value in search_hashes(config).items():
         if tag not in parent.data.tags:
-            raise ConfigError(
-                "resume",
-                f"run '{run_id}' records no search-space hash (started from Python, or by an older flair-mlflow), "
-                "so a resume cannot check that it searches the same thing",
-            )
+            why = "started from Python, or by an older flair-mlflow"
+            problem = f"run '{run_id}' records no search-space hash ({why}), so a resume cannot check that it searches"
+            raise ConfigError("resume", f"{problem} the same thing")
         if parent.data.tags[tag] != value:
-            raise ConfigError(
-                "resume",
-                f"the {HASH_PARTS[tag]} differs from the one run '{run_id}' searched; compare with its "
-                "experiment_resolved.yaml, or start a new search",
-            )
+            problem = f"the {HASH_PARTS[tag]} differs from the one run '{run_id}' searched"
+            raise ConfigError("resume", f"{problem}; compare with its experiment_resolved.yaml, or start a new search")
 
 
 @dataclass
@@ -100,9 +83,8 @@ class PreviousTrials:
 
     def hyperopt_trials(self, space: Mapping[str, Any]):
         """hyperopt's ``Trials`` holding these trials under their numbers (trial id = number - 1)."""
-        return restored_trials(
-            space, [(o.number - 1, v, o.hyperopt_result()) for o, v in zip(self.outcomes, self.vals)]
-        )
+        done = [(o.number - 1, v, o.hyperopt_result()) for o, v in zip(self.outcomes, self.vals)]
+        return restored_trials(space, done)
 
 
 def has_result(run: Any) -> bool:
@@ -112,9 +94,8 @@ def has_result(run: Any) -> bool:
     return run.info.status == "FINISHED" and "loss" in run.data.metrics
 
 
-def restored_outcome(
-    client: Any, run: Any, number: int, params: dict[str, Any], history_key: str | None
-) -> TrialOutcome:
+def restored_outcome(client: Any, run: Any, number: int, params: dict[str, Any],
+                     history_key: str | None) -> TrialOutcome:  # fmt: skip
     """A trial's outcome read back from its run (``history_key``: with its per-epoch values, for pruning)."""
     data, info = run.data, run.info
     outcome = TrialOutcome(number=number, params=params, run_id=info.run_id)
@@ -129,14 +110,7 @@ def restored_outcome(
         if key.startswith("run_") and key.endswith("/score") and key[4:].split("/")[0].isdigit()
     )
     outcome.run_scores = [value for _, value in scores]
-    for name in (
-        "final_score",
-        "final_variance",
-        "last_epoch_score",
-        "scored_epochs_variance",
-        "peak_dev_score",
-        "loss",
-    ):
+    for name in SCORE_METRICS:
         setattr(outcome, name, data.metrics.get(name, math.nan))
     outcome.test_score, outcome.model_id = data.metrics.get("test_score"), data.tags.get(KEPT_MODEL_TAG)
     if data.tags.get(PRUNED_AT_TAG) is not None:
@@ -147,13 +121,10 @@ def restored_outcome(
     return outcome
 
 
-def read_previous_trials(
-    client: Any, parent: Any, space: Mapping[str, Any], fixed: Mapping[str, Any], history_key: str | None
-) -> PreviousTrials:
-    """The parent's trials as outcomes and hyperopt points. A trial counts when its run ended FINISHED with a
-    ``loss``, or FAILED with the ``error.class`` a failing trial writes (it would fail again); runs still
-    RUNNING belong to a process that was killed (``abandoned``), KILLED ones were interrupted: both run again
-    under their number. Of two counted runs with one number (a Spark task retried) the later counts."""
+def read_previous_trials(client: Any, parent: Any, space: Mapping[str, Any], fixed: Mapping[str, Any],
+                         history_key: str | None) -> PreviousTrials:  # fmt: skip
+    """The parent's trials with a result (:func:`has_result`) as outcomes and points; others run again under their
+    number. Of two runs with one number (a Spark task retried) the later counts."""
     previous = PreviousTrials(parent=parent)
     found: dict[int, tuple[int, Any, dict[str, list]]] = {}
     for run in child_runs(client, parent.info.experiment_id, parent.info.run_id):
@@ -166,9 +137,8 @@ def read_previous_trials(
             previous.rerun += 1
             continue
         if VALS_TAG not in run.data.tags:
-            raise ConfigError(
-                "resume", f"trial {number} (run '{run.info.run_id}') has no {VALS_TAG} tag; it cannot be restored"
-            )
+            problem = f"trial {number} (run '{run.info.run_id}') has no {VALS_TAG} tag; it cannot be restored"
+            raise ConfigError("resume", problem)
         started = run.info.start_time or 0
         if int(number) not in found or found[int(number)][0] <= started:
             found[int(number)] = (started, run, json.loads(run.data.tags[VALS_TAG]))

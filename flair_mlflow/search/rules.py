@@ -1,10 +1,5 @@
-"""Pure rules a search follows: the median stopping rule, the learning-rate range around a finder's
-suggestion, and whether the trials learnt anything at all.
-
-The median rule (Google Vizier's, Optuna's ``MedianPruner``): after a warm-up, a training run whose dev
-score at an epoch is worse than the median of earlier trials' at that epoch stops there. Its trial still
-reports its score so far to hyperopt, so the sampler learns where not to look, but it is never the best.
-"""
+"""Pure rules of a search: the median stopping rule (Vizier's, Optuna's ``MedianPruner``: a pruned trial still reports
+to hyperopt, but is never the best), the range around a finder's suggestion, and whether the trials learnt anything."""
 
 from __future__ import annotations
 
@@ -49,8 +44,7 @@ class MedianStoppingRule:
 
 @dataclass(frozen=True)
 class LearningCheck:
-    """What a search's dev scores are held against (``baseline``: what ``baseline_name``, a constant predictor,
-    scores on its dev split), and the settings a warning names."""
+    """The dev score of a constant predictor (``baseline_name``) the trials must beat, and what a warning names."""
 
     baseline: float
     baseline_name: str
@@ -59,8 +53,7 @@ class LearningCheck:
     train_sentences: int
 
     def warning(self, outcomes: Sequence[TrialOutcome]) -> str | None:
-        """None when some trial beat the constant predictor (by the best dev score any of its epochs reached);
-        else what went wrong and why it may have. Trials without dev scores leave it open."""
+        """None when some trial's best epoch beat the constant predictor (or one has no dev scores); else why not."""
         scored = [o for o in outcomes if o.ok]
         if not scored or any(not math.isfinite(o.peak_dev_score) for o in scored):
             return None

@@ -1,9 +1,5 @@
-"""A hyperopt search whose trials are nested MLflow runs under one parent run per search.
-
-Order matters: everything that can be wrong with the input (settings, space, corpus, label type, embeddings,
-Spark) is checked before the first run, and a new local store is only created then, so a bad experiment
-leaves nothing half-written. Then the parent run, the trials (:mod:`.loop`), the result.
-"""
+"""A hyperopt search, its trials nested MLflow runs under one parent: all input is checked before the first run (and
+a new local store is created only then), so a bad experiment leaves nothing half-written."""
 
 from __future__ import annotations
 
@@ -80,8 +76,7 @@ class SearchResult:
         return self.learning_check.warning(self.outcomes) if self.learning_check else None
 
     def register_best(self, name: str | None = None, **options: Any) -> Any:
-        """Train the best configuration for good, test it once and register it as ``name`` (the options of
-        ``flair_mlflow.register_best``); a search started from Python trains the corpus and objects it used."""
+        """``register_best`` of this search; one started from Python trains the corpus and objects it used."""
         given: dict[str, Any] = {"tracking_uri": self.tracking_uri}
         if self.corpus is not None:
             given.update(corpus=self.corpus, config=self.config, best_objects=self.best_params)
@@ -103,9 +98,7 @@ class PreparedSearch:
 
 
 def learning_rate_from_run(config: ExperimentConfig, client: Any) -> tuple[ExperimentConfig, dict[str, Any]]:
-    """``config`` searching ``learning_rate`` log-uniformly a decade either side of the suggestion of the finder
-    run ``config.lr_from`` (Flair's ``min_learning_rate`` lowered, never raised, so a trial drawn at the bottom
-    does not stop at once), and what the parent records of where the range came from."""
+    """``config`` searching ``learning_rate`` a decade either side of run ``lr_from``'s suggestion, and its source."""
     try:
         run = client.get_run(config.lr_from)
     except Exception:
@@ -116,15 +109,11 @@ def learning_rate_from_run(config: ExperimentConfig, client: Any) -> tuple[Exper
     low, high = suggested / LR_RANGE_FACTOR, suggested * LR_RANGE_FACTOR
     fixed = {k: v for k, v in config.fixed.items() if k != "learning_rate"}
     if not uses_fine_tuning(config.task, config.representative_params()):  # fine_tune does not anneal
-        fixed["min_learning_rate"] = min(
-            float(fixed.get("min_learning_rate", FLAIR_MIN_LEARNING_RATE)), low * MIN_LR_HEADROOM
-        )
+        floor = float(fixed.get("min_learning_rate", FLAIR_MIN_LEARNING_RATE))  # lowered, never raised
+        fixed["min_learning_rate"] = min(floor, low * MIN_LR_HEADROOM)
     space = {**config.search_space, "learning_rate": {"loguniform": {"low": math.log(low), "high": math.log(high)}}}
-    source = {
-        "lr_from": config.lr_from,
-        "lr_from.suggested_lr": suggested,
-        "lr_from.range": f"{low:.3g}..{high:.3g} (log-uniform)",
-    }
+    source = {"lr_from": config.lr_from, "lr_from.suggested_lr": suggested}
+    source["lr_from.range"] = f"{low:.3g}..{high:.3g} (log-uniform)"
     source["lr_from.min_learning_rate"] = fixed.get("min_learning_rate", "")
     if run.data.tags.get(LR_WARNING_TAG):
         source["lr_from.warning"] = run.data.tags[LR_WARNING_TAG]
@@ -144,10 +133,8 @@ def existing(writer: RunWriter, field: str) -> Any:
 
 
 class Search:
-    """One search: checked input, a parent run, the trials, the reports. :func:`run_search` is the common case;
-    this class takes what the faces supply (a corpus given in Python, the folder for the tutorial's
-    ``param_selection.txt``). ``resume``: the parent run id of a search to continue; ``progress``: where each
-    finished trial's line goes (None: nowhere)."""
+    """One search, taking what the faces supply (a corpus given in Python, the tutorial's folder); ``resume``: a
+    parent run id to continue; ``progress``: where each finished trial's line goes (None: nowhere)."""
 
     def __init__(self, config: ExperimentConfig, *, corpus: Any = None, tracking_uri: str | None = None, config_path: str | Path | None = None,
                  run_name: str | None = None, base_path: str | Path | None = None,
@@ -169,9 +156,8 @@ class Search:
         check_corpus(corpus, config.label_type)
         factory = check_embeddings(config, for_trials(corpus, config.evaluate_test))
         check_first_configuration(config, for_trials(corpus, config.evaluate_test), factory)
-        check = LearningCheck(
-            *constant_predictor(corpus, config.label_type), config.max_epochs, config.label_type, len(corpus.train)
-        )
+        baseline, baseline_name = constant_predictor(corpus, config.label_type)
+        check = LearningCheck(baseline, baseline_name, config.max_epochs, config.label_type, len(corpus.train))
         recorded, space = record_experiment(config, self.corpus), hyperopt_space(config.search_space)
         if self.resume:
             client = existing(writer, "resume")
@@ -215,16 +201,8 @@ class Search:
             executor = SequentialExecutor(runner, parent, trials, restored, self.progress, kept)
         outcomes = run_trials(executor, parent, space, algorithm_suggest(config.algorithm), config, done=len(restored))
         name = score_name(config.objective, config.main_evaluation_metric)
-        result = SearchResult(
-            parent.run_id,
-            parent.experiment_id,
-            outcomes,
-            name,
-            writer.tracking_uri,
-            prepared.learning_check,
-            config,
-            self.corpus,
-        )
+        ids = (parent.run_id, parent.experiment_id)
+        result = SearchResult(*ids, outcomes, name, writer.tracking_uri, prepared.learning_check, config, self.corpus)
         if result.best is None:
             errors = [o.error for o in outcomes if o.error]
             why = f" (last error: {one_line(errors[-1])})" if errors else ""
@@ -246,9 +224,8 @@ def _stopping_rule(config: ExperimentConfig, previous: PreviousTrials | None) ->
 def run_search(config: ExperimentConfig | str | Path | None, *, overrides: Mapping[str, Any] | None = None, tracking_uri: str | None = None,
                run_name: str | None = None, show_progress: bool = True, progress: Callable[[str], None] | None = None,
                resume: str | None = None) -> SearchResult:  # fmt: skip
-    """Run the search an experiment file describes: the Python twin of ``flair-mlflow tune``. ``resume``: the
-    parent run id of a search to continue (without ``config``, with the experiment that search recorded);
-    ``progress``: where each finished trial's line goes (default: stderr, unless ``show_progress`` is off)."""
+    """The Python twin of ``flair-mlflow tune``; ``resume``: a parent run id to continue (without ``config``, with the
+    experiment it recorded); ``progress``: where each trial's line goes (default: stderr if ``show_progress``)."""
     config_path = None
     if config is None:
         if not resume:

@@ -27,10 +27,7 @@ def hyperopt_space(search_space: Mapping[str, Mapping[str, Any]]) -> dict[str, A
 
 
 class SearchSpace:
-    """The tutorial's search-space builder: ``space.add(Parameter.DROPOUT, hp.uniform, low=0.0, high=0.5)``.
-
-    It keeps what the user added (the function and its arguments), which is how a search started from
-    Python records its space in the experiment file's form."""
+    """The tutorial's ``space.add(Parameter.DROPOUT, hp.uniform, low=0.0, high=0.5)``, kept in the experiment's form."""
 
     def __init__(self) -> None:
         self.entries: dict[str, dict[str, dict[str, Any]]] = {}

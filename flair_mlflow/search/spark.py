@@ -1,10 +1,5 @@
-"""Trials side by side on Spark, through hyperopt's own ``SparkTrials``: the loop's Spark executor.
-
-Each trial runs in a Spark task and writes its run from the worker, by explicit parent run id. Its number
-and point reach the task through the space (see :mod:`.hyperopt_internals`), so the worker names, numbers
-and tags its run as a sequential search would; outcomes come back in hyperopt's trial documents and the
-parent hears of them when the search ends.
-"""
+"""Trials side by side on Spark through hyperopt's ``SparkTrials``: each writes its run from the worker as a sequential
+search would (number and point come with the space); the parent hears of the outcomes when the search ends."""
 
 from __future__ import annotations
 
@@ -35,11 +30,9 @@ def check_parallel(config: ExperimentConfig, tracking_uri: str, resume: str | No
     master = config.spark_master
     scheme = urlparse(tracking_uri).scheme
     if master and not master.startswith("local") and (scheme in ("", "file", "sqlite") or len(scheme) == 1):
-        raise ConfigError(
-            "tracking_uri",
-            f"'{tracking_uri}' is a store on this machine, which Spark workers on other hosts cannot reach; "
-            "run an MLflow tracking server and pass --tracking-uri http://<host>:<port>",
-        )
+        unreachable = f"'{tracking_uri}' is a store on this machine, which Spark workers on other hosts cannot reach"
+        advice = "run an MLflow tracking server and pass --tracking-uri http://<host>:<port>"
+        raise ConfigError("tracking_uri", f"{unreachable}; {advice}")
     try:
         import hyperopt.spark  # noqa: F401
         import pyspark.sql  # noqa: F401
@@ -48,11 +41,7 @@ def check_parallel(config: ExperimentConfig, tracking_uri: str, resume: str | No
 
 
 def spark_trials(config: ExperimentConfig) -> Any:
-    """hyperopt's ``SparkTrials`` on the given master, or ``local[parallelism]`` whose workers run this Python.
-
-    PySpark reads the workers' interpreter from ``PYSPARK_PYTHON`` once, as its context starts (no setting
-    does it from Python), so the variable is set for that moment only, where the caller has not set it.
-    """
+    """hyperopt's ``SparkTrials`` on the given master, or ``local[parallelism]`` whose workers run this Python."""
     from hyperopt import SparkTrials
     from pyspark.sql import SparkSession
 
@@ -60,7 +49,7 @@ def spark_trials(config: ExperimentConfig) -> Any:
     builder = SparkSession.builder.appName("flair-mlflow").master(master).config("spark.ui.enabled", "false")
     if config.device.startswith("cuda") and not master.startswith("local"):  # a GPU per trial, as asked for
         builder = builder.config("spark.task.resource.gpu.amount", "1")  # the workers must offer them
-    unset = "PYSPARK_PYTHON" not in os.environ and master.startswith("local")
+    unset = "PYSPARK_PYTHON" not in os.environ and master.startswith("local")  # read once, as the context starts
     if unset:
         os.environ["PYSPARK_PYTHON"] = sys.executable
     try:
@@ -101,16 +90,14 @@ class SparkExecutor:
 
     interrupt = SignalInterrupt  # SparkTrials cancels its Spark jobs on a KeyboardInterrupt
 
-    def __init__(
-        self, trials: Any, runner: TrialRunner, parent: Any, space: Mapping[str, Any], show_progress: bool, kept: Any
-    ) -> None:
+    def __init__(self, trials: Any, runner: TrialRunner, parent: Any, space: Mapping[str, Any], show_progress: bool,
+                 kept: Any) -> None:  # fmt: skip
         self.trials, self.parent, self.space, self.fixed = trials, parent, space, runner.config.fixed
         self.objective = SparkObjective(runner)
         self.show_progressbar, self.kept = show_progress, kept
 
     def outcomes_so_far(self, trials: Any) -> list[TrialOutcome]:
-        """The outcomes returned so far; a task cannot know the others, so each logs its model and they are
-        pruned here."""
+        """The outcomes returned so far; a task cannot know the others, so each logs its model and extras go here."""
         outcomes = outcomes_of_trials(trials)
         self.kept.prune(outcomes)
         return outcomes
@@ -124,12 +111,8 @@ class SparkExecutor:
         return outcomes
 
     def _settle(self, outcomes: list[TrialOutcome]) -> list[TrialOutcome]:
-        """Account for the trials whose result never reached the driver. SparkTrials cancels the trials still
-        running when a search stops early and drops the result of one that finished in that instant; a trial
-        whose Spark task failed (its worker killed, out of memory, its host lost) leaves its run RUNNING. A run
-        that ended with its metrics becomes its trial's outcome; one cut off by a cancellation ends KILLED,
-        tagged ``cancelled``; one cut off by a failed task ends FAILED as ``SparkTaskFailed``. Any other run
-        left RUNNING (a failed attempt of a task Spark retried) ends KILLED, tagged ``cancelled``."""
+        """Account for trials whose result never reached the driver (cancelled by an early stop, or a failed task): a
+        run with its metrics is the outcome; the rest end KILLED ``cancelled``, or FAILED as ``SparkTaskFailed``."""
         writer = self.parent.writer
         by_number = {outcome.number: outcome for outcome in outcomes}
         runs = child_runs(writer.client, self.parent.experiment_id, self.parent.run_id)
@@ -138,10 +121,8 @@ class SparkExecutor:
             if not (is_cancelled(doc) or is_lost(doc)) or "outcome" in (doc.get("result") or {}):
                 continue
             number = doc["tid"] + 1
-            attempts = sorted(
-                (r for r in runs if r.data.tags.get(TRIAL_NUMBER_TAG) == str(number)),
-                key=lambda r: r.info.start_time or 0,
-            )
+            attempts = [r for r in runs if r.data.tags.get(TRIAL_NUMBER_TAG) == str(number)]
+            attempts.sort(key=lambda r: r.info.start_time or 0)
             if not attempts:
                 continue  # cut off before the trial created its run; a lost one's outcome says so
             run = attempts[-1]
@@ -164,17 +145,15 @@ class SparkExecutor:
 
 
 def outcomes_of_trials(trials: Any) -> list[TrialOutcome]:
-    """The outcomes Spark trials hold, in trial-id order: those returned, and a failed one for each trial whose
-    Spark task itself failed. Cancelled and running trials have none."""
+    """In trial-id order, the outcomes returned and a failed one per lost Spark task (cancelled ones have none)."""
     outcomes: list[TrialOutcome] = []
     for doc in every_trial(trials):
         result = doc.get("result") or {}
         if "outcome" in result:
             outcomes.append(TrialOutcome(**{**result["outcome"], "status": TrialState(result["outcome"]["status"])}))
         elif is_lost(doc):
-            outcomes.append(
-                TrialOutcome(doc["tid"] + 1, {}, TrialState.FAILED, error=f"SparkTaskFailed: {_task_error(doc)}")
-            )
+            error = f"SparkTaskFailed: {_task_error(doc)}"
+            outcomes.append(TrialOutcome(doc["tid"] + 1, {}, TrialState.FAILED, error=error))
     return outcomes
 
 

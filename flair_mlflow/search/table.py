@@ -12,8 +12,7 @@ SCORES = ["final_score", "final_variance", "last_epoch_score", "scored_epochs_va
 
 
 def search_trials(search_run_id: str, tracking_uri: str | None = None) -> pd.DataFrame:
-    """The trials of a search, ranked by ``final_score`` (failed and unfinished last): a row each, with its run,
-    status, scores and parameters (in the experiment's order, searched then fixed)."""
+    """A search's trials, best ``final_score`` first: run, status, scores and parameters (in the experiment's order)."""
     client = connect(tracking_uri).client
     search_run = get_search_run(client, search_run_id, "search_run_id")
     runs = ranked_trial_runs(client, search_run)

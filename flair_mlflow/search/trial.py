@@ -1,9 +1,5 @@
-"""One trial of a search: train ``training_runs`` fresh models with one configuration and score them.
-
-A :class:`TrialRunner` holds the experiment (plain data) and the ids of the runs it writes into by explicit
-id, so pickled into another process (a Spark task) it runs the trial the driver would have run: one
-``run`` for sequential and parallel searches alike.
-"""
+"""One trial: ``training_runs`` fresh models of one configuration, scored. A :class:`TrialRunner` holds plain data and
+run ids, so pickled into a Spark task it runs the trial the driver would have: one ``run`` for every search."""
 
 from __future__ import annotations
 
@@ -66,10 +62,8 @@ def logged_params(params: Mapping[str, Any], names: Sequence[str]) -> dict[str, 
 
 
 class TrialRunner:
-    """Runs trials from their sampled parameters in any process that can have the corpus: loaded there from the
-    experiment (once per process), or ``corpus``, given in Python. Without ``parent_run_id`` a trial writes no
-    run; ``parameter_names`` are what each run logs; ``stopping_rule`` is the median stopping rule (None: no
-    pruning); ``factory`` holds embeddings the search's checks built on this corpus."""
+    """Runs trials in any process that can load the corpus (or has ``corpus``, given in Python); without
+    ``parent_run_id`` a trial writes no run; ``factory`` holds the embeddings the search's checks built."""
 
     def __init__(self, config: ExperimentConfig, *, tracking_uri: str | None = None, experiment_id: str | None = None,
                  parent_run_id: str | None = None, parameter_names: Sequence[str] = (), corpus: Any = None,
@@ -85,9 +79,8 @@ class TrialRunner:
 
     def __getstate__(self) -> dict[str, Any]:
         """What travels to another process: no built embeddings or cache, and no corpus it can load itself."""
-        dropped = {"factory", "cache", "dataset_inputs"} | (
-            {"corpus", "labels"} if self.given_corpus is None else set()
-        )
+        loadable = {"corpus", "labels"} if self.given_corpus is None else set()
+        dropped = {"factory", "cache", "dataset_inputs"} | loadable
         return {key: value for key, value in self.__dict__.items() if key not in dropped}
 
     @cached_property
@@ -104,9 +97,8 @@ class TrialRunner:
     def dataset_inputs(self) -> list[Any]:
         """The splits a trial trains and is scored on, as the MLflow dataset inputs every trial run records."""
         name, source = dataset_source(self.config, self.given_corpus)
-        return dataset_inputs(
-            name, source, split_summaries(self.corpus, self.config.label_type, self.config.evaluate_test)
-        )
+        splits = split_summaries(self.corpus, self.config.label_type, self.config.evaluate_test)
+        return dataset_inputs(name, source, splits)
 
     @cached_property
     def factory(self) -> EmbeddingFactory:
@@ -158,21 +150,15 @@ class TrialRunner:
             pruned[DEVICE_TAG] = device
             kept = {KEPT_MODEL_TAG: outcome.model_id} if outcome.model_id else {}
             if writer is not None:
-                writer.close(
-                    outcome.run_id,
-                    outcome.status.run_status,
-                    {THREADS_TAG: threads.chosen, **pruned, **kept},
-                    {**unsent, **outcome.score_metrics()},
-                    model_id=outcome.model_id,
-                )
+                end_tags = {THREADS_TAG: threads.chosen, **pruned, **kept}
+                metrics = {**unsent, **outcome.score_metrics()}
+                writer.close(outcome.run_id, outcome.status.run_status, end_tags, metrics, model_id=outcome.model_id)
         outcome.duration_s = time.time() - started
         return outcome
 
-    def _training_runs(
-        self, outcome: TrialOutcome, writer: RunWriter | None, unsent: dict, threads: TrialThreads
-    ) -> None:
-        """Train ``training_runs`` fresh models into ``outcome``, each seeded by trial and run; epoch metrics are
-        logged as they come, each run's score waits in ``unsent``; the best run's model is kept if it may rank."""
+    def _training_runs(self, outcome: TrialOutcome, writer: RunWriter | None, unsent: dict,
+                       threads: TrialThreads) -> None:  # fmt: skip
+        """Train into ``outcome``, seeded by trial and run; scores wait in ``unsent``; a model that may rank is kept."""
         config, test_scores, kept_loss = self.config, [], math.inf
         maximise = config.optimization_value == "dev_score"
         labels = self.labels  # built before seeding: making it draws from the random generators
@@ -184,21 +170,17 @@ class TrialRunner:
                     config.task, outcome.params, config.label_type, labels, self.factory, config.multi_label
                 )
                 self.cache.before_training_run(model, self.corpus, self.factory)
-                logger = MLflowLoggerPlugin(
-                    outcome.run_id, f"run_{index + 1}/", False, writer, enabled=writer is not None
-                )
+                run_name = f"run_{index + 1}"
+                logger = MLflowLoggerPlugin(outcome.run_id, f"{run_name}/", False, writer, enabled=writer is not None)
                 stopper = MedianStoppingPlugin(self.stopping_rule, config.max_epochs) if self.stopping_rule else None
-                plugins = [
-                    logger,
-                    FrozenEmbeddingsInEval(list(self.factory.frozen.values())),
-                    *([stopper] if stopper else []),
-                ]
-                base_path = Path(folder) / f"run_{index + 1}"
+                frozen = FrozenEmbeddingsInEval(list(self.factory.frozen.values()))
+                plugins = [logger, frozen, *([stopper] if stopper else [])]
+                base_path = Path(folder) / run_name
                 result = train_model(model, self.corpus, config, outcome.params, base_path, plugins, threads)
                 score = outcome.add_training_run(logger.history[config.optimization_value], logger.history["dev_score"])
-                unsent[f"run_{index + 1}/score"] = score
+                unsent[f"{run_name}/score"] = score
                 if config.evaluate_test and result.get("test_score") is not None:
-                    test_scores.append(unsent.setdefault(f"run_{index + 1}/test_score", float(result["test_score"])))
+                    test_scores.append(unsent.setdefault(f"{run_name}/test_score", float(result["test_score"])))
                 self.cache.after_training_run(model, self.factory, self.corpus)
                 loss = 1.0 - score if maximise else score
                 if writer is not None and config.keep_models and loss < min(kept_loss, self.keep_bar):

@@ -1,11 +1,5 @@
-"""The uses of MLflow beyond its public API, kept here with a test that fails when MLflow changes them.
-
-A probe of a tracking server must fail in seconds on a mistyped URI: the client's own calls retry for
-minutes (right for a running search's writes, which must outlast a server restart), and the public API
-sets the retries only through environment variables, which a library must not change. A deleted logged
-model keeps its files until ``mlflow gc``; a search that bounds its disk use removes them as ``gc`` does.
-MLflow's system-metrics monitor is public only through the fluent ``start_run``; trials name their run by id.
-"""
+"""MLflow beyond its public API, each use tested: a server probe without minutes of retries (set only by environment
+variables), deleting a logged model's files as ``mlflow gc`` does, and the system-metrics monitor by run id."""
 
 from __future__ import annotations
 
@@ -23,9 +17,8 @@ PROBE_ENDPOINT = "/api/2.0/mlflow/experiments/search"
 
 def probe_server(tracking_uri: str) -> None:
     """One request to the server at ``tracking_uri``, with its credentials; raises what MLflow raises."""
-    response = http_request(
-        get_default_host_creds(tracking_uri), PROBE_ENDPOINT, "POST", json={"max_results": 1}, **PROBE_RETRIES
-    )
+    credentials = get_default_host_creds(tracking_uri)
+    response = http_request(credentials, PROBE_ENDPOINT, "POST", json={"max_results": 1}, **PROBE_RETRIES)
     verify_rest_response(response, PROBE_ENDPOINT)
 
 

@@ -1,8 +1,5 @@
-"""A search read back from the store: its parent run, its trial runs ranked best first, small artefacts.
-
-``register``, ``trials`` and ``--resume`` read a search this way, so a search cut short ranks its trials
-the same in each.
-"""
+"""A search read back from the store (its parent, its trials best first, small artefacts), one way for ``register``,
+``trials`` and ``--resume`` alike."""
 
 from __future__ import annotations
 
@@ -24,8 +21,7 @@ FINAL_SCORE = "final_score"
 
 
 def get_search_run(client: mlflow.MlflowClient, run_id: str, field: str) -> Any:
-    """The parent run of a search, or one line on ``field`` saying what the id is instead (a trial's, a
-    deleted run's, none at all); a store that cannot be read is named as such."""
+    """The parent run of a search, or one line on ``field`` saying what the id is instead (a trial's, none, ...)."""
     run_id = str(run_id or "").strip()
     if not run_id:
         raise ConfigError(field, "is empty; give the run id of a search (its parent run)")
@@ -35,13 +31,11 @@ def get_search_run(client: mlflow.MlflowClient, run_id: str, field: str) -> Any:
     except MlflowException as error:
         if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE") or "not found" in str(error):
             raise ConfigError(field, f"no run '{run_id}' in the tracking store '{where}'") from None
-        raise ConfigError(
-            "tracking_uri", f"cannot read run '{run_id}' from '{where}': {one_line(error, 200)}"
-        ) from None
+        reason = one_line(error, 200)
+        raise ConfigError("tracking_uri", f"cannot read run '{run_id}' from '{where}': {reason}") from None
     except Exception as error:  # connection errors surface as requests or OS errors
-        raise ConfigError(
-            "tracking_uri", f"cannot reach the tracking store '{where}': {one_line(error, 200)}"
-        ) from None
+        reason = one_line(error, 200)
+        raise ConfigError("tracking_uri", f"cannot reach the tracking store '{where}': {reason}") from None
     tags = run.data.tags
     if run.info.lifecycle_stage == "deleted":
         raise ConfigError(field, f"run '{run_id}' is deleted; restore it in MLflow first")
@@ -106,8 +100,7 @@ def ranked_trial_runs(client: mlflow.MlflowClient, search_run: Any) -> list[Any]
 def recorded_experiment(
     client: Any, run: Any, field: str, overrides: Mapping[str, Any] | None = None
 ) -> ExperimentConfig:
-    """The experiment a search ran (after overrides), from its parent's ``experiment_resolved.yaml``: what
-    ``--resume`` without a file and ``register`` read."""
+    """The experiment a search ran (after overrides), from its parent's ``experiment_resolved.yaml``."""
     run_id = run.info.run_id
     problem = run.data.tags.get(NOT_REBUILDABLE_TAG)
     if problem:
@@ -119,13 +112,10 @@ def recorded_experiment(
         )
     text = artifact_text(client, run_id)
     if text is None:
-        raise ConfigError(
-            field, f"search '{run_id}' has no readable experiment_resolved.yaml; give the experiment file"
-        )
+        message = f"search '{run_id}' has no readable experiment_resolved.yaml; give the experiment file"
+        raise ConfigError(field, message)
     try:
         return ExperimentConfig.from_dict(yaml.safe_load(text), overrides)
     except (ConfigError, yaml.YAMLError, TypeError, AttributeError) as error:
-        raise ConfigError(
-            field,
-            f"the experiment_resolved.yaml of search '{run_id}' is not usable ({error}); give the experiment file",
-        ) from None
+        problem = f"the experiment_resolved.yaml of search '{run_id}' is not usable ({error}); give the experiment file"
+        raise ConfigError(field, problem) from None

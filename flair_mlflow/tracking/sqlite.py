@@ -1,8 +1,5 @@
-"""Local sqlite stores created whole: MLflow builds a new store's tables in place, in migrations that are not one
-transaction, so a command stopped meanwhile (even by ``kill -9``) would leave a file every later command fails
-on. A new store is built by MLflow's own client in a temporary file, moved into place once whole, under a lock
-file (``mlflow.db.lock``) that commands starting at once on a new store wait on.
-"""
+"""Local sqlite stores created whole: MLflow's migrations are not one transaction, so a new store is built in a
+temporary file and moved into place, under a lock file (``mlflow.db.lock``) other commands wait on."""
 
 from __future__ import annotations
 
@@ -34,9 +31,8 @@ def check_creatable(path: Path) -> None:
     while not parent.exists():
         parent = parent.parent
     if not parent.is_dir() or not os.access(parent, os.W_OK):
-        raise ConfigError(
-            "tracking_uri", f"cannot create the sqlite store '{path}': '{parent}' is not a writable folder"
-        )
+        problem = f"cannot create the sqlite store '{path}': '{parent}' is not a writable folder"
+        raise ConfigError("tracking_uri", problem)
 
 
 def create_sqlite_store(tracking_uri: str) -> None:

@@ -1,8 +1,5 @@
-"""Reaching a store and the run a command writes into: one probe, one way to adopt or create a run.
-
-The probe runs before anything is written, so a mistyped URI or wrong credentials stop a command in
-seconds, with one line and no run; a new local sqlite store is only created when the first run is.
-"""
+"""Reaching a store (probed before anything is written: a bad URI stops a command in seconds, with no run) and one
+way to adopt or create the run a command writes into."""
 
 from __future__ import annotations
 
@@ -26,8 +23,7 @@ log = logging.getLogger("flair_mlflow")
 
 
 def connect(tracking_uri: str | None = None) -> RunWriter:
-    """A writer for ``tracking_uri`` (MLflow's default when None), probed: a ConfigError when the store cannot
-    be reached, refuses the credentials or is not one MLflow knows. Changes no process-wide setting."""
+    """A probed writer for ``tracking_uri`` (None: MLflow's default); a ConfigError when the store is not usable."""
     writer = RunWriter(tracking_uri)
     uri, path = writer.tracking_uri, sqlite_path(writer.tracking_uri)
     try:
@@ -48,17 +44,12 @@ def _unreachable(tracking_uri: str, error: Exception) -> ConfigError:
     where, message = redact_uri(tracking_uri), redact_uri(one_line(error, 200))
     code = str(getattr(error, "error_code", ""))
     if code in ("UNAUTHENTICATED", "PERMISSION_DENIED") or re.search(r"\b40[13]\b", str(error)):
-        return ConfigError(
-            "tracking_uri",
-            f"the tracking server '{where}' refused the credentials ({code or 'HTTP 401/403'}); "
-            "check MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)",
-        )
+        refused = f"the tracking server '{where}' refused the credentials ({code or 'HTTP 401/403'})"
+        advice = "check MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)"
+        return ConfigError("tracking_uri", f"{refused}; {advice}")
     if "unsupported uri" in str(error).lower() or "could not find a registered" in str(error).lower():
-        return ConfigError(
-            "tracking_uri",
-            f"'{where}' is not a store MLflow knows: give sqlite:///FILE, http(s)://HOST or a database URL "
-            "(postgresql://, mysql://, mssql://)",
-        )
+        known = "give sqlite:///FILE, http(s)://HOST or a database URL (postgresql://, mysql://, mssql://)"
+        return ConfigError("tracking_uri", f"'{where}' is not a store MLflow knows: {known}")
     path = sqlite_path(tracking_uri)
     if path is not None:
         return ConfigError("tracking_uri", f"cannot open the sqlite store '{path}': {message}; {_advice(path)}")
@@ -66,8 +57,7 @@ def _unreachable(tracking_uri: str, error: Exception) -> ConfigError:
 
 
 def _advice(path: Any) -> str:
-    """What to do with a sqlite file MLflow cannot open (not a database, or left half-migrated by a command
-    stopped while MLflow built its tables)."""
+    """What to do with a sqlite file MLflow cannot open (not a database, or left half-migrated)."""
     try:
         with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as connection:
             runs = int(connection.execute("SELECT count(*) FROM runs").fetchone()[0])
@@ -87,17 +77,10 @@ class AdoptedRun:
     created: bool
 
 
-def adopt_or_create_run(
-    writer: RunWriter,
-    experiment: str | None,
-    run_name: str,
-    tags: Mapping[str, Any] = {},
-    parent_run_id: str | None = None,
-    refuse: str | None = None,
-) -> AdoptedRun:
-    """The run ``mlflow run`` opened (``MLFLOW_RUN_ID``) or the caller's active run, else a new one: nested
-    under ``parent_run_id`` when given, else in the named experiment. ``refuse``: a run id that must not be
-    adopted (the search a registration reads from)."""
+def adopt_or_create_run(writer: RunWriter, experiment: str | None, run_name: str, tags: Mapping[str, Any] = {},
+                        parent_run_id: str | None = None, refuse: str | None = None) -> AdoptedRun:  # fmt: skip
+    """The run ``mlflow run`` opened or the active run, else a new one (under ``parent_run_id``, else in
+    ``experiment``); ``refuse``: a run id that must not be adopted (the search a registration reads from)."""
     active = mlflow.active_run()
     run_id = os.environ.get("MLFLOW_RUN_ID") or (active.info.run_id if active else None)
     if run_id and run_id == refuse:
@@ -115,8 +98,7 @@ def adopt_or_create_run(
 
 @contextmanager
 def ending(writer: RunWriter, run: AdoptedRun) -> Iterator[None]:
-    """Around a command's work in ``run``: KILLED on Ctrl-C, FAILED with the error's tags on any other error,
-    FINISHED when done and the command created the run (an adopted one is its owner's to end)."""
+    """Around a command's work: KILLED on Ctrl-C, FAILED on an error, FINISHED when done if the command created it."""
     try:
         yield
     except KeyboardInterrupt:
@@ -130,8 +112,7 @@ def ending(writer: RunWriter, run: AdoptedRun) -> Iterator[None]:
 
 
 def experiment_id_for(client: mlflow.MlflowClient, name: str | None) -> str:
-    """The id of the named experiment, created (or restored) if need be; without a name, the one MLflow's
-    variables name, else its default."""
+    """The named experiment's id, created or restored if need be; without a name, MLflow's variables', else "0"."""
     if not name:
         if os.environ.get("MLFLOW_EXPERIMENT_ID"):
             return os.environ["MLFLOW_EXPERIMENT_ID"]
@@ -156,8 +137,5 @@ def say_where(writer: RunWriter, experiment_id: str, wanted: str | None) -> None
     """One line when the run was made elsewhere (``mlflow run`` creates it first) than the file's experiment."""
     found = writer.client.get_experiment(experiment_id).name
     if wanted and found != wanted:
-        log.warning(
-            "the run is in experiment '%s', where `mlflow run` created it, not in the experiment file's '%s'; "
-            "to file it there: mlflow run . --experiment-name %s",
-            *(found, wanted, wanted),
-        )
+        message = "the run is in experiment '%s', where `mlflow run` created it, not in the experiment file's '%s'; "
+        log.warning(message + "to file it there: mlflow run . --experiment-name %s", found, wanted, wanted)

@@ -1,9 +1,5 @@
-"""Writes to MLflow through explicit run ids, batched: one ``log_batch`` per epoch, never per mini-batch.
-
-Writes go through :class:`mlflow.MlflowClient`, not the fluent API's active-run stack, so a trial can log its
-run from any process that knows the parent's id (MLflow's client splits a batch at its own limits). Values
-arrive as text or numbers; this feature knows nothing of Flair.
-"""
+"""Writes to MLflow by explicit run id through :class:`mlflow.MlflowClient` (no active-run stack, so any process can
+write a trial's run), batched: one ``log_batch`` per epoch, never per mini-batch."""
 
 from __future__ import annotations
 
@@ -60,14 +56,11 @@ class RunWriter:
         return self._client
 
     def create_child(self, experiment_id: str, parent_run_id: str, name: str, tags: Mapping[str, Any] = {}) -> str:
-        tags = {PARENT_RUN_ID_TAG: parent_run_id, RUN_NAME_TAG: name, **tags}
-        return self.client.create_run(
-            experiment_id, run_name=name, tags={t.key: t.value for t in _tags(tags)}
-        ).info.run_id
+        tags = {t.key: t.value for t in _tags({PARENT_RUN_ID_TAG: parent_run_id, RUN_NAME_TAG: name, **tags})}
+        return self.client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
 
     def log_params(self, run_id: str, params: Mapping[str, Any], new_run: bool = False) -> None:
-        """Params as text, leaving alone any that ``mlflow run`` already logged with the same name (a different
-        value goes to the tag ``resolved.<name>``); ``new_run`` skips reading the run first."""
+        """Params as text; one ``mlflow run`` logged already stays, a new value going to the tag ``resolved.<name>``."""
         existing = {} if new_run else self.client.get_run(run_id).data.params
         texts = {key: str(value)[:6000] for key, value in params.items()}
         changed = {f"resolved.{k}": v for k, v in texts.items() if k in existing and existing[k].strip("'\"") != v}
@@ -99,8 +92,7 @@ class RunWriter:
 
     def close(self, run_id: str, status: str = "FINISHED", tags: Mapping[str, Any] = {}, metrics: Mapping[str, float] = {},
               model_id: str | None = None) -> None:  # fmt: skip
-        """End a run, its last tags and metrics sent first in one call (over HTTP each call is a round trip); with
-        ``model_id`` the metrics are its logged model's too."""
+        """End a run, its last tags and metrics (``model_id``: its logged model's too) sent first in one call."""
         buffer = MetricBuffer(self.client, run_id)
         for key, value in metrics.items():
             buffer.add(key, value, model_id=model_id)
@@ -108,8 +100,7 @@ class RunWriter:
         self.end(run_id, status)
 
     def fail(self, run_id: str, error_class: str, message: Any, traceback: str | None = None, metrics: Mapping = {}) -> None:  # fmt: skip
-        """End a run FAILED the one way every reader expects: error tags (no password in the message), the scores
-        it had, and, where there is one, ``traceback.txt``."""
+        """End a run FAILED the one way readers expect: error tags (no password), its scores and ``traceback.txt``."""
         if traceback is not None:
             self.log_text(run_id, traceback, "traceback.txt")
         self.close(run_id, "FAILED", {ERROR_CLASS_TAG: error_class, ERROR_MESSAGE_TAG: redact_uri(message)}, metrics)
