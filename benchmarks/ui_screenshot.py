@@ -7,6 +7,7 @@ Uses the test suite's helpers (``mlflow ui`` on the store, Debian's Chromium thr
 
 from __future__ import annotations
 
+import re
 import sys
 import tempfile
 import time
@@ -31,7 +32,7 @@ def screenshot_trials(store_uri: str, parent_run_id: str, out: Path) -> float:
             close_assistant(page)
             started = time.perf_counter()
             page.locator("[role=row]", has=link).locator("button").first.click()  # the parent's +
-            page.get_by_role("link", name="trial-001", exact=True).wait_for()
+            page.get_by_role("link", name=re.compile(r"^trial-\d+$")).first.wait_for()  # newest first
             seconds = time.perf_counter() - started
             page.screenshot(path=str(out))
     return seconds
