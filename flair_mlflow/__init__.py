@@ -8,36 +8,23 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-#: public name -> the module that defines it
-_EXPORTS = {
-    "ConfigError": "errors",
-    "CorpusError": "errors",
-    "EmbeddingError": "errors",
-    "FlairMlflowError": "errors",
-    "SearchFailed": "errors",
-    "CorpusConfig": "config",
-    "ExperimentConfig": "config",
-    "OptimizationValue": "config",
-    "Parameter": "config",
-    "SearchSpace": "search.space",
-    "SearchInterrupted": "search.interrupts",
-    "TrialOutcome": "search.outcome",
-    "TrialState": "search.outcome",
-    "run_search": "search.search",
-    "SearchResult": "search.search",
-    "SequenceTaggerParamSelector": "selectors",
-    "TextClassifierParamSelector": "selectors",
-    "find_learning_rate": "lr_finder.run",
-    "suggest_learning_rates": "lr_finder.rules",
-    "LRSuggestion": "lr_finder.rules",
-    "Plotter": "lr_finder.plot",
-    "run_lr_find": "lr_finder.run",
-    "LRFindResult": "lr_finder.run",
-    "register_best": "register.train",
-    "Registration": "register.train",
-    "search_trials": "search.table",
-    "MLflowLoggerPlugin": "training.plugins",
+#: the module that defines each public name
+_MODULES = {
+    "errors": "ConfigError CorpusError EmbeddingError FlairMlflowError SearchFailed",
+    "config": "CorpusConfig ExperimentConfig OptimizationValue Parameter",
+    "search.space": "SearchSpace",
+    "search.interrupts": "SearchInterrupted",
+    "search.outcome": "TrialOutcome TrialState",
+    "search.search": "run_search SearchResult",
+    "search.table": "search_trials",
+    "selectors": "SequenceTaggerParamSelector TextClassifierParamSelector",
+    "lr_finder.run": "find_learning_rate run_lr_find LRFindResult",
+    "lr_finder.rules": "suggest_learning_rates LRSuggestion",
+    "lr_finder.plot": "Plotter",
+    "register.train": "register_best Registration",
+    "training.plugins": "MLflowLoggerPlugin",
 }
+_EXPORTS = {name: module for module, names in _MODULES.items() for name in names.split()}
 
 __all__ = sorted(_EXPORTS)
 

@@ -16,6 +16,7 @@ try:  # Ctrl-C while the command line itself loads: the same one line and exit c
     import click
     import yaml
 
+    from .config import ExperimentConfig
     from .config.parameters import ALGORITHMS
     from .errors import FlairMlflowError
 except KeyboardInterrupt:
@@ -123,25 +124,24 @@ def _given(options: dict[str, Any], sets: dict[str, Any]) -> dict[str, Any]:
     return {**sets, **{name: value for name, value in options.items() if value is not None}}
 
 
-def _options(*specs: tuple) -> Callable[[Callable], Callable]:
-    """Options from ``(declaration, type, help)`` rows, in order, and the options every command takes."""
+def _options(*specs: tuple, with_shared: bool = True) -> Callable[[Callable], Callable]:
+    """Options from ``(declaration, type, help)`` rows, in order, then (``with_shared``) those every command takes."""
     shared = [
-        ("--set", None, "Any option by its name; blank: not given."),
+        ("--set sets", "pairs", "Any option by its name; blank: not given."),
         ("--tracking-uri", None, "MLflow tracking URI (default: MLflow's own)."),
         ("--run-name", None, "Name of the run this command starts."),
         ("--debug", "flag", "Show tracebacks."),
     ]
 
     def decorate(function: Callable) -> Callable:
-        for declaration, kind, text in reversed([*specs, *shared]):
-            if declaration == "--set":
-                function = click.option(
-                    "--set", "sets", multiple=True, metavar="NAME=VALUE", callback=_pairs, help=text
-                )(function)
+        for declaration, kind, text in reversed([*specs, *(shared if with_shared else [])]):
+            if kind == "pairs":
+                settings = {"multiple": True, "metavar": "NAME=VALUE", "callback": _pairs}
             elif kind == "flag":
-                function = click.option(*declaration.split(), is_flag=True, help=text)(function)
+                settings = {"is_flag": True}
             else:  # default None: not given, so the experiment's own setting stands
-                function = click.option(*declaration.split(), type=kind, default=None, help=text)(function)
+                settings = {"type": kind, "default": None}
+            function = click.option(*declaration.split(), help=text, **settings)(function)
         return function
 
     return decorate
@@ -187,8 +187,6 @@ def tune(config: str | None, sets: dict, tracking_uri: str | None, run_name: str
     resume = overrides.pop("resume", None)
     with running(debug, verbose) as progress:
         if config:
-            from .config import ExperimentConfig
-
             ExperimentConfig.from_file(config, overrides)  # refused here, before torch, Flair or MLflow load
         from .search.search import run_search
 
@@ -230,14 +228,7 @@ def tune(config: str | None, sets: dict, tracking_uri: str | None, run_name: str
     ("--output", click.Path(file_okay=False), "Also keep learning_rate.tsv/.png here."),
     ("--parent-run-id", None, "Nest the run under this search run."),
 )
-@click.option(
-    "--param",
-    "params",
-    multiple=True,
-    metavar="NAME=VALUE",
-    callback=_pairs,
-    help="Value for a searched parameter (repeatable).",
-)
+@_options(("--param params", "pairs", "Value for a searched parameter (repeatable)."), with_shared=False)
 def lr_find(config: str, params: dict, sets: dict, debug: bool, **options: Any) -> None:
     """Run the learning-rate range test on the model the experiment file CONFIG describes."""
     with running(debug):
@@ -246,9 +237,8 @@ def lr_find(config: str, params: dict, sets: dict, debug: bool, **options: Any) 
         _hush(False)
         result = run_lr_find(config, params=params, **_given(options, sets))
     suggestion = result.suggestion
-    click.echo(
-        f"lr_find run {result.run_id}: suggested learning rate {suggestion.suggested_lr:.3g} ({suggestion.default_rule})"
-    )
+    rate = f"{suggestion.suggested_lr:.3g} ({suggestion.default_rule})"
+    click.echo(f"lr_find run {result.run_id}: suggested learning rate {rate}")
     click.echo(f"warning: {suggestion.warning}" if suggestion.warning else "", nl=bool(suggestion.warning))
     files = f"{result.tsv_path.name}, {result.png_path.name}, learning_rate_suggestion.json"
     click.echo(f"files: {files} in the run's artefacts, {result.artifact_uri}")

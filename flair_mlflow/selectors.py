@@ -41,10 +41,8 @@ class ParamSelector:
             raise ConfigError("search_space", problem)
         settings = {**self.settings, "search_space": dict(space.entries), "max_evals": max_evals}
         config = validated(ExperimentConfig, settings)
-        progress = print_progress if self.show_progress else None
-        self.result = Search(
-            config, corpus=self.corpus, tracking_uri=self.tracking_uri, base_path=self.base_path, progress=progress
-        ).run()
+        options = {"corpus": self.corpus, "tracking_uri": self.tracking_uri, "base_path": self.base_path}
+        self.result = Search(config, **options, progress=print_progress if self.show_progress else None).run()
         return self.result.best_params
 
     def register_best(self, name: str | None = None, **options: Any) -> Any:

@@ -16,23 +16,21 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from ..errors import ConfigError
 from .expressions import checked_expression, representative_value
-from .parameters import (
-    ALGORITHMS,
-    AVERAGES,
-    EVALUATION_METRICS,
-    METRICS,
-    PARAMETERS,
-    RESERVED_TRAINING_ARGUMENTS,
-    TRAINING_ARGUMENTS,
-    OptimizationValue,
-    check_parameter_name,
-    checked_value,
-)
+from .parameters import ALGORITHMS, OptimizationValue, check_parameter_name, fixed_value
 
 #: trials in one search at most: TPE's suggestions slow down with every trial, and each is a run
 MAX_EVALS = 10_000
 #: a trial's training runs are seeded seed + 1000 * trial + run, which must stay below numpy's 2**32
 MAX_SEED = 2**31 - 1
+#: Flair's old ``EvaluationMetric`` values and the ``main_evaluation_metric`` they mean today
+EVALUATION_METRICS = {
+    "micro-average f1-score": ("micro avg", "f1-score"),
+    "macro-average f1-score": ("macro avg", "f1-score"),
+    "micro-average accuracy": ("micro avg", "accuracy"),
+    "macro-average accuracy": ("macro avg", "accuracy"),
+}
+AVERAGES = ("micro avg", "macro avg", "weighted avg")
+METRICS = ("f1-score", "precision", "recall", "accuracy")
 #: the settings a command line (``--max-evals``, ``-P max_evals=``) may override
 OVERRIDABLE = (
     "max_epochs training_runs max_evals optimization_value algorithm seed experiment downsample evaluate_test "
@@ -70,9 +68,8 @@ class CorpusConfig(_Settings):
         try:
             codecs.lookup(encoding) if encoding is not None else None
         except (LookupError, TypeError):
-            raise ConfigError(
-                "corpus.arguments.encoding", f"{encoding!r} is not a text encoding Python knows"
-            ) from None
+            problem = f"{encoding!r} is not a text encoding Python knows"
+            raise ConfigError("corpus.arguments.encoding", problem) from None
         if self.folder and not Path(self.folder).is_dir():
             raise ConfigError("corpus.folder", f"folder '{self.folder}' does not exist")
         if self.folder and self.format == "column" and not self.column_format:
@@ -163,14 +160,12 @@ class ExperimentConfig(_Settings):
         both = sorted(set(self.search_space) & set(self.fixed))
         if both:
             raise ConfigError(f"fixed.{both[0]}", "is also in search_space; keep it in one place")
-        self.fixed = {name: _fixed_value(name, value, self.task) for name, value in self.fixed.items()}
+        self.fixed = {name: fixed_value(name, value, self.task) for name, value in self.fixed.items()}
         names = set(self.parameter_names)
         if self.task == "sequence_tagging" and "embeddings" not in names:
             raise ConfigError("search_space", "sequence_tagging needs 'embeddings' in search_space or fixed")
-        if (
-            self.task == "text_classification"
-            and not {"transformer_model", "document_embeddings", "embeddings"} & names
-        ):
+        documents = {"transformer_model", "document_embeddings", "embeddings"} & names
+        if self.task == "text_classification" and not documents:
             problem = "text_classification needs 'transformer_model', 'document_embeddings' or 'embeddings'"
             raise ConfigError("search_space", problem)
         return self
@@ -237,19 +232,6 @@ class ExperimentConfig(_Settings):
                 raise
             where = "fixed" if error.field in self.fixed else "search_space"
             raise type(error)(f"{where}.{error.field}", error.problem) from error
-
-
-def _fixed_value(name: str, value: Any, task: str) -> Any:
-    field = f"fixed.{name}"
-    if name in RESERVED_TRAINING_ARGUMENTS:
-        raise ConfigError(field, f"cannot be fixed: {RESERVED_TRAINING_ARGUMENTS[name]}")
-    if name not in PARAMETERS and name not in TRAINING_ARGUMENTS:
-        raise ConfigError(field, f"unknown parameter '{name}': not a search parameter nor a Flair training argument")
-    if name in PARAMETERS:
-        check_parameter_name(name, task, field)
-        if isinstance(value, list) and name not in ("betas", "layers", "embeddings"):
-            raise ConfigError(field, "a fixed parameter takes one value; put alternatives in search_space")
-    return checked_value(name, value, field)
 
 
 def digest(data: Any) -> str:

@@ -110,12 +110,11 @@ def _check_range(name: str, kind: str, named: dict[str, Any], field: str) -> Non
     for argument in ("sigma", "q"):
         if named.get(argument, 1) <= 0:
             raise ConfigError(field, f"{kind}: {argument} must be positive")
-    ends = (
-        [("low", named["low"]), ("high", named["high"] - (kind == "randint"))]
-        if "low" in named
-        else [("its centre", named["mu"])]
-    )
-    for label, end in ends:  # randint's high is exclusive
+    if "low" in named:  # randint's high is exclusive
+        ends = [("low", named["low"]), ("high", named["high"] - (kind == "randint"))]
+    else:
+        ends = [("its centre", named["mu"])]
+    for label, end in ends:
         if kind in LOG_SCALE and end > math.log(sys.float_info.max):
             overflow = f"exp({end:g}) is not a number; its bounds are natural logs (for 1e-4 to 0.1 write [-9.2, -2.3])"
             raise ConfigError(field, f"{kind}: {label} ({end:g}) overflows: {overflow}")

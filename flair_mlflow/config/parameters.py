@@ -170,15 +170,6 @@ def check_parameter_name(name: str, task: str, field: str) -> ParameterInfo:
     return PARAMETERS[name]
 
 
-#: Flair's old ``EvaluationMetric`` values and the ``main_evaluation_metric`` they mean today
-EVALUATION_METRICS = {
-    "micro-average f1-score": ("micro avg", "f1-score"),
-    "macro-average f1-score": ("macro avg", "f1-score"),
-    "micro-average accuracy": ("micro avg", "accuracy"),
-    "macro-average accuracy": ("macro avg", "accuracy"),
-}
-AVERAGES = ("micro avg", "macro avg", "weighted avg")
-METRICS = ("f1-score", "precision", "recall", "accuracy")
 #: training arguments a search sets itself, and why a user may not
 RESERVED_TRAINING_ARGUMENTS = {
     "base_path": "model files go to a temporary folder",
@@ -206,3 +197,17 @@ TRAINING_ARGUMENTS = frozenset(
     "save_model_each_k_epochs save_optimizer_state shuffle shuffle_first_epoch train_with_dev train_with_test "
     "use_amp use_final_model_for_eval warmup_fraction write_weights".split()
 )
+
+
+def fixed_value(name: str, value: Any, task: str) -> Any:
+    """A value ``fixed:`` sets: a parameter or a training argument, refused on ``fixed.<name>`` if no run can use it."""
+    field = f"fixed.{name}"
+    if name in RESERVED_TRAINING_ARGUMENTS:
+        raise ConfigError(field, f"cannot be fixed: {RESERVED_TRAINING_ARGUMENTS[name]}")
+    if name not in PARAMETERS and name not in TRAINING_ARGUMENTS:
+        raise ConfigError(field, f"unknown parameter '{name}': not a search parameter nor a Flair training argument")
+    if name in PARAMETERS:
+        check_parameter_name(name, task, field)
+        if isinstance(value, list) and name not in ("betas", "layers", "embeddings"):
+            raise ConfigError(field, "a fixed parameter takes one value; put alternatives in search_space")
+    return checked_value(name, value, field)

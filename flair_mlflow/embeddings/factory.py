@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import random
+from functools import partial
 from typing import Any, Iterator
 
 import numpy as np
@@ -51,10 +52,7 @@ class EmbeddingFactory:
 
     def _token_part(self, part: str, fine_tune: bool, layers: str, field: str):
         frozen = part.lower() not in ("char", "onehot") and not (fine_tune and part.lower().startswith("transformer:"))
-
-        def build() -> Any:
-            return build_token_part(part, fine_tune, layers, field, self.corpus, self.character_dictionary)
-
+        build = partial(build_token_part, part, fine_tune, layers, field, self.corpus, self.character_dictionary)
         return self._shared(("token", part, fine_tune, layers), frozen, part, field, build)
 
     def _shared(self, key: tuple, frozen: bool, spec: str, field: str, build: Any) -> Any:
@@ -62,7 +60,7 @@ class EmbeddingFactory:
         if key in self.frozen or key in _BUILT:
             self.frozen[key] = _BUILT[key] = _BUILT.pop(key, None) or self.frozen[key]  # now the latest used
             return self.frozen[key]
-        with _random_state_kept(frozen):
+        with _random_state_kept() if frozen else contextlib.nullcontext():
             embeddings = with_clear_errors(spec, field, build)
         if frozen and is_frozen(embeddings):
             embeddings.name = "flair_mlflow:" + "|".join(str(part) for part in key)
@@ -130,8 +128,7 @@ class EmbeddingFactory:
             return embeddings
         if isinstance(embeddings, StackedEmbeddings):
             return StackedEmbeddings([self._fresh_object(e) for e in embeddings.embeddings], overwrite_names=False)
-        pristine = self._pristine.setdefault(id(embeddings), copy.deepcopy(embeddings))
-        return copy.deepcopy(pristine)
+        return copy.deepcopy(self._pristine.setdefault(id(embeddings), copy.deepcopy(embeddings)))
 
     def check(self, value: Any, field: str, task: str, params: dict[str, Any]) -> None:
         """Build an embedding once, so a name that cannot load fails before any run exists."""
@@ -142,10 +139,7 @@ class EmbeddingFactory:
 
 
 @contextlib.contextmanager
-def _random_state_kept(keep: bool) -> Iterator[None]:
-    if not keep:
-        yield
-        return
+def _random_state_kept() -> Iterator[None]:
     python_state, numpy_state = random.getstate(), np.random.get_state()
     with torch.random.fork_rng(devices=[]):
         yield

@@ -117,12 +117,9 @@ def read_learning_rate_tsv(tsv_path: Union[str, Path]) -> LRCurve:
     """By column name, so Flair's old files (``TRAIN_LOSS`` standing in for RAW and SMOOTHED) read too."""
     curve = LRCurve()
     with open(tsv_path, encoding="utf-8") as handle:
-        reader = csv.reader(handle, delimiter="\t")
-        col = {name: i for i, name in enumerate(next(reader))}
-        raw, smoothed = col.get("RAW_LOSS", col["TRAIN_LOSS"]), col.get("SMOOTHED_LOSS", col["TRAIN_LOSS"])
-        for row in filter(None, reader):
-            step, learning_rate = int(row[col["ITERATION"]]), float(row[col["LEARNING_RATE"]])
-            curve.add(step, learning_rate, float(row[raw]), float(row[smoothed]))
+        for row in csv.DictReader(handle, delimiter="\t"):
+            raw, smoothed = row.get("RAW_LOSS", row["TRAIN_LOSS"]), row.get("SMOOTHED_LOSS", row["TRAIN_LOSS"])
+            curve.add(int(row["ITERATION"]), float(row["LEARNING_RATE"]), float(raw), float(smoothed))
     return curve
 
 

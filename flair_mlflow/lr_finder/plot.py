@@ -53,10 +53,8 @@ class Plotter:
             ax.set_ylim(low - pad, top)
             clipped = [lr for lr, loss in zip(lrs, raw) if not math.isfinite(loss) or loss > top]
             if clipped:  # marked on the top edge, not hidden
-                label = f"loss above the axis ({len(clipped)})"
-                ax.plot(
-                    clipped, [top] * len(clipped), "^", color="tab:orange", markersize=4, clip_on=False, label=label
-                )
+                marker = {"color": "tab:orange", "markersize": 4, "clip_on": False}
+                ax.plot(clipped, [top] * len(clipped), "^", **marker, label=f"loss above the axis ({len(clipped)})")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(loc="best", fontsize=8)
         figure.tight_layout()

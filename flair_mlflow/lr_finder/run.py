@@ -1,5 +1,4 @@
-"""The range test as one MLflow run, the same from the ``lr_find`` entry point (the model built as a trial builds
-it) and from ``find_learning_rate`` (its configuration read off the trainer)."""
+"""The range test as one MLflow run, the same from the ``lr_find`` entry point and from ``find_learning_rate``."""
 
 from __future__ import annotations
 

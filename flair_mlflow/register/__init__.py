@@ -1,2 +1,1 @@
-"""From a finished search to a servable, registered model: its best configuration trained, tested once,
-logged as an MLflow pyfunc model and registered under the champion rule."""
+"""A finished search's best model, trained (or kept), tested once, registered as a pyfunc under the champion rule."""

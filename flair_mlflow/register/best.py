@@ -13,16 +13,8 @@ import yaml
 from ..config import ExperimentConfig
 from ..config.parameters import PARAMETERS, RESERVED_TRAINING_ARGUMENTS, check_parameter_name, coerce_value
 from ..errors import ConfigError
-from ..tracking.search_runs import (
-    FINAL_SCORE,
-    artifact_text,
-    get_search_run,
-    has_final_score,
-    ranked_trial_runs,
-    recorded_experiment,
-    trial_number,
-)
-from ..tracking.tags import BEST_TRIAL_NUMBER_TAG, BEST_TRIAL_RUN_TAG
+from ..tracking import search_runs
+from ..tracking.tags import BEST_TRIAL_NUMBER_TAG, BEST_TRIAL_RUN_TAG, KEPT_MODEL_TAG
 from ..training.models import plain_value
 
 #: settings ``register`` makes itself; a configuration that names them would fight it
@@ -91,17 +83,17 @@ def _best_of_search(client: mlflow.MlflowClient, search_run: Any) -> tuple[dict[
     """The best trial's (parameters, run id, score, number): from ``best_params.yaml``, else the best finished run."""
     run_id = search_run.info.run_id
     best_trial = search_run.data.tags.get(BEST_TRIAL_RUN_TAG) or None
-    text = artifact_text(client, run_id, "best_params.yaml") if best_trial else None
+    text = search_runs.artifact_text(client, run_id, "best_params.yaml") if best_trial else None
     if text is not None:
         number = search_run.data.tags.get(BEST_TRIAL_NUMBER_TAG, "")
         score = search_run.data.metrics.get("best_score")
         return dict(yaml.safe_load(text) or {}), best_trial, score, int(number) if number.isdigit() else None
-    ranked = ranked_trial_runs(client, search_run)
-    if not ranked or not has_final_score(ranked[0]):
+    ranked = search_runs.ranked_trial_runs(client, search_run)
+    if not ranked or not search_runs.has_final_score(ranked[0]):
         raise ConfigError("search_run_id", f"search '{run_id}' has no finished trial to register")
     best = ranked[0]
     params = {k: _param_from_text(v) for k, v in best.data.params.items()}
-    return params, best.info.run_id, best.data.metrics[FINAL_SCORE], trial_number(best) or None
+    return params, best.info.run_id, best.data.metrics[search_runs.FINAL_SCORE], search_runs.trial_number(best) or None
 
 
 def with_objects(params: Mapping[str, Any], objects: Mapping[str, Any], source: str) -> dict[str, Any]:
@@ -118,18 +110,16 @@ def read_best_configuration(client: mlflow.MlflowClient, search_run_id: str | No
                             objects: Mapping[str, Any] | None = None) -> BestConfiguration:  # fmt: skip
     """The experiment (``config``, else the search's) and parameters (``best_params``, else the best trial's, with
     ``objects``: its values as this process held them) to register."""
-    experiment = (
-        config if isinstance(config, ExperimentConfig) or config is None else ExperimentConfig.from_file(config)
-    )
-    search_run = get_search_run(client, search_run_id, "search_run_id") if search_run_id else None
+    from_file = config is not None and not isinstance(config, ExperimentConfig)
+    experiment = ExperimentConfig.from_file(config) if from_file else config
+    search_run = search_runs.get_search_run(client, search_run_id, "search_run_id") if search_run_id else None
     if search_run is None and experiment is None:
         problem = "give the run id of a search, or an experiment file (--config) with --best-params"
         raise ConfigError("search_run_id", problem)
     if experiment is None:
-        experiment = recorded_experiment(client, search_run, "search_run_id")
-    number = None
+        experiment = search_runs.recorded_experiment(client, search_run, "search_run_id")
     if best_params is not None:
-        params, trial, score = read_best_params(best_params), None, None
+        params, trial, score, number = read_best_params(best_params), None, None, None
         source = "best_params.yaml" if isinstance(best_params, Mapping) else str(best_params)
     elif search_run is not None:
         params, trial, score, number = _best_of_search(client, search_run)
@@ -147,3 +137,15 @@ def read_best_configuration(client: mlflow.MlflowClient, search_run_id: str | No
         source=source,
         trial_number=number,
     )
+
+
+def kept_model_id(client: mlflow.MlflowClient, trial_run_id: str | None) -> str:
+    """The logged model the best trial's run kept (``keep_models``); refused, before any run exists, where none."""
+    if not trial_run_id:
+        raise ConfigError("from_trial", "needs a search run id: the model registered is its best trial's")
+    model_id = client.get_run(trial_run_id).data.tags.get(KEPT_MODEL_TAG)
+    if not model_id:
+        why = "keep_models: 0, or the search predates keep_models"
+        problem = f"the best trial's model (run {trial_run_id}) was not kept ({why}); register without --from-trial"
+        raise ConfigError("from_trial", f"{problem} to train it again")
+    return model_id

@@ -40,18 +40,13 @@ def register_version(client: mlflow.MlflowClient, name: str, model_uri: str, run
     return version, alias, reason
 
 
-def current_champion(client: mlflow.MlflowClient, name: str) -> Any:
-    """The version holding ``champion``, or None (no such alias, or no such model yet)."""
-    try:
-        return client.get_model_version_by_alias(name, CHAMPION)
-    except MlflowException:
-        return None
-
-
 def assign_alias(client: mlflow.MlflowClient, name: str, version: str, score: float, metric: str,
                  test_split: str) -> tuple[str, str]:  # fmt: skip
     """``champion`` when ``version`` beats the champion scored the same way, else ``challenger``; (alias, why)."""
-    champion = current_champion(client, name)
+    try:
+        champion = client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:  # no such alias, or no such model yet
+        champion = None
     alias, reason = CHALLENGER, ""
     if champion is None or str(champion.version) == str(version):
         alias, reason = CHAMPION, f"first version with a score: {metric} = {score:.4f}"

@@ -29,19 +29,6 @@ def pip_requirements() -> list[str]:
     return requirements
 
 
-def save_pyfunc(path: Path, description, model_file: str | os.PathLike, task: str, label_type: str) -> None:
-    """The pyfunc files in ``path``, the wrapper as model code, so loading needs neither flair_mlflow nor embeddings."""
-    mlflow.pyfunc.save_model(
-        str(path),
-        python_model=str(Path(pyfunc_model.__file__)),
-        artifacts={pyfunc_model.FLAIR_MODEL_ARTIFACT: str(model_file)},
-        input_example=list(EXAMPLE_TEXTS),  # with predict's type hints, the signature: texts in, spans or labels out
-        pip_requirements=pip_requirements(),
-        metadata={"flair_mlflow.task": task, "flair_mlflow.label_type": label_type},
-        mlflow_model=description,
-    )
-
-
 def log_flair_model(client: mlflow.MlflowClient, run_id: str, model_file: str | os.PathLike, task: str, label_type: str,
                     name: str = MODEL_NAME) -> str:  # fmt: skip
     """Log a saved Flair model as a pyfunc model of run ``run_id``; returns its ``models:/<model id>`` URI."""
@@ -51,8 +38,17 @@ def log_flair_model(client: mlflow.MlflowClient, run_id: str, model_file: str | 
     try:
         with tempfile.TemporaryDirectory(prefix="flair-mlflow-model-") as folder:
             ids = {"run_id": run_id, "model_uuid": logged.model_id, "model_id": logged.model_id}
-            description = Model(artifact_path=logged.artifact_location, **ids)
-            save_pyfunc(Path(folder) / "model", description, model_file, task, label_type)
+            # the wrapper as model code, so loading needs neither flair_mlflow nor embeddings; the example texts
+            # and predict's type hints make the signature: texts in, spans or labels out
+            mlflow.pyfunc.save_model(
+                str(Path(folder) / "model"),
+                python_model=str(Path(pyfunc_model.__file__)),
+                artifacts={pyfunc_model.FLAIR_MODEL_ARTIFACT: str(model_file)},
+                input_example=list(EXAMPLE_TEXTS),
+                pip_requirements=pip_requirements(),
+                metadata={"flair_mlflow.task": task, "flair_mlflow.label_type": label_type},
+                mlflow_model=Model(artifact_path=logged.artifact_location, **ids),
+            )
             client.log_model_artifacts(logged.model_id, str(Path(folder) / "model"))
     except BaseException:
         client.finalize_logged_model(logged.model_id, LoggedModelStatus.FAILED)

@@ -67,10 +67,8 @@ def predict_texts(model, texts: list[str], mini_batch_size: int = PREDICT_BATCH_
                 spans.append({**found, "score": float(label.score)})
             results.append(spans)
         else:
-            labels = [
-                {"label": str(label.value), "score": float(label.score)} for label in sentence.get_labels(label_type)
-            ]
-            results.append(sorted(labels, key=lambda item: -item["score"]))
+            labels = sorted(sentence.get_labels(label_type), key=lambda label: -float(label.score))
+            results.append([{"label": str(label.value), "score": float(label.score)} for label in labels])
     return results
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import flair
-import torch
+import mlflow
 import yaml
 
 from ..config import ExperimentConfig
@@ -22,14 +22,13 @@ from ..errors import ConfigError
 from ..tracking import tags as T
 from ..tracking.store import adopt_or_create_run, connect, ending, say_where
 from ..tracking.writer import RunWriter
-from ..training.device import on_device, resolve_device
+from ..training.device import on_device
 from ..training.models import build_model, plain_value, training_arguments
 from ..training.plugins import MLflowLoggerPlugin
 from ..training.threads import TrialThreads
 from ..training.train import train_model
-from .best import BestConfiguration, BestParamsSource, ConfigSource, read_best_configuration
+from .best import BestConfiguration, BestParamsSource, ConfigSource, kept_model_id, read_best_configuration
 from .champion import SCORE_METRIC, register_version
-from .from_trial import kept_model_id, test_score
 from .model_logging import log_flair_model
 
 log = logging.getLogger("flair_mlflow")
@@ -127,17 +126,20 @@ def _train_and_log(writer: RunWriter, registration: Registration, experiment: Ex
         _log_scores(writer, registration, best)
         if (Path(folder) / "test.tsv").is_file():
             writer.log_file(run_id, Path(folder) / "test.tsv", "test")
-        model.save(Path(folder) / "flair-model.pt")
-        registration.model_uri = log_flair_model(
-            writer.client, run_id, Path(folder) / "flair-model.pt", experiment.task, experiment.label_type
-        )
+        saved = Path(folder) / "flair-model.pt"
+        model.save(saved)
+        registration.model_uri = log_flair_model(writer.client, run_id, saved, experiment.task, experiment.label_type)
 
 
 def _test_kept_model(writer: RunWriter, registration: Registration, experiment: ExperimentConfig, best: BestConfiguration, model_id: str, corpus: Any) -> None:  # fmt: skip
-    """Score the best trial's kept model on test into the run: fills ``test_score`` and ``model_uri``."""
-    batch = int(best.params.get("mini_batch_size", 32))
-    metric = tuple(experiment.main_evaluation_metric)
-    registration.test_score = test_score(writer.client, model_id, corpus, experiment.label_type, metric, batch)
+    """The kept model's test score, measured as a training's final evaluation is, and its URI, into the registration."""
+    location = writer.client.get_logged_model(model_id).artifact_location
+    with tempfile.TemporaryDirectory(prefix="flair-mlflow-trial-model-") as folder:
+        path = mlflow.artifacts.download_artifacts(location, dst_path=folder, tracking_uri=writer.client.tracking_uri)
+        model = mlflow.pyfunc.load_model(path).unwrap_python_model().model
+    metric, batch = tuple(experiment.main_evaluation_metric), int(best.params.get("mini_batch_size", 32))
+    options = {"gold_label_type": experiment.label_type, "main_evaluation_metric": metric, "mini_batch_size": batch}
+    registration.test_score = float(model.evaluate(corpus.test, **options).main_score)
     _log_scores(writer, registration, best)
     registration.model_uri = f"models:/{model_id}"
 
@@ -157,13 +159,11 @@ def register_best(search_run_id: str | None = None, name: str | None = None, *, 
         raise ConfigError("from_trial", "registers the trial's model as it was trained; leave out --max-epochs, "
                           "--downsample, --train-with-dev and --best-params, or train again without --from-trial")  # fmt: skip
     writer = connect(tracking_uri)
-    best = read_best_configuration(
-        writer.client, search_run_id, best_params=best_params, config=config, objects=best_objects
-    )
-    model_id = kept_model_id(writer.client, best.best_trial_run_id) if from_trial else None
+    client = writer.client
+    best = read_best_configuration(client, search_run_id, best_params=best_params, config=config, objects=best_objects)
+    model_id = kept_model_id(client, best.best_trial_run_id) if from_trial else None
     experiment = best.config.replaced(**changes) if changes else best.config
-    device = resolve_device(experiment.device, torch.cuda.is_available())
-    with on_device(device):
+    with on_device(experiment.device):
         loaded, model = _prepare(experiment, best, corpus, from_trial)
     settings = recipe(experiment, best.params, train_with_dev)
     metric = f"{SCORE_METRIC} ({' '.join(experiment.main_evaluation_metric)})"
@@ -181,7 +181,7 @@ def register_best(search_run_id: str | None = None, name: str | None = None, *, 
         T.REGISTERED_MODEL_TAG: name,
     }
     tags = {key: str(value) for key, value in tags.items() if value}
-    where = writer.client.get_experiment(best.experiment_id).name if best.experiment_id else best.config.experiment
+    where = client.get_experiment(best.experiment_id).name if best.experiment_id else best.config.experiment
     run_name = run_name or (f"register-{name}" if name else "register")
     run = adopt_or_create_run(writer, where, run_name, tags, refuse=best.search_run_id)
     registration.run_id = run.run_id
@@ -189,7 +189,7 @@ def register_best(search_run_id: str | None = None, name: str | None = None, *, 
     doing = "testing" if model_id else f"training for {experiment.max_epochs} epochs"
     corpus_name = getattr(corpus, "name", None) or experiment.corpus.describe()
     log.info("run %s: %s %s on %s", run.run_id, doing, source, corpus_name)
-    with ending(writer, run), on_device(device):
+    with ending(writer, run), on_device(experiment.device):
         _log_recipe(writer, registration, experiment, best, settings)
         if model_id is not None:
             _test_kept_model(writer, registration, experiment, best, model_id, loaded)
@@ -199,6 +199,6 @@ def register_best(search_run_id: str | None = None, name: str | None = None, *, 
             version_tags = {key: tags[key] for key in VERSION_TAGS if key in tags}
             scored = (registration.test_score, metric, registration.test_split)
             registration.version, registration.alias, registration.reason = register_version(
-                writer.client, name, registration.model_uri, run.run_id, *scored, version_tags, source
+                client, name, registration.model_uri, run.run_id, *scored, version_tags, source
             )
     return registration

@@ -1,5 +1,4 @@
-"""What this package knows of hyperopt beyond ``fmin`` and ``Trials``, each checked by tests/test_hyperopt_internals.py;
-hyperopt does not tell an objective its trial, so the space carries it (:func:`keyed_space`, :func:`keyed_suggest`)."""
+"""hyperopt beyond ``fmin`` and ``Trials``, in one module so tests/test_hyperopt_internals.py catches each change."""
 
 from __future__ import annotations
 
@@ -16,7 +15,7 @@ TRIAL_KEY = "flair_mlflow.trial"
 
 
 def keyed_space(space: Mapping[str, Any]) -> dict[str, Any]:
-    """``space`` plus the :data:`TRIAL_KEY` parameter; give it to ``fmin`` with :func:`keyed_suggest`."""
+    """``space`` plus :data:`TRIAL_KEY`: hyperopt does not tell an objective its trial, so the space carries it."""
     return {**space, TRIAL_KEY: scope.hyperopt_param(TRIAL_KEY, scope.randint(1))}
 
 
@@ -52,11 +51,8 @@ def sampled_point(space: Mapping[str, Any], vals: Mapping[str, list]) -> dict[st
 
 def vals_json(vals: Mapping[str, Any]) -> str:
     """hyperopt's ``misc.vals`` of one trial as JSON (numpy numbers made plain; floats round-trip exactly)."""
-
-    def plain(value: Any) -> Any:
-        return value.item() if isinstance(value, np.generic) else value
-
-    return json.dumps({label: [plain(v) for v in values] for label, values in vals.items()}, sort_keys=True)
+    plain = {label: [v.item() if isinstance(v, np.generic) else v for v in values] for label, values in vals.items()}
+    return json.dumps(plain, sort_keys=True)
 
 
 def restored_trials(space: Mapping[str, Any], done: list[tuple[int, Mapping[str, list], dict[str, Any]]]):

@@ -1,5 +1,4 @@
-"""Ctrl-C and SIGTERM during a search raise :class:`Interrupted`, which Flair's trainer (it swallows a
-``KeyboardInterrupt``) and hyperopt do not catch; the caller's handlers are back when the search ends."""
+"""Ctrl-C and SIGTERM as exceptions that Flair's trainer (it swallows KeyboardInterrupt) and hyperopt let through."""
 
 from __future__ import annotations
 
@@ -25,21 +24,16 @@ class Interrupted(BaseException):
         super().__init__(f"interrupted by {signal_name(self.signum)}")
 
 
-class SignalInterrupt(KeyboardInterrupt):
+class SignalInterrupt(Interrupted, KeyboardInterrupt):
     """A signal as a KeyboardInterrupt, on which SparkTrials cancels its jobs (Flair trains in the workers there)."""
 
-    def __init__(self, signum: int) -> None:
-        self.signum = int(signum)
-        super().__init__(f"interrupted by {signal_name(self.signum)}")
 
-
-class SearchInterrupted(KeyboardInterrupt):
+class SearchInterrupted(SignalInterrupt):
     """What a search raises once its runs are KILLED; ``exit_code`` is the shell's 128 + the signal's number."""
 
     def __init__(self, signum: int, parent_run_id: str | None) -> None:
-        self.signum = int(signum)
+        super().__init__(signum)
         self.parent_run_id = parent_run_id
-        super().__init__(f"interrupted by {signal_name(self.signum)}")
 
     @property
     def exit_code(self) -> int:

@@ -1,5 +1,4 @@
-"""The models of a search's best ``keep_models`` trials, kept as logged models; those that fall out are deleted with
-their files after each trial, so disk use stays bounded (``register --from-trial`` registers the best one)."""
+"""The best ``keep_models`` trials' models, kept as logged models; the others deleted after each trial to bound disk."""
 
 from __future__ import annotations
 
@@ -29,16 +28,15 @@ class KeptModels:
         """Delete the kept models of the trials no longer among the ``keep`` best."""
         staying = {o.model_id for o in ranked(outcomes)[: self.keep]}
         for outcome in outcomes:
-            if outcome.model_id and outcome.model_id not in staying and outcome.model_id not in self.deleted:
-                self._delete(outcome)
-
-    def _delete(self, outcome: TrialOutcome) -> None:
-        client, model_id = self.writer.client, outcome.model_id
-        try:
-            delete_artifacts(client.get_logged_model(model_id).artifact_location)
-            client.delete_logged_model(model_id)
-            client.delete_tag(outcome.run_id, KEPT_MODEL_TAG)
-        except Exception as error:  # disk use only: the search goes on
-            log.warning("could not delete the model of trial %d (%s): %s", outcome.number, model_id, error)
-        self.deleted.add(model_id)
-        outcome.model_id = None
+            model_id = outcome.model_id
+            if not model_id or model_id in staying or model_id in self.deleted:
+                continue
+            client = self.writer.client
+            try:
+                delete_artifacts(client.get_logged_model(model_id).artifact_location)
+                client.delete_logged_model(model_id)
+                client.delete_tag(outcome.run_id, KEPT_MODEL_TAG)
+            except Exception as error:  # disk use only: the search goes on
+                log.warning("could not delete the model of trial %d (%s): %s", outcome.number, model_id, error)
+            self.deleted.add(model_id)
+            outcome.model_id = None

@@ -1,5 +1,4 @@
-"""The one trial loop: hyperopt's ``fmin`` over an executor (sequential here, or ``spark.SparkExecutor``); whatever
-ends it, the parent run is finished with the reason in one ``finally``."""
+"""The one trial loop, ``fmin`` over a sequential or Spark executor; whatever ends it, a ``finally`` ends the parent."""
 
 from __future__ import annotations
 
@@ -33,8 +32,7 @@ class StopReason(str, enum.Enum):
 
 
 def run_trials(executor: Any, parent: Any, space: Mapping[str, Any], suggest: Callable, config: ExperimentConfig, done: int = 0) -> list[TrialOutcome]:  # fmt: skip
-    """Trials until a stop (``done`` restored before), the parent finished; a signal kills them and raises
-    :class:`SearchInterrupted`. ``executor`` gives ``fmin`` its trials and objective, and what a signal raises."""
+    """Trials until a stop, then the parent finished; a signal kills the running ones and raises SearchInterrupted."""
     budget, patience, started = (config.time_budget_minutes or 0) * 60, config.early_stop_trials, time.time()
     stalled: list[bool] = []
     reason: StopReason | None = None
@@ -97,10 +95,8 @@ def trial_line(outcome: TrialOutcome, best: TrialOutcome | None, score: str, sho
     head = f"trial {outcome.number}/{total}"
     if not outcome.ok:
         return f"{head}: failed ({' '.join(str(outcome.error).split())[:160]})"
-    values = ", ".join(
-        f"{n}={v:.4g}" if isinstance(v, float) else f"{n}={plain_value(v)}"
-        for n, v in ((n, outcome.params.get(n)) for n in shown)
-    )
+    sampled = ((n, outcome.params.get(n)) for n in shown)
+    values = ", ".join(f"{n}={v:.4g}" if isinstance(v, float) else f"{n}={plain_value(v)}" for n, v in sampled)
     pruned = f", pruned at epoch {outcome.pruned_at}" if outcome.pruned else ""
     so_far = f" (best {best.final_score:.4f}, trial {best.number})" if best is not None else ""
     return f"{head}: {score} {outcome.final_score:.4f}{so_far}{pruned}, {outcome.duration_s:.0f}s  {values}"

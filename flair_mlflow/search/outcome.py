@@ -1,5 +1,4 @@
-"""What became of a trial: its state (:class:`TrialState`, whence hyperopt's status, the run's status and the
-``flair_mlflow.status`` tag are all read), its scores, and which trial is best."""
+"""What became of a trial: its state (whence hyperopt's status and its run's are read), its scores, which is best."""
 
 from __future__ import annotations
 
@@ -114,8 +113,7 @@ def ranked(outcomes: Sequence[TrialOutcome]) -> list[TrialOutcome]:
 
 
 def best_outcome(outcomes: Sequence[TrialOutcome]) -> TrialOutcome | None:
-    best = ranked(outcomes)
-    return best[0] if best else None
+    return next(iter(ranked(outcomes)), None)
 
 
 def trials_since_best(outcomes: Sequence[TrialOutcome]) -> int:

@@ -1,5 +1,4 @@
-"""The experiment as a file the loader reads back, a search from Python's objects named as the file names them; where
-one has no file form (a user's own embedding class) a description and the reason, which register and resume refuse."""
+"""The experiment as a file the loader reads back, a Python search's objects named; register and resume rebuild it."""
 
 from __future__ import annotations
 
@@ -31,7 +30,8 @@ class NotWritable(ValueError):
 
 def record_experiment(config: ExperimentConfig, corpus: Any = None) -> RecordedExperiment:
     """The experiment as a file: ``config`` itself, or, for a search from Python, with its objects named."""
-    if corpus is None and not _holds_objects(config):
+    values = list(config.fixed.values()) + [v for spec in config.search_space.values() for v in options_of(spec) or []]
+    if corpus is None and all(isinstance(v, (bool, int, float, str, list, tuple, type(None))) for v in values):
         return RecordedExperiment(config.to_yaml(), config)
     data = config.model_dump()
     try:
@@ -53,11 +53,6 @@ def _description(config: ExperimentConfig) -> str:
     plain = (bool, int, float, str, type(None))
     data = {k: v if isinstance(v, plain) else " ".join(str(v).split())[:500] for k, v in config.model_dump().items()}
     return yaml.safe_dump(data, sort_keys=False)
-
-
-def _holds_objects(config: ExperimentConfig) -> bool:
-    values = list(config.fixed.values()) + [v for spec in config.search_space.values() for v in options_of(spec) or []]
-    return any(not isinstance(v, (bool, int, float, str, list, tuple, type(None))) for v in values)
 
 
 def _written_spec(name: str, spec: dict[str, Any]) -> dict[str, Any]:

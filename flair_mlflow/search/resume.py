@@ -1,5 +1,4 @@
-"""Continuing a search from its finished child runs, nothing unpickled: each run's ``misc.vals`` tag and ``loss``
-rebuild hyperopt's ``Trials`` exactly; the parent's hashes refuse a resume with another experiment."""
+"""Resuming from the finished child runs, nothing unpickled: their ``misc.vals`` tags and losses rebuild the Trials."""
 
 from __future__ import annotations
 
@@ -15,25 +14,16 @@ from flair.datasets.base import find_train_dev_test_files
 from ..config import ExperimentConfig
 from ..config.experiment import digest
 from ..errors import ConfigError
+from ..tracking import tags as T
 from ..tracking.search_runs import child_runs
-from ..tracking.tags import (
-    CORPUS_HASH_TAG,
-    ERROR_CLASS_TAG,
-    ERROR_MESSAGE_TAG,
-    KEPT_MODEL_TAG,
-    PRUNED_AT_TAG,
-    SPACE_HASH_TAG,
-    TRIAL_NUMBER_TAG,
-    VALS_TAG,
-)
 from .hyperopt_internals import restored_trials, sampled_point
 from .outcome import SCORE_METRICS, TrialOutcome, TrialState
 from .trial import trial_params
 
 #: what each hash covers, for the message that refuses a resume
 HASH_PARTS = {
-    SPACE_HASH_TAG: "search space (task, search_space, fixed, max_epochs, training_runs, optimization_value)",
-    CORPUS_HASH_TAG: "corpus (corpus, label_type, downsample, seed, multi_label, evaluate_test)",
+    T.SPACE_HASH_TAG: "search space (task, search_space, fixed, max_epochs, training_runs, optimization_value)",
+    T.CORPUS_HASH_TAG: "corpus (corpus, label_type, downsample, seed, multi_label, evaluate_test)",
 }
 
 
@@ -55,7 +45,7 @@ def search_hashes(config: ExperimentConfig) -> dict[str, str]:
     names = ("task", "search_space", "fixed", "max_epochs", "training_runs", "optimization_value")
     space = {k: getattr(config, k) for k in names}
     corpus = {k: getattr(config, k) for k in ("label_type", "downsample", "seed", "multi_label", "evaluate_test")}
-    return {SPACE_HASH_TAG: digest(space), CORPUS_HASH_TAG: digest({**corpus, "corpus": _corpus_identity(config)})}
+    return {T.SPACE_HASH_TAG: digest(space), T.CORPUS_HASH_TAG: digest({**corpus, "corpus": _corpus_identity(config)})}
 
 
 def check_same_search(parent: Any, config: ExperimentConfig) -> None:
@@ -90,7 +80,7 @@ class PreviousTrials:
 def has_result(run: Any) -> bool:
     """A trial's run that ended with what a search counts: a loss, or the error it failed with."""
     if run.info.status == "FAILED":
-        return ERROR_CLASS_TAG in run.data.tags
+        return T.ERROR_CLASS_TAG in run.data.tags
     return run.info.status == "FINISHED" and "loss" in run.data.metrics
 
 
@@ -102,19 +92,16 @@ def restored_outcome(client: Any, run: Any, number: int, params: dict[str, Any],
     outcome.duration_s = ((info.end_time or 0) - (info.start_time or 0)) / 1000.0 if info.end_time else 0.0
     if info.status == "FAILED":
         outcome.status = TrialState.FAILED
-        outcome.error = f"{data.tags.get(ERROR_CLASS_TAG, 'Error')}: {data.tags.get(ERROR_MESSAGE_TAG, '')}"
+        outcome.error = f"{data.tags.get(T.ERROR_CLASS_TAG, 'Error')}: {data.tags.get(T.ERROR_MESSAGE_TAG, '')}"
         return outcome
-    scores = sorted(
-        (int(key[4:].split("/")[0]), value)
-        for key, value in data.metrics.items()
-        if key.startswith("run_") and key.endswith("/score") and key[4:].split("/")[0].isdigit()
-    )
+    indices = {key: key[4:].split("/")[0] for key in data.metrics if key.startswith("run_") and key.endswith("/score")}
+    scores = sorted((int(index), data.metrics[key]) for key, index in indices.items() if index.isdigit())
     outcome.run_scores = [value for _, value in scores]
     for name in SCORE_METRICS:
         setattr(outcome, name, data.metrics.get(name, math.nan))
-    outcome.test_score, outcome.model_id = data.metrics.get("test_score"), data.tags.get(KEPT_MODEL_TAG)
-    if data.tags.get(PRUNED_AT_TAG) is not None:
-        outcome.pruned_at, outcome.status = int(float(data.tags[PRUNED_AT_TAG])), TrialState.PRUNED
+    outcome.test_score, outcome.model_id = data.metrics.get("test_score"), data.tags.get(T.KEPT_MODEL_TAG)
+    if data.tags.get(T.PRUNED_AT_TAG) is not None:
+        outcome.pruned_at, outcome.status = int(float(data.tags[T.PRUNED_AT_TAG])), TrialState.PRUNED
     if history_key is not None:
         histories = [client.get_metric_history(info.run_id, f"run_{index}/{history_key}") for index, _ in scores]
         outcome.epoch_values = [[m.value for m in sorted(history, key=lambda m: m.step)] for history in histories]
@@ -123,12 +110,11 @@ def restored_outcome(client: Any, run: Any, number: int, params: dict[str, Any],
 
 def read_previous_trials(client: Any, parent: Any, space: Mapping[str, Any], fixed: Mapping[str, Any],
                          history_key: str | None) -> PreviousTrials:  # fmt: skip
-    """The parent's trials with a result (:func:`has_result`) as outcomes and points; others run again under their
-    number. Of two runs with one number (a Spark task retried) the later counts."""
+    """The parent's trials with a result, as outcomes and points; of two runs with one number the later counts."""
     previous = PreviousTrials(parent=parent)
     found: dict[int, tuple[int, Any, dict[str, list]]] = {}
     for run in child_runs(client, parent.info.experiment_id, parent.info.run_id):
-        number = run.data.tags.get(TRIAL_NUMBER_TAG, "")
+        number = run.data.tags.get(T.TRIAL_NUMBER_TAG, "")
         if not number.isdigit():
             continue
         if run.info.status in ("RUNNING", "SCHEDULED"):
@@ -136,12 +122,12 @@ def read_previous_trials(client: Any, parent: Any, space: Mapping[str, Any], fix
         if not has_result(run):
             previous.rerun += 1
             continue
-        if VALS_TAG not in run.data.tags:
-            problem = f"trial {number} (run '{run.info.run_id}') has no {VALS_TAG} tag; it cannot be restored"
+        if T.VALS_TAG not in run.data.tags:
+            problem = f"trial {number} (run '{run.info.run_id}') has no {T.VALS_TAG} tag; it cannot be restored"
             raise ConfigError("resume", problem)
         started = run.info.start_time or 0
         if int(number) not in found or found[int(number)][0] <= started:
-            found[int(number)] = (started, run, json.loads(run.data.tags[VALS_TAG]))
+            found[int(number)] = (started, run, json.loads(run.data.tags[T.VALS_TAG]))
     for number, (_, run, vals) in sorted(found.items()):
         params = trial_params(sampled_point(space, vals), fixed)
         previous.outcomes.append(restored_outcome(client, run, number, params, history_key))

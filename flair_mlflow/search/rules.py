@@ -1,5 +1,4 @@
-"""Pure rules of a search: the median stopping rule (Vizier's, Optuna's ``MedianPruner``: a pruned trial still reports
-to hyperopt, but is never the best), the range around a finder's suggestion, and whether the trials learnt anything."""
+"""Pure rules of a search: median stopping, the range around a finder's suggestion, whether trials learnt anything."""
 
 from __future__ import annotations
 
@@ -20,7 +19,7 @@ CONSTANT_PREDICTOR_MARGIN = 0.01  # a best dev score this close to a constant pr
 
 @dataclass
 class MedianStoppingRule:
-    """Epoch-by-epoch record of finished trials, and the verdict on a running one."""
+    """Vizier's median stopping rule (Optuna's MedianPruner); a pruned trial still reports to hyperopt, never best."""
 
     warmup_epochs: int = 2
     startup_trials: int = 3

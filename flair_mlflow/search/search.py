@@ -1,5 +1,4 @@
-"""A hyperopt search, its trials nested MLflow runs under one parent: all input is checked before the first run (and
-a new local store is created only then), so a bad experiment leaves nothing half-written."""
+"""A hyperopt search of nested MLflow runs; all input is checked before the first run, so bad input writes nothing."""
 
 from __future__ import annotations
 
@@ -10,17 +9,18 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from ..config import ExperimentConfig
+from ..config.expressions import options_of
 from ..corpus.content import constant_predictor
 from ..corpus.load import check_corpus, for_trials, load_for_experiment
+from ..embeddings.factory import EmbeddingFactory
 from ..errors import ConfigError, SearchFailed, one_line
 from ..register.train import register_best
 from ..tracking.search_runs import get_search_run, recorded_experiment
-from ..tracking.sqlite import sqlite_path
 from ..tracking.store import connect
 from ..tracking.tags import LR_WARNING_TAG
-from ..tracking.writer import RunWriter
-from ..training.models import uses_fine_tuning
-from .checks import check_embeddings, check_first_configuration
+from ..tracking.writer import RunWriter, sqlite_path
+from ..training.models import training_arguments, uses_fine_tuning
+from ..training.train import check_configuration
 from .hyperopt_internals import restored_trials
 from .kept_models import KeptModels
 from .loop import SequentialExecutor, run_trials, score_name
@@ -132,9 +132,36 @@ def existing(writer: RunWriter, field: str) -> Any:
     return writer.client
 
 
+# the checks that need Flair, each ConfigError on a bare name pointing at where it is set (``fixed.momentum``)
+def _options(config: ExperimentConfig, name: str) -> list[Any]:
+    spec = config.search_space.get(name)
+    return (options_of(spec) or []) if spec else []
+
+
+def check_with_flair(config: ExperimentConfig, corpus: Any) -> EmbeddingFactory:
+    """Each embedding built once (the trials reuse it) and the first configuration set up untrained, before any run."""
+    factory = EmbeddingFactory(corpus)
+    for name in ("embeddings", "transformer_model", "document_embeddings"):
+        values = ([config.fixed[name]] if name in config.fixed else []) + _options(config, name)
+        for value in values:
+            with config.named_where_set():
+                factory.check(value, name, config.task, dict(config.fixed))
+    params = config.representative_params()
+    with config.named_where_set():
+        try:
+            optimizers = _options(config, "optimizer")
+            check_configuration(config.task, params, corpus, config.label_type, factory, config.multi_label, optimizers)
+        except ConfigError:
+            raise
+        except Exception as error:  # Flair or torch refusing the configuration
+            raise ConfigError("search_space", f"its first configuration cannot be set up: {one_line(error)}") from error
+        for fine_tune in _options(config, "fine_tune"):  # train and fine_tune take their own arguments
+            training_arguments(config.task, {**params, "fine_tune": fine_tune})
+    return factory
+
+
 class Search:
-    """One search, taking what the faces supply (a corpus given in Python, the tutorial's folder); ``resume``: a
-    parent run id to continue; ``progress``: where each finished trial's line goes (None: nowhere)."""
+    """One search from what the faces supply; ``resume``: a parent run id to continue; ``progress``: gets each line."""
 
     def __init__(self, config: ExperimentConfig, *, corpus: Any = None, tracking_uri: str | None = None, config_path: str | Path | None = None,
                  run_name: str | None = None, base_path: str | Path | None = None,
@@ -154,8 +181,7 @@ class Search:
             config, lr_source = learning_rate_from_run(config, existing(writer, "lr_from"))
         corpus = self.corpus if self.corpus is not None else load_for_experiment(config)
         check_corpus(corpus, config.label_type)
-        factory = check_embeddings(config, for_trials(corpus, config.evaluate_test))
-        check_first_configuration(config, for_trials(corpus, config.evaluate_test), factory)
+        factory = check_with_flair(config, for_trials(corpus, config.evaluate_test))
         baseline, baseline_name = constant_predictor(corpus, config.label_type)
         check = LearningCheck(baseline, baseline_name, config.max_epochs, config.label_type, len(corpus.train))
         recorded, space = record_experiment(config, self.corpus), hyperopt_space(config.search_space)
@@ -170,11 +196,8 @@ class Search:
     def run(self) -> SearchResult:
         prepared = self.prepare()
         config, writer, previous, space = prepared.config, prepared.writer, prepared.previous, prepared.space
-        options = dict(
-            parameter_names=tuple(config.parameter_names),
-            base_path=self.base_path,
-            learning_check=prepared.learning_check,
-        )
+        names = tuple(config.parameter_names)
+        options = dict(parameter_names=names, base_path=self.base_path, learning_check=prepared.learning_check)
         if previous is not None:
             parent = ParentRun.reopen(writer, config, prepared.recorded, previous, **options)
         else:
@@ -185,7 +208,7 @@ class Search:
             tracking_uri=writer.tracking_uri,
             experiment_id=parent.experiment_id,
             parent_run_id=parent.run_id,
-            parameter_names=config.parameter_names,
+            parameter_names=names,
             corpus=self.corpus,
             stopping_rule=_stopping_rule(config, previous),
             factory=prepared.factory,

@@ -1,5 +1,4 @@
-"""The search space in hyperopt's terms: built from the experiment file's expressions, or added in Python
-with ``hp`` functions as Flair's old tuning tutorial did (:class:`SearchSpace`), and hyperopt's algorithms."""
+"""The search space in hyperopt's terms, from the experiment file or added with ``hp`` as Flair's tutorial did."""
 
 from __future__ import annotations
 
@@ -59,8 +58,7 @@ def algorithm_suggest(name: str) -> Callable:
         try:
             from hyperopt import atpe
         except ImportError:
-            raise ConfigError(
-                "algorithm", "'atpe' needs lightgbm and scikit-learn: pip install 'flair-mlflow[atpe]'"
-            ) from None
+            needs = "'atpe' needs lightgbm and scikit-learn: pip install 'flair-mlflow[atpe]'"
+            raise ConfigError("algorithm", needs) from None
         return atpe.suggest
     return {"tpe": tpe.suggest, "rand": rand.suggest, "anneal": anneal.suggest}[name]

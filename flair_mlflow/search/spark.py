@@ -1,9 +1,9 @@
-"""Trials side by side on Spark through hyperopt's ``SparkTrials``: each writes its run from the worker as a sequential
-search would (number and point come with the space); the parent hears of the outcomes when the search ends."""
+"""Trials side by side through hyperopt's ``SparkTrials``, each writing its run from its worker as a sequential one."""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import sys
 from typing import Any, Mapping
@@ -71,18 +71,13 @@ def task_gpu(resources: Any = None) -> str | None:
     return str(gpus.addresses[0]) if gpus is not None and gpus.addresses else None
 
 
-class SparkObjective:
-    """The function hyperopt ships to Spark workers: one trial, its outcome sent back whole."""
-
-    def __init__(self, runner: TrialRunner) -> None:
-        self.runner = runner
-
-    def __call__(self, sampled: dict[str, Any]) -> dict[str, Any]:
-        self.runner.task_gpu = task_gpu()
-        outcome = self.runner.run_suggested(sampled)
-        plain = dataclasses.asdict(outcome)
-        plain["params"] = {k: plain_value(v) for k, v in outcome.params.items()}
-        return {**outcome.hyperopt_result(), "outcome": plain}
+def spark_objective(runner: TrialRunner, sampled: dict[str, Any]) -> dict[str, Any]:
+    """What hyperopt ships to Spark workers (with ``runner`` bound): one trial, its outcome sent back whole."""
+    runner.task_gpu = task_gpu()
+    outcome = runner.run_suggested(sampled)
+    plain = dataclasses.asdict(outcome)
+    plain["params"] = {k: plain_value(v) for k, v in outcome.params.items()}
+    return {**outcome.hyperopt_result(), "outcome": plain}
 
 
 class SparkExecutor:
@@ -93,7 +88,7 @@ class SparkExecutor:
     def __init__(self, trials: Any, runner: TrialRunner, parent: Any, space: Mapping[str, Any], show_progress: bool,
                  kept: Any) -> None:  # fmt: skip
         self.trials, self.parent, self.space, self.fixed = trials, parent, space, runner.config.fixed
-        self.objective = SparkObjective(runner)
+        self.objective = functools.partial(spark_objective, runner)
         self.show_progressbar, self.kept = show_progress, kept
 
     def outcomes_so_far(self, trials: Any) -> list[TrialOutcome]:
@@ -111,8 +106,7 @@ class SparkExecutor:
         return outcomes
 
     def _settle(self, outcomes: list[TrialOutcome]) -> list[TrialOutcome]:
-        """Account for trials whose result never reached the driver (cancelled by an early stop, or a failed task): a
-        run with its metrics is the outcome; the rest end KILLED ``cancelled``, or FAILED as ``SparkTaskFailed``."""
+        """Trials whose result never reached the driver: a run with metrics is the outcome, others end KILLED/FAILED."""
         writer = self.parent.writer
         by_number = {outcome.number: outcome for outcome in outcomes}
         runs = child_runs(writer.client, self.parent.experiment_id, self.parent.run_id)
@@ -163,7 +157,5 @@ def _task_error(doc: dict[str, Any]) -> str:
     lines = [line.strip() for line in detail.splitlines() if line.strip()]
     if lines:
         return " ".join(f"the Spark task running this trial failed: {lines[-1]}".split())[:1000]
-    return (
-        f"the Spark task running this trial failed ({kind or 'an error'}): its Python worker exited, was killed "
-        "or ran out of memory; the Spark driver's log has the cause"
-    )
+    cause = "its Python worker exited, was killed or ran out of memory; the Spark driver's log has the cause"
+    return f"the Spark task running this trial failed ({kind or 'an error'}): {cause}"

@@ -1,5 +1,4 @@
-"""One trial: ``training_runs`` fresh models of one configuration, scored. A :class:`TrialRunner` holds plain data and
-run ids, so pickled into a Spark task it runs the trial the driver would have: one ``run`` for every search."""
+"""One trial: ``training_runs`` fresh models of one configuration, scored; one ``run`` for sequential and Spark."""
 
 from __future__ import annotations
 
@@ -23,20 +22,9 @@ from ..embeddings.cache import EmbeddingCache
 from ..embeddings.factory import EmbeddingFactory
 from ..errors import ConfigError
 from ..register.model_logging import log_flair_model
-from ..tracking.datasets import dataset_inputs
+from ..tracking import tags as T
 from ..tracking.mlflow_internals import system_metrics
-from ..tracking.tags import (
-    DEVICE_TAG,
-    KEPT_MODEL_TAG,
-    PRUNED_AT_TAG,
-    PRUNED_TAG,
-    STATUS_TAG,
-    TASK_TAG,
-    THREADS_TAG,
-    TRIAL_NUMBER_TAG,
-    VALS_TAG,
-)
-from ..tracking.writer import RunWriter
+from ..tracking.writer import RunWriter, dataset_inputs
 from ..training.device import on_device, resolve_device
 from ..training.models import build_model, plain_value
 from ..training.plugins import FrozenEmbeddingsInEval, MedianStoppingPlugin, MLflowLoggerPlugin
@@ -62,8 +50,7 @@ def logged_params(params: Mapping[str, Any], names: Sequence[str]) -> dict[str, 
 
 
 class TrialRunner:
-    """Runs trials in any process that can load the corpus (or has ``corpus``, given in Python); without
-    ``parent_run_id`` a trial writes no run; ``factory`` holds the embeddings the search's checks built."""
+    """Runs trials in any process that can load the corpus (pickled into Spark tasks); without a parent run, no run."""
 
     def __init__(self, config: ExperimentConfig, *, tracking_uri: str | None = None, experiment_id: str | None = None,
                  parent_run_id: str | None = None, parameter_names: Sequence[str] = (), corpus: Any = None,
@@ -111,7 +98,7 @@ class TrialRunner:
     def run_suggested(self, sampled: Mapping[str, Any]) -> TrialOutcome:
         """The trial hyperopt suggested, its number (trial id + 1) and point carried by the space."""
         tid, vals, point = split_key(sampled)
-        return self.run(tid + 1, point, tags={VALS_TAG: vals_json(vals)})
+        return self.run(tid + 1, point, tags={T.VALS_TAG: vals_json(vals)})
 
     def run(self, number: int, sampled: Mapping[str, Any], tags: Mapping[str, str] = {}) -> TrialOutcome:
         """Trial ``number`` on the sampled parameters; a failure is an outcome, a signal or bad input raises."""
@@ -119,7 +106,7 @@ class TrialRunner:
         outcome = TrialOutcome(number=number, params=trial_params(sampled, self.config.fixed))
         writer = RunWriter(self.tracking_uri) if self.parent_run_id else None
         if writer is not None:
-            tags = {TRIAL_NUMBER_TAG: number, TASK_TAG: self.config.task, **tags}
+            tags = {T.TRIAL_NUMBER_TAG: number, T.TASK_TAG: self.config.task, **tags}
             outcome.run_id = writer.create_child(self.experiment_id, self.parent_run_id, f"trial-{number:03d}", tags)
             writer.log_params(outcome.run_id, logged_params(outcome.params, self.parameter_names), new_run=True)
             writer.log_inputs(outcome.run_id, self.dataset_inputs)
@@ -138,7 +125,7 @@ class TrialRunner:
             raise
         except (KeyboardInterrupt, Interrupted):
             if writer is not None:
-                writer.close(outcome.run_id, "KILLED", {STATUS_TAG: TrialState.KILLED}, unsent)
+                writer.close(outcome.run_id, "KILLED", {T.STATUS_TAG: TrialState.KILLED}, unsent)
             raise
         except Exception as error:  # the trial fails; the search goes on
             outcome.status, outcome.error = TrialState.FAILED, f"{type(error).__name__}: {error}"
@@ -146,11 +133,10 @@ class TrialRunner:
             if writer is not None:
                 writer.fail(outcome.run_id, type(error).__name__, error, traceback.format_exc(), unsent)
         else:
-            pruned = {PRUNED_TAG: "true", PRUNED_AT_TAG: outcome.pruned_at} if outcome.pruned else {}
-            pruned[DEVICE_TAG] = device
-            kept = {KEPT_MODEL_TAG: outcome.model_id} if outcome.model_id else {}
             if writer is not None:
-                end_tags = {THREADS_TAG: threads.chosen, **pruned, **kept}
+                pruned = {T.PRUNED_TAG: "true", T.PRUNED_AT_TAG: outcome.pruned_at} if outcome.pruned else {}
+                kept = {T.KEPT_MODEL_TAG: outcome.model_id} if outcome.model_id else {}
+                end_tags = {T.THREADS_TAG: threads.chosen, **pruned, T.DEVICE_TAG: device, **kept}
                 metrics = {**unsent, **outcome.score_metrics()}
                 writer.close(outcome.run_id, outcome.status.run_status, end_tags, metrics, model_id=outcome.model_id)
         outcome.duration_s = time.time() - started

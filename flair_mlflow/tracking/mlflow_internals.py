@@ -1,5 +1,4 @@
-"""MLflow beyond its public API, each use tested: a server probe without minutes of retries (set only by environment
-variables), deleting a logged model's files as ``mlflow gc`` does, and the system-metrics monitor by run id."""
+"""MLflow beyond its public API, in one module so that a test catches each use MLflow changes."""
 
 from __future__ import annotations
 
@@ -16,7 +15,7 @@ PROBE_ENDPOINT = "/api/2.0/mlflow/experiments/search"
 
 
 def probe_server(tracking_uri: str) -> None:
-    """One request to the server at ``tracking_uri``, with its credentials; raises what MLflow raises."""
+    """One request, no retries (MLflow's client sets those only by environment variables); raises what MLflow raises."""
     credentials = get_default_host_creds(tracking_uri)
     response = http_request(credentials, PROBE_ENDPOINT, "POST", json={"max_results": 1}, **PROBE_RETRIES)
     verify_rest_response(response, PROBE_ENDPOINT)

@@ -1,5 +1,4 @@
-"""A search read back from the store (its parent, its trials best first, small artefacts), one way for ``register``,
-``trials`` and ``--resume`` alike."""
+"""A search read back from the store, one way for ``register``, ``trials`` and ``--resume`` alike."""
 
 from __future__ import annotations
 
@@ -80,19 +79,14 @@ def has_final_score(run: Any) -> bool:
     return run.info.status == "FINISHED" and math.isfinite(run.data.metrics.get(FINAL_SCORE, math.nan))
 
 
-def maximises(search_run: Any) -> bool:
-    """Whether the search ranked trials by a score to maximise (``dev_score``), not a loss."""
-    return search_run.data.params.get("optimization_value", "dev_score") in ("dev_score", "score")
-
-
 def ranked_trial_runs(client: mlflow.MlflowClient, search_run: Any) -> list[Any]:
     """The search's trial runs: those with a final score best first, then the rest; ties in trial order."""
-    sign = -1.0 if maximises(search_run) else 1.0
+    maximises = search_run.data.params.get("optimization_value", "dev_score") in ("dev_score", "score")
+    sign = -1.0 if maximises else 1.0
 
     def key(run: Any) -> tuple[int, float, int]:
-        if not has_final_score(run):
-            return (1, 0.0, trial_number(run))
-        return (0, sign * run.data.metrics[FINAL_SCORE], trial_number(run))
+        scored = has_final_score(run)
+        return (0 if scored else 1, sign * run.data.metrics[FINAL_SCORE] if scored else 0.0, trial_number(run))
 
     return sorted(child_runs(client, search_run.info.experiment_id, search_run.info.run_id), key=key)
 

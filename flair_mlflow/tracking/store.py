@@ -1,5 +1,4 @@
-"""Reaching a store (probed before anything is written: a bad URI stops a command in seconds, with no run) and one
-way to adopt or create the run a command writes into."""
+"""A store probed before anything is written (a bad URI fails in seconds, no run made), and the run a command writes."""
 
 from __future__ import annotations
 
@@ -16,8 +15,7 @@ from mlflow.exceptions import MlflowException
 
 from ..errors import ConfigError, one_line
 from .mlflow_internals import probe_server
-from .sqlite import check_creatable, sqlite_path
-from .writer import RunWriter, redact_uri
+from .writer import RunWriter, check_creatable, redact_uri, sqlite_path
 
 log = logging.getLogger("flair_mlflow")
 
@@ -79,8 +77,7 @@ class AdoptedRun:
 
 def adopt_or_create_run(writer: RunWriter, experiment: str | None, run_name: str, tags: Mapping[str, Any] = {},
                         parent_run_id: str | None = None, refuse: str | None = None) -> AdoptedRun:  # fmt: skip
-    """The run ``mlflow run`` opened or the active run, else a new one (under ``parent_run_id``, else in
-    ``experiment``); ``refuse``: a run id that must not be adopted (the search a registration reads from)."""
+    """The run ``mlflow run`` opened or the active one, else a new one; ``refuse``: a run id not to be adopted."""
     active = mlflow.active_run()
     run_id = os.environ.get("MLFLOW_RUN_ID") or (active.info.run_id if active else None)
     if run_id and run_id == refuse:
@@ -113,12 +110,11 @@ def ending(writer: RunWriter, run: AdoptedRun) -> Iterator[None]:
 
 def experiment_id_for(client: mlflow.MlflowClient, name: str | None) -> str:
     """The named experiment's id, created or restored if need be; without a name, MLflow's variables', else "0"."""
+    if not name and os.environ.get("MLFLOW_EXPERIMENT_ID"):
+        return os.environ["MLFLOW_EXPERIMENT_ID"]
+    name = name or os.environ.get("MLFLOW_EXPERIMENT_NAME")
     if not name:
-        if os.environ.get("MLFLOW_EXPERIMENT_ID"):
-            return os.environ["MLFLOW_EXPERIMENT_ID"]
-        name = os.environ.get("MLFLOW_EXPERIMENT_NAME")
-        if not name:
-            return "0"
+        return "0"
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         if experiment.lifecycle_stage == "deleted":

@@ -1,19 +1,27 @@
-"""Writes to MLflow by explicit run id through :class:`mlflow.MlflowClient` (no active-run stack, so any process can
-write a trial's run), batched: one ``log_batch`` per epoch, never per mini-batch."""
+"""Writes by explicit run id (no active-run stack: any process can write a trial's run), one ``log_batch`` per epoch."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
 import time
+import uuid
+from pathlib import Path
 from typing import Any, Mapping
 
 import mlflow
-from mlflow.entities import Metric, Param, RunTag
+from filelock import FileLock, Timeout
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
+from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
-from .sqlite import create_sqlite_store
+from ..errors import ConfigError
 from .tags import ERROR_CLASS_TAG, ERROR_MESSAGE_TAG, PARENT_RUN_ID_TAG, RUN_NAME_TAG
+
+#: how long a command waits for another one creating the same sqlite store
+LOCK_TIMEOUT_S = 300
+CREATING_MARK = ".creating-"
 
 
 def redact_uri(text: Any) -> str:
@@ -23,6 +31,59 @@ def redact_uri(text: Any) -> str:
 
 def _tags(tags: Mapping[str, Any]) -> list[RunTag]:
     return [RunTag(key, str(value)[:5000]) for key, value in tags.items()]  # MLflow's limit
+
+
+# local sqlite stores are built whole in a temporary file, under a lock: MLflow's migrations are not one transaction
+def sqlite_path(tracking_uri: str) -> Path | None:
+    """The database file of a local sqlite URI (``sqlite:///mlflow.db``); None for any other store."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    database = tracking_uri[len("sqlite:///") :].split("?", 1)[0]
+    return Path(database) if database and database != ":memory:" else None
+
+
+def check_creatable(path: Path) -> None:
+    """Refuse, before anything is written, a store file that could never be created."""
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        problem = f"cannot create the sqlite store '{path}': '{parent}' is not a writable folder"
+        raise ConfigError("tracking_uri", problem)
+
+
+def create_sqlite_store(tracking_uri: str) -> None:
+    """Build the sqlite store at ``tracking_uri`` if it is one and does not exist yet, whole or not at all."""
+    path = sqlite_path(tracking_uri)
+    if path is None or (path.is_file() and path.stat().st_size > 0):
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with FileLock(f"{path}.lock", timeout=LOCK_TIMEOUT_S):
+            for leftover in path.parent.glob(f".{path.name}{CREATING_MARK}*"):  # of commands killed meanwhile
+                leftover.unlink(missing_ok=True)
+            if path.is_file() and path.stat().st_size > 0:
+                return  # another command built it while this one waited
+            temporary = path.with_name(f".{path.name}{CREATING_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}")
+            try:
+                mlflow.MlflowClient(f"sqlite:///{temporary}").search_experiments(max_results=1)
+                os.replace(temporary, path)
+            finally:
+                temporary.unlink(missing_ok=True)
+    except Timeout:
+        raise ConfigError("tracking_uri", f"another command has held '{path}.lock' for {LOCK_TIMEOUT_S} s") from None
+
+
+def dataset_inputs(name: str, source: Mapping[str, Any], splits: Mapping[str, Mapping[str, Any]]) -> list[DatasetInput]:
+    """One input per split, for the UI's Datasets column; ``source``: ``{"uri": folder}``, else Flair's dataset."""
+    source_type = "local" if "uri" in source else "code"
+    source_json = json.dumps(dict(source) if "uri" in source else {"tags": dict(source)}, sort_keys=True, default=str)
+    inputs = []
+    for context, split in splits.items():
+        profile = json.dumps(split["profile"], sort_keys=True)
+        dataset = Dataset(name, split["digest"], source_type, source_json, profile=profile)
+        inputs.append(DatasetInput(dataset, tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)]))
+    return inputs
 
 
 class MetricBuffer:
@@ -78,7 +139,7 @@ class RunWriter:
         self.client.log_batch(run_id, tags=_tags(tags))
 
     def log_inputs(self, run_id: str, inputs: list[Any]) -> None:
-        """Dataset inputs (``tracking.datasets``); MLflow keeps one record per name and digest."""
+        """Dataset inputs (:func:`dataset_inputs`); MLflow keeps one record per name and digest."""
         self.client.log_inputs(run_id, datasets=inputs)
 
     def log_text(self, run_id: str, text: str, file_name: str) -> None:

@@ -47,11 +47,10 @@ def check_configuration(task: str, params: dict[str, Any], corpus: Any, label_ty
     for optimizer in optimizers or [arguments.get("optimizer", defaults["optimizer"].default)]:
         optimizer = optimizer_class(optimizer)
         accepted = inspect.signature(optimizer).parameters
-        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
-            for name in given:
-                if name not in accepted:
-                    takes = ", ".join(p for p in accepted if p in PARAMETERS and PARAMETERS[p].group == "optimizer")
-                    raise ConfigError(name, f"is not an argument of {plain_value(optimizer)} (it takes {takes})")
+        unknown = [name for name in given if name not in accepted]
+        if unknown and not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
+            takes = ", ".join(p for p in accepted if p in PARAMETERS and PARAMETERS[p].group == "optimizer")
+            raise ConfigError(unknown[0], f"is not an argument of {plain_value(optimizer)} (it takes {takes})")
         try:
             optimizer(model.parameters(), lr=learning_rate, **given)
         except (TypeError, ValueError) as error:  # torch's own checks, named by the first argument given
