@@ -90,7 +90,7 @@ class TrialOutcome:
         self.final_score, self.final_variance = mean(self.run_scores), variance(self.run_scores)
         self.last_epoch_score = mean([history[-1] for history in runs])
         self.scored_epochs_variance = mean([variance(history[-LAST_EPOCHS_SCORED:]) for history in runs])
-        self.loss = 1.0 - self.final_score if maximise else self.final_score
+        self.loss = as_loss(self.final_score, maximise)
 
     def score_metrics(self) -> dict[str, float]:
         """The scores a finished trial's run logs at its end (the training runs' own are logged apart)."""
@@ -104,6 +104,11 @@ class TrialOutcome:
         if not self.ok:
             return {**result, "failure": self.error}
         return {**result, "loss": self.loss, "loss_variance": self.final_variance, "final_score": self.final_score}
+
+
+def as_loss(score: float, maximise: bool) -> float:
+    """A score as the loss hyperopt minimises and trials are ranked by: 1 - score where higher is better."""
+    return 1.0 - score if maximise else score
 
 
 def ranked(outcomes: Sequence[TrialOutcome]) -> list[TrialOutcome]:

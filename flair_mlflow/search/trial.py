@@ -32,7 +32,7 @@ from ..training.threads import TrialThreads
 from ..training.train import check_losses, train_model
 from .hyperopt_internals import split_key, vals_json
 from .interrupts import Interrupted
-from .outcome import TrialOutcome, TrialState
+from .outcome import TrialOutcome, TrialState, as_loss
 from .rules import MedianStoppingRule
 
 log = logging.getLogger("flair_mlflow")
@@ -168,7 +168,7 @@ class TrialRunner:
                 if config.evaluate_test and result.get("test_score") is not None:
                     test_scores.append(unsent.setdefault(f"{run_name}/test_score", float(result["test_score"])))
                 self.cache.after_training_run(model, self.factory, self.corpus)
-                loss = 1.0 - score if maximise else score
+                loss = as_loss(score, maximise)
                 if writer is not None and config.keep_models and loss < min(kept_loss, self.keep_bar):
                     model.save(Path(folder) / "model.pt")
                     kept_loss = loss
