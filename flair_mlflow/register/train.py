@@ -168,7 +168,17 @@ def register_best(search_run_id: str | None = None, name: str | None = None, *, 
     settings = recipe(experiment, best.params, train_with_dev)
     metric = f"{SCORE_METRIC} ({' '.join(experiment.main_evaluation_metric)})"
     source = f"{KEPT_SOURCE} {best.source}" if model_id else best.source
-    registration = Registration("", "", math.nan, metric, describe_test_split(experiment, corpus), digest(settings), name, source=source, params=dict(best.params))  # fmt: skip
+    registration = Registration(
+        run_id="",
+        model_uri="",
+        test_score=math.nan,
+        metric=metric,
+        test_split=describe_test_split(experiment, corpus),
+        config_hash=digest(settings),
+        name=name,
+        source=source,
+        params=dict(best.params),
+    )
     tags = {
         T.REGISTER_TAG: "true",
         T.TASK_TAG: experiment.task,
