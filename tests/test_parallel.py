@@ -51,6 +51,10 @@ def test_parallel_search_has_the_shape_of_a_sequential_one(flair_cache, mlflow_s
     sequential_children = _children(client, sequential.parent_run_id)
     assert len(sequential_children) == len(children)
     assert {frozenset(c.data.params) for c in children} == {frozenset(c.data.params) for c in sequential_children}
+    inputs = [
+        {(d.dataset.name, d.dataset.digest) for d in c.inputs.dataset_inputs} for c in children + sequential_children
+    ]
+    assert len(inputs[0]) >= 2 and all(one == inputs[0] for one in inputs), inputs  # Spark trials record the corpus too
     assert parent.data.tags["best_trial_run_id"] in {c.info.run_id for c in children}
     assert {"param_selection.txt", "trials.csv", "best_params.yaml"} <= {
         a.path for a in client.list_artifacts(parallel.parent_run_id)

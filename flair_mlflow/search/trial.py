@@ -65,9 +65,10 @@ class TrialRunner:
     keep_bar: float = math.inf  # the loss a trial must beat for its model to be kept (see kept_models)
 
     def __getstate__(self) -> dict[str, Any]:
-        """What travels to another process: no built embeddings or cache, and no corpus it can load itself."""
+        """What travels to another process: no built embeddings or cache, and no corpus it can load itself (the
+        dataset inputs the driver summarised from it do travel: a Spark task would otherwise hash the corpus again)."""
         loadable = {"corpus", "labels"} if self.given_corpus is None else set()
-        dropped = {"factory", "cache", "dataset_inputs"} | loadable
+        dropped = {"factory", "cache"} | loadable
         return {key: value for key, value in self.__dict__.items() if key not in dropped}
 
     @cached_property
