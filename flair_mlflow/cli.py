@@ -176,6 +176,11 @@ def main() -> None:
     ("--device", click.Choice(["auto", "cpu", "cuda", *(f"cuda:{n}" for n in range(16))]), "Where trials train."),
     ("--keep-models", int, "Keep the trained models of the best N trials (0: none)."),
     ("--log-system-metrics/--no-log-system-metrics", None, "CPU, memory and GPU metrics per trial run."),
+    (
+        "--scheduler",
+        click.Choice(["none", "asha", "hyperband"]),
+        "Train trials in rungs of epochs (the file's scheduler block sets the rest).",
+    ),
     ("--resume", None, "Parent run id of a search to continue (without CONFIG: the experiment it recorded)."),
     ("--verbose", "flag", "Show Flair's training log."),
 )

@@ -34,7 +34,7 @@ METRICS = ("f1-score", "precision", "recall", "accuracy")
 #: the settings a command line (``--max-evals``, ``-P max_evals=``) may override
 OVERRIDABLE = (
     "max_epochs training_runs max_evals optimization_value algorithm seed experiment downsample evaluate_test "
-    "label_type lr_from embedding_cache_mb early_stop_trials time_budget_minutes parallelism spark_master threads device keep_models log_system_metrics"
+    "label_type lr_from embedding_cache_mb early_stop_trials time_budget_minutes parallelism spark_master threads device keep_models log_system_metrics scheduler"
 ).split()
 
 
@@ -88,6 +88,22 @@ class PruningConfig(_Settings):
 
     warmup_epochs: int = Field(2, ge=0)
     startup_trials: int = Field(3, ge=0)
+
+
+class SchedulerConfig(_Settings):
+    """Multi-fidelity search over epochs: ``asha`` (one bracket), ``hyperband`` (``brackets``, default all) or none."""
+
+    type: Literal["none", "asha", "hyperband"] = "none"
+    min_epochs: int = Field(1, ge=1)  # the first rung's epochs
+    reduction_factor: int = Field(3, ge=2)  # the top 1/reduction_factor of a rung are promoted
+    brackets: int | None = Field(None, ge=1)
+    checkpoint_dir: str | None = None  # where paused trials' state waits (default: a folder in the system temp)
+
+    @model_validator(mode="after")
+    def _check(self) -> SchedulerConfig:
+        if self.brackets is not None and self.type != "hyperband":
+            raise ConfigError("scheduler.brackets", "only applies to type hyperband")
+        return self
 
 
 def _threads(value: Any) -> int | str:
@@ -147,6 +163,9 @@ class ExperimentConfig(_Settings):
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")  # auto: CUDA where there is one
     keep_models: int = Field(1, ge=0)  # the best trials' trained models kept as logged models; 0: none
     log_system_metrics: bool = False  # CPU, memory (and GPU) per trial run, by MLflow's monitor
+    scheduler: Annotated[SchedulerConfig, BeforeValidator(lambda v: {"type": v} if isinstance(v, str) else v)] = Field(
+        default_factory=SchedulerConfig
+    )
 
     @model_validator(mode="after")
     def _check(self) -> ExperimentConfig:
@@ -168,7 +187,24 @@ class ExperimentConfig(_Settings):
         if self.task == "text_classification" and not documents:
             problem = "text_classification needs 'transformer_model', 'document_embeddings' or 'embeddings'"
             raise ConfigError("search_space", problem)
+        self._check_scheduler()
         return self
+
+    def _check_scheduler(self) -> None:
+        scheduler = self.scheduler
+        if scheduler.type == "none":
+            return
+        if scheduler.min_epochs >= self.max_epochs:
+            raise ConfigError("scheduler.min_epochs", f"must be below max_epochs ({self.max_epochs}), the top rung")
+        if self.pruning is not None:
+            raise ConfigError("pruning", f"cannot be combined with scheduler {scheduler.type}: both end trials early")
+        if self.parallelism > 1:
+            raise ConfigError("scheduler", f"{scheduler.type} runs trials one at a time for now; set parallelism: 1")
+
+    @property
+    def scheduled(self) -> bool:
+        """Whether trials train in rungs (a multi-fidelity scheduler), not each for all of ``max_epochs``."""
+        return self.scheduler.type != "none"
 
     @classmethod
     def from_file(cls, path: str | Path, overrides: Mapping[str, Any] | None = None) -> ExperimentConfig:
@@ -197,6 +233,9 @@ class ExperimentConfig(_Settings):
         for key, value in (overrides or {}).items():
             if value is not None and key not in OVERRIDABLE:
                 raise ConfigError(key, "cannot be overridden from the command line")
+        given, block = (overrides or {}).get("scheduler"), data.get("scheduler")
+        if isinstance(given, str) and isinstance(block, Mapping):  # --scheduler asha keeps the file's rungs
+            overrides = {**(overrides or {}), "scheduler": {**block, "type": given}}
         return validated(cls, {**data, **{k: v for k, v in (overrides or {}).items() if v is not None}})
 
     def to_dict(self) -> dict[str, Any]:
@@ -251,7 +290,11 @@ def validated(model: type[BaseModel], data: Mapping[str, Any]) -> Any:
         raise cause from None
     loc = [str(part) for part in detail["loc"] if not str(part).startswith(("function-", "literal["))]
     if detail["type"] == "extra_forbidden":
-        nested = {"corpus": CorpusConfig, "pruning": PruningConfig}.get(loc[0]) if len(loc) > 1 else model
+        nested = (
+            {"corpus": CorpusConfig, "pruning": PruningConfig, "scheduler": SchedulerConfig}.get(loc[0])
+            if len(loc) > 1
+            else model
+        )
         problem = f"unknown setting; known settings: {', '.join(sorted((nested or model).model_fields))}"
     elif detail["type"] == "missing":
         problem = "is required"

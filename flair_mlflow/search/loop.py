@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import enum
+import math
+import shutil
 import signal
 import time
 from typing import Any, Callable, Mapping, Sequence
 
 import hyperopt
+import numpy as np
 
 from ..config import ExperimentConfig, OptimizationValue
+from ..tracking.tags import VALS_TAG
 from ..training.models import plain_value
-from .hyperopt_internals import continued_rng, keyed_space, keyed_suggest
+from .hyperopt_internals import continued_rng, keyed_space, keyed_suggest, restored_trials, sampled_point, vals_json
 from .interrupts import Interrupted, SearchInterrupted, catch_signals
-from .outcome import TrialOutcome, TrialState, best_outcome, trials_since_best
+from .outcome import TrialOutcome, TrialState, as_loss, best_outcome, trials_since_best
 
 
 class StopReason(str, enum.Enum):
@@ -43,17 +47,20 @@ def run_trials(executor: Any, parent: Any, space: Mapping[str, Any], suggest: Ca
 
     restore_signals = catch_signals(executor.interrupt)
     try:
-        hyperopt.fmin(
-            fn=executor.objective,
-            space=keyed_space(space),
-            algo=keyed_suggest(suggest, space),
-            trials=executor.trials,
-            rstate=continued_rng(config.seed, done),
-            show_progressbar=executor.show_progressbar,
-            max_evals=config.max_evals,
-            timeout=budget or None,
-            early_stop_fn=early_stop,
-        )
+        if getattr(executor, "scheduler", None) is not None:
+            run_rungs(executor, space, suggest, config, continued_rng(config.seed, done), done, started)
+        else:
+            hyperopt.fmin(
+                fn=executor.objective,
+                space=keyed_space(space),
+                algo=keyed_suggest(suggest, space),
+                trials=executor.trials,
+                rstate=continued_rng(config.seed, done),
+                show_progressbar=executor.show_progressbar,
+                max_evals=config.max_evals,
+                timeout=budget or None,
+                early_stop_fn=early_stop,
+            )
     except hyperopt.exceptions.AllTrialsFailed:
         pass  # the outcomes say so below
     except (KeyboardInterrupt, Interrupted) as error:
@@ -72,6 +79,27 @@ def run_trials(executor: Any, parent: Any, space: Mapping[str, Any], suggest: Ca
             reason = _why_it_ended(outcomes, any(stalled), ran_out)
         parent.finish(outcomes, reason)
     return outcomes
+
+
+def run_rungs(executor: Any, space: Mapping[str, Any], suggest: Callable, config: ExperimentConfig, rng: Any,
+              done: int, started: float) -> None:  # fmt: skip
+    """Asynchronous successive halving: a promotion whenever one is due, else the algorithm's next point, learnt from
+    one rung's scores (``executor.scheduler`` decides both); ends at ``max_evals`` points, none left to promote."""
+    scheduler, domain = executor.scheduler, hyperopt.Domain(lambda point: 0.0, dict(space))
+    rng, budget, sampled = rng or np.random.default_rng(), (config.time_budget_minutes or 0) * 60, done
+    enough = len(config.search_space) + 2  # BOHB's: one more result than dimensions, and one to spare
+    while not budget or time.time() - started < budget:
+        job = scheduler.promotion()
+        if job is not None:
+            executor.run_job(job)
+            continue
+        if sampled >= config.max_evals:
+            return
+        losses = scheduler.losses_at(scheduler.model_budget(enough))
+        learnt = [(n - 1, executor.vals[n], {"status": "ok", "loss": loss}) for n, loss in losses.items()]
+        doc = suggest([sampled], domain, restored_trials(space, learnt), int(rng.integers(2**31 - 1)))[0]
+        sampled += 1
+        executor.run_job(scheduler.new_trial(sampled), doc["misc"]["vals"])
 
 
 def _why_it_ended(outcomes: Sequence[TrialOutcome], stalled: bool, ran_out: bool) -> StopReason:
@@ -98,6 +126,7 @@ def trial_line(outcome: TrialOutcome, best: TrialOutcome | None, score: str, sho
     sampled = ((n, outcome.params.get(n)) for n in shown)
     values = ", ".join(f"{n}={v:.4g}" if isinstance(v, float) else f"{n}={plain_value(v)}" for n, v in sampled)
     pruned = f", pruned at epoch {outcome.pruned_at}" if outcome.pruned else ""
+    pruned += f", rung {outcome.rung} ({outcome.epochs} epochs)" if outcome.epochs else ""
     so_far = f" (best {best.final_score:.4f}, trial {best.number})" if best is not None else ""
     return f"{head}: {score} {outcome.final_score:.4f}{so_far}{pruned}, {outcome.duration_s:.0f}s  {values}"
 
@@ -131,4 +160,60 @@ class SequentialExecutor:
         return self.outcomes
 
     def final_outcomes(self, settle: bool) -> list[TrialOutcome]:
+        return list(self.outcomes)
+
+
+class RungExecutor(SequentialExecutor):
+    """A multi-fidelity search's trials, one rung at a time: each rung of a trial continues its run and its training
+    from the checkpoint the last rung left; checkpoints no promotion can need any more are deleted."""
+
+    def __init__(self, scheduler: Any, space: Mapping[str, Any], *args: Any) -> None:
+        super().__init__(*args)
+        self.scheduler, self.space, self.vals, self.points = scheduler, space, {}, {}
+        self.checkpoint_peak_bytes = 0
+
+    def run_job(self, job: Any, vals: Mapping[str, list] | None = None) -> TrialOutcome:
+        if vals is not None:
+            self.vals[job.number] = vals
+            self.points[job.number] = sampled_point(self.space, vals)
+        earlier = next((o for o in self.outcomes if o.number == job.number), None)
+        top = [o for o in self.outcomes if o.epochs == self.runner.config.max_epochs]
+        self.runner.keep_bar = self.kept.bar(top)
+        tags = {VALS_TAG: vals_json(vals)} if vals is not None else {}
+        outcome = self.runner.run(job.number, self.points[job.number], tags, job, earlier and earlier.run_id)
+        self.scheduler.report(job.number, job.rung, outcome.loss if outcome.ok else math.inf)
+        self.outcomes = sorted([o for o in self.outcomes if o.number != job.number] + [outcome], key=lambda o: o.number)
+        self.kept.prune(self.outcomes)
+        self._drop_checkpoints()
+        others = [o for o in self.outcomes if o is not outcome]
+        self.parent.after_trial([*others, outcome])
+        if self.progress is not None:
+            config = self.runner.config
+            shown = [name for name in outcome.params if name not in config.fixed]
+            score = score_name(config.objective, config.main_evaluation_metric)
+            self.progress(trial_line(outcome, best_outcome(self.outcomes), score, shown, config.max_evals))
+        return outcome
+
+    def _drop_checkpoints(self) -> None:
+        """Delete what no promotion can need; note the most disk the rest held."""
+        held = 0
+        for number in self.scheduler.bracket_of:
+            folder = self.runner.checkpoint_folder(number)
+            if folder.is_dir() and not self.scheduler.can_be_promoted(number):
+                shutil.rmtree(folder, ignore_errors=True)
+            elif folder.is_dir():
+                held += sum(f.stat().st_size for f in folder.iterdir())
+        self.checkpoint_peak_bytes = max(self.checkpoint_peak_bytes, held)
+
+    def final_outcomes(self, settle: bool) -> list[TrialOutcome]:
+        """The trials; a finished search (``settle``) drops every checkpoint and logs the rungs to its parent."""
+        if settle and self.scheduler.promotion() is None:
+            shutil.rmtree(self.runner.checkpoints, ignore_errors=True)
+        rungs = self.scheduler.summary()
+        maximise = self.runner.config.optimization_value == "dev_score"
+        writer, run_id = self.parent.writer, self.parent.run_id
+        for epochs, (count, loss) in rungs.items():
+            best = {"rung_best_score": as_loss(loss, maximise)} if math.isfinite(loss) else {}
+            writer.log_metrics(run_id, {"rung_trials": count, **best}, step=epochs)
+        writer.log_metrics(run_id, {"checkpoint_peak_mb": self.checkpoint_peak_bytes / 2**20})
         return list(self.outcomes)

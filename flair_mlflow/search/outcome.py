@@ -61,6 +61,8 @@ class TrialOutcome:
     scored_epochs_variance: float = math.nan  # over each run's scored epochs, mean over runs
     peak_dev_score: float = math.nan  # the highest dev score any epoch of any training run reached
     model_id: str | None = None  # its trained model, kept as a logged model (keep_models)
+    epochs: int = 0  # in a multi-fidelity search, the epochs of the highest rung it reached (ranked first)
+    rung: int = 0
 
     @property
     def ok(self) -> bool:
@@ -77,9 +79,9 @@ class TrialOutcome:
         runs = [history for history in self.epoch_values if history]
         return len(runs[0][-LAST_EPOCHS_SCORED:]) if runs else LAST_EPOCHS_SCORED
 
-    def add_training_run(self, history: Sequence[float], dev_scores: Sequence[float]) -> float:
-        """Record a training run; its score, the mean of its last three epochs, damps a lucky last epoch."""
-        self.run_scores.append(mean(history[-LAST_EPOCHS_SCORED:]))
+    def add_training_run(self, history: Sequence[float], dev_scores: Sequence[float], scored: int = LAST_EPOCHS_SCORED) -> float:  # fmt: skip
+        """Record a training run; its score, the mean of its last three epochs (``scored``), damps a lucky last one."""
+        self.run_scores.append(mean(history[-scored:]))
         self.epoch_values.append(list(history))
         self.peak_dev_score = max([v for v in (self.peak_dev_score, *dev_scores) if math.isfinite(v)], default=math.nan)
         return self.run_scores[-1]
@@ -112,9 +114,10 @@ def as_loss(score: float, maximise: bool) -> float:
 
 
 def ranked(outcomes: Sequence[TrialOutcome]) -> list[TrialOutcome]:
-    """Complete trials, best first: lowest loss, the earliest on a tie; pruned and failed trials are not ranked."""
+    """Complete trials, best first: most epochs (a multi-fidelity search's highest rung), lowest loss, the earliest on
+    a tie; pruned and failed trials are not ranked."""
     finished = [o for o in outcomes if o.status is TrialState.COMPLETE and math.isfinite(o.loss)]
-    return sorted(finished, key=lambda o: (o.loss, o.number))
+    return sorted(finished, key=lambda o: (-o.epochs, o.loss, o.number))
 
 
 def best_outcome(outcomes: Sequence[TrialOutcome]) -> TrialOutcome | None:

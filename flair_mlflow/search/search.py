@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -17,18 +18,19 @@ from ..errors import ConfigError, SearchFailed, one_line
 from ..register.train import register_best
 from ..tracking.search_runs import get_search_run, recorded_experiment
 from ..tracking.store import connect
-from ..tracking.tags import LR_WARNING_TAG
+from ..tracking.tags import CHECKPOINTS_TAG, LR_WARNING_TAG
 from ..tracking.writer import RunWriter, sqlite_path
 from ..training.models import training_arguments, uses_fine_tuning
 from ..training.train import check_configuration
 from .hyperopt_internals import restored_trials
 from .kept_models import KeptModels
-from .loop import SequentialExecutor, run_trials, score_name
+from .loop import RungExecutor, SequentialExecutor, run_trials, score_name
 from .outcome import TrialOutcome, TrialState, best_outcome
 from .parent import ParentRun
 from .recorded import RecordedExperiment, record_experiment
 from .resume import PreviousTrials, check_same_search, read_previous_trials
 from .rules import FLAIR_MIN_LEARNING_RATE, LR_RANGE_FACTOR, MIN_LR_HEADROOM, LearningCheck, MedianStoppingRule
+from .schedulers import SuccessiveHalving
 from .space import algorithm_suggest, hyperopt_space
 from .trial import TrialRunner
 
@@ -185,6 +187,9 @@ class Search:
         baseline, baseline_name = constant_predictor(corpus, config.label_type)
         check = LearningCheck(baseline, baseline_name, config.max_epochs, config.label_type, len(corpus.train))
         recorded, space = record_experiment(config, self.corpus), hyperopt_space(config.search_space)
+        if self.resume and config.scheduled:
+            problem = f"a search with scheduler {config.scheduler.type} cannot be resumed yet; start a new search"
+            raise ConfigError("resume", problem)
         if self.resume:
             client = existing(writer, "resume")
             parent = get_search_run(client, str(self.resume), "resume")
@@ -222,6 +227,11 @@ class Search:
         else:
             trials = previous.hyperopt_trials(space) if previous is not None else restored_trials(space, [])
             executor = SequentialExecutor(runner, parent, trials, restored, self.progress, kept)
+            if config.scheduled:
+                runner.checkpoints = checkpoint_folder(config, parent.run_id)
+                writer.set_tags(parent.run_id, {CHECKPOINTS_TAG: runner.checkpoints})
+                args = (runner, parent, trials, restored, self.progress, kept)
+                executor = RungExecutor(successive_halving(config), space, *args)
         outcomes = run_trials(executor, parent, space, algorithm_suggest(config.algorithm), config, done=len(restored))
         name = score_name(config.objective, config.main_evaluation_metric)
         ids = (parent.run_id, parent.experiment_id)
@@ -231,6 +241,21 @@ class Search:
             why = f" (last error: {one_line(errors[-1])})" if errors else ""
             raise SearchFailed(f"all {len(outcomes)} trials failed{why}; see the FAILED child runs of {parent.run_id}")
         return result
+
+
+def successive_halving(config: ExperimentConfig) -> SuccessiveHalving:
+    """The scheduler ``config.scheduler`` names: ASHA is one bracket; HyperBand all it can have, or ``brackets``."""
+    scheduler = config.scheduler
+    brackets = 1 if scheduler.type == "asha" else scheduler.brackets or config.max_epochs
+    rungs = (scheduler.min_epochs, scheduler.reduction_factor, config.max_epochs)
+    return SuccessiveHalving(*rungs, brackets, config.max_evals)
+
+
+def checkpoint_folder(config: ExperimentConfig, parent_run_id: str) -> Path:
+    """Where a multi-fidelity search's paused trials wait: on local disk, as trials read them back at once (an
+    artefact upload per rung would cost more than a short rung trains), one folder per search."""
+    root = Path(config.scheduler.checkpoint_dir or Path(tempfile.gettempdir()) / "flair-mlflow-checkpoints")
+    return root / parent_run_id
 
 
 def _stopping_rule(config: ExperimentConfig, previous: PreviousTrials | None) -> MedianStoppingRule | None:

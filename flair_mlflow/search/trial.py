@@ -25,6 +25,7 @@ from ..register.model_logging import log_flair_model
 from ..tracking import tags as T
 from ..tracking.mlflow_internals import system_metrics
 from ..tracking.writer import RunWriter, dataset_inputs
+from ..training.checkpoint import RungCheckpoint, load_checkpoint
 from ..training.device import on_device, resolve_device
 from ..training.models import build_model, plain_value
 from ..training.plugins import FrozenEmbeddingsInEval, MedianStoppingPlugin, MLflowLoggerPlugin
@@ -32,8 +33,9 @@ from ..training.threads import TrialThreads
 from ..training.train import check_losses, train_model
 from .hyperopt_internals import split_key, vals_json
 from .interrupts import Interrupted
-from .outcome import TrialOutcome, TrialState, as_loss
+from .outcome import LAST_EPOCHS_SCORED, TrialOutcome, TrialState, as_loss
 from .rules import MedianStoppingRule
+from .schedulers import Job
 
 log = logging.getLogger("flair_mlflow")
 
@@ -63,6 +65,10 @@ class TrialRunner:
 
     task_gpu: str | None = None  # the GPU Spark assigned the task running the trial
     keep_bar: float = math.inf  # the loss a trial must beat for its model to be kept (see kept_models)
+    checkpoints: Path | None = None  # where a multi-fidelity search's paused trials keep their training state
+
+    def checkpoint_folder(self, number: int) -> Path:
+        return Path(self.checkpoints or tempfile.gettempdir()) / f"trial-{number:03d}"
 
     def __getstate__(self) -> dict[str, Any]:
         """What travels to another process: no built embeddings or cache, and no corpus it can load itself (the
@@ -101,12 +107,16 @@ class TrialRunner:
         tid, vals, point = split_key(sampled)
         return self.run(tid + 1, point, tags={T.VALS_TAG: vals_json(vals)})
 
-    def run(self, number: int, sampled: Mapping[str, Any], tags: Mapping[str, str] = {}) -> TrialOutcome:
-        """Trial ``number`` on the sampled parameters; a failure is an outcome, a signal or bad input raises."""
+    def run(self, number: int, sampled: Mapping[str, Any], tags: Mapping[str, str] = {}, job: Job | None = None,
+            run_id: str | None = None) -> TrialOutcome:  # fmt: skip
+        """Trial ``number`` on the sampled parameters (``job``: a rung of it, continuing run ``run_id``); a failure is
+        an outcome, a signal or bad input raises."""
         started = time.time()
-        outcome = TrialOutcome(number=number, params=trial_params(sampled, self.config.fixed))
+        outcome = TrialOutcome(number=number, params=trial_params(sampled, self.config.fixed), run_id=run_id)
         writer = RunWriter(self.tracking_uri) if self.parent_run_id else None
-        if writer is not None:
+        if writer is not None and run_id is not None:
+            writer.client.update_run(run_id, "RUNNING")
+        elif writer is not None:
             tags = {T.TRIAL_NUMBER_TAG: number, T.TASK_TAG: self.config.task, **tags}
             outcome.run_id = writer.create_child(self.experiment_id, self.parent_run_id, f"trial-{number:03d}", tags)
             writer.log_params(outcome.run_id, logged_params(outcome.params, self.parameter_names), new_run=True)
@@ -117,7 +127,7 @@ class TrialRunner:
         try:
             monitored = writer is not None and self.config.log_system_metrics
             with on_device(device), threads, system_metrics(outcome.run_id, writer and writer.tracking_uri, monitored):
-                self._training_runs(outcome, writer, unsent, threads)
+                self._training_runs(outcome, writer, unsent, threads, job)
             if not math.isfinite(outcome.final_score):
                 raise FloatingPointError(f"the {self.config.optimization_value} is not a number (NaN)")
         except ConfigError:
@@ -138,39 +148,71 @@ class TrialRunner:
                 pruned = {T.PRUNED_TAG: "true", T.PRUNED_AT_TAG: outcome.pruned_at} if outcome.pruned else {}
                 kept = {T.KEPT_MODEL_TAG: outcome.model_id} if outcome.model_id else {}
                 end_tags = {T.THREADS_TAG: threads.chosen, **pruned, T.DEVICE_TAG: device, **kept}
+                if job is not None:
+                    end_tags.update({T.EPOCHS_REACHED_TAG: job.stop, T.RUNG_TAG: job.rung})
+                    writer.log_rung(outcome.run_id, job.rung, range(job.start + 1, job.stop + 1), outcome.final_score)
                 metrics = {**unsent, **outcome.score_metrics()}
                 writer.close(outcome.run_id, outcome.status.run_status, end_tags, metrics, model_id=outcome.model_id)
         outcome.duration_s = time.time() - started
         return outcome
 
+    def _checkpoint(self, number: int, run_name: str, job: Job | None) -> dict[str, Any] | None:
+        """The state a promoted trial's training run continues from; None for a new trial, or a lost checkpoint."""
+        if job is None or job.start == 0:
+            return None
+        state = load_checkpoint(self.checkpoint_folder(number) / f"{run_name}.pt")
+        if state is None or state["epoch"] != job.start:
+            log.warning(
+                "trial %d %s: no checkpoint after epoch %d; it trains again from the start", number, run_name, job.start
+            )
+            return None
+        return state
+
     def _training_runs(self, outcome: TrialOutcome, writer: RunWriter | None, unsent: dict,
-                       threads: TrialThreads) -> None:  # fmt: skip
-        """Train into ``outcome``, seeded by trial and run; scores wait in ``unsent``; a model that may rank is kept."""
+                       threads: TrialThreads, job: Job | None) -> None:  # fmt: skip
+        """Train into ``outcome``, seeded by trial and run; scores wait in ``unsent``; a model that may rank is kept;
+        ``job``: train one rung, from the checkpoint of the last (a missing one: from the start, said in the log)."""
         config, test_scores, kept_loss = self.config, [], math.inf
+        top_rung = job is None or job.stop == config.max_epochs
+        if job is not None:
+            outcome.epochs, outcome.rung = job.stop, job.rung
         maximise = config.optimization_value == "dev_score"
         labels = self.labels  # built before seeding: making it draws from the random generators
         with tempfile.TemporaryDirectory(prefix="flair-mlflow-trial-") as folder:
             for index in range(config.training_runs):
-                if config.seed is not None:
+                run_name = f"run_{index + 1}"
+                state = self._checkpoint(outcome.number, run_name, job)
+                if config.seed is not None and state is None:
                     flair.set_seed(config.seed + 1000 * outcome.number + index)
                 model = build_model(
                     config.task, outcome.params, config.label_type, labels, self.factory, config.multi_label
                 )
                 self.cache.before_training_run(model, self.corpus, self.factory)
-                run_name = f"run_{index + 1}"
                 logger = MLflowLoggerPlugin(outcome.run_id, f"{run_name}/", False, writer, enabled=writer is not None)
                 stopper = MedianStoppingPlugin(self.stopping_rule, config.max_epochs) if self.stopping_rule else None
                 frozen = FrozenEmbeddingsInEval(list(self.factory.frozen.values()))
                 plugins = [logger, frozen, *([stopper] if stopper else [])]
+                if job is not None:
+                    logger.history = state["history"] if state else logger.history
+                    path = self.checkpoint_folder(outcome.number) / f"{run_name}.pt"
+                    stop = None if top_rung else job.stop
+                    plugins.append(
+                        RungCheckpoint(path, stop, state, list(self.factory.frozen.values()), logger.history)
+                    )
                 base_path = Path(folder) / run_name
-                result = train_model(model, self.corpus, config, outcome.params, base_path, plugins, threads)
-                score = outcome.add_training_run(logger.history[config.optimization_value], logger.history["dev_score"])
+                start = state["epoch"] if state else 0
+                result = train_model(
+                    model, self.corpus, config, outcome.params, base_path, plugins, threads, False, start
+                )
+                history = logger.history[config.optimization_value]
+                scored = 1 if job is not None and len(history) < LAST_EPOCHS_SCORED else LAST_EPOCHS_SCORED
+                score = outcome.add_training_run(history, logger.history["dev_score"], scored)
                 unsent[f"{run_name}/score"] = score
                 if config.evaluate_test and result.get("test_score") is not None:
                     test_scores.append(unsent.setdefault(f"{run_name}/test_score", float(result["test_score"])))
                 self.cache.after_training_run(model, self.factory, self.corpus)
                 loss = as_loss(score, maximise)
-                if writer is not None and config.keep_models and loss < min(kept_loss, self.keep_bar):
+                if writer is not None and config.keep_models and top_rung and loss < min(kept_loss, self.keep_bar):
                     model.save(Path(folder) / "model.pt")
                     kept_loss = loss
                 del model

@@ -135,6 +135,14 @@ class RunWriter:
             buffer.add(key, value, step)
         buffer.flush()
 
+    def log_rung(self, run_id: str, rung: int, epochs: Any, score: float) -> None:
+        """A multi-fidelity trial's rung: ``rung`` at each of its epochs, and ``rung_score`` at its last."""
+        buffer = MetricBuffer(self.client, run_id)
+        for epoch in epochs:
+            buffer.add("rung", rung, epoch)
+        buffer.add("rung_score", score, epoch)
+        buffer.flush()
+
     def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
         self.client.log_batch(run_id, tags=_tags(tags))
 

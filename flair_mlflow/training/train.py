@@ -17,8 +17,9 @@ from .threads import TrialThreads
 
 
 def train_model(model: Any, corpus: Any, config: Any, params: dict[str, Any], base_path: str | Path,
-                plugins: Sequence[Any], threads: TrialThreads, train_with_dev: bool = False) -> dict[str, Any]:  # fmt: skip
-    """Flair's result dict of training ``model`` as ``params`` say; the final model, not the best on dev, is scored."""
+                plugins: Sequence[Any], threads: TrialThreads, train_with_dev: bool = False, start_epoch: int = 0) -> dict[str, Any]:  # fmt: skip
+    """Flair's result dict of training ``model`` as ``params`` say; the final model, not the best on dev, is scored;
+    ``start_epoch``: the epochs done already (a continued training, its state put back by a RungCheckpoint)."""
     method, arguments = training_arguments(config.task, params)
     if str(flair.device).startswith("cuda"):  # vectors kept between epochs stay on the GPU
         arguments.setdefault("embeddings_storage_mode", "gpu")
@@ -31,6 +32,7 @@ def train_model(model: Any, corpus: Any, config: Any, params: dict[str, Any], ba
         "create_file_logs": False,
         "create_loss_file": False,
         "main_evaluation_metric": config.main_evaluation_metric,
+        "epoch": start_epoch,
     }
     return getattr(ModelTrainer(model, corpus), method)(str(base_path), **{**arguments, **ours})
 
