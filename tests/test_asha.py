@@ -90,7 +90,7 @@ def test_asha_search_promotes_trials_that_continue_their_training(write_config, 
     from flair_mlflow.search.trial import TrialRunner
     from flair_mlflow.tracking import tags as T
 
-    path = write_config(WNUT_TINY, max_evals=4)
+    path = write_config(WNUT_TINY, max_evals=4, training_runs=2)  # each training run keeps its own checkpoint
     checkpoints = tmp_path / "checkpoints"
     overrides = {"max_epochs": 4, "scheduler": {"type": "asha", "min_epochs": 1, "reduction_factor": 2,
                                                 "checkpoint_dir": str(checkpoints)}}  # fmt: skip
@@ -115,8 +115,31 @@ def test_asha_search_promotes_trials_that_continue_their_training(write_config, 
     best = result.best
     plain = ExperimentConfig.from_file(path, {"max_epochs": 4})
     straight = TrialRunner(plain).run(best.number, {k: best.params[k] for k in plain.search_space})
-    continued = [
-        m.value for m in sorted(client.get_metric_history(best.run_id, "run_1/dev_score"), key=lambda m: m.step)
-    ]
-    assert straight.epoch_values[0] == pytest.approx(continued, abs=1e-9)
+    for index, values in enumerate(straight.epoch_values, start=1):
+        history = client.get_metric_history(best.run_id, f"run_{index}/dev_score")
+        assert values == pytest.approx([m.value for m in sorted(history, key=lambda m: m.step)], abs=1e-9)
+    assert len(straight.epoch_values) == 2
     assert math.isfinite(best.final_score)
+
+    registration = result.register_best()  # trained for the epochs its best rung used: here the top, max_epochs
+    assert client.get_run(registration.run_id).data.params["max_epochs"] == "4"
+
+
+def test_the_scheduler_option_keeps_the_files_rungs(tmp_path):
+    data = {**BASE, "scheduler": {"type": "none", "min_epochs": 2, "reduction_factor": 2}}
+    config = ExperimentConfig.from_dict(data, {"scheduler": "hyperband"})
+    assert (config.scheduler.type, config.scheduler.min_epochs, config.scheduler.reduction_factor) == (
+        "hyperband",
+        2,
+        2,
+    )
+    assert config.scheduled and not ExperimentConfig.from_dict(BASE).scheduled
+
+
+def test_resuming_a_scheduled_search_is_refused_before_anything_loads(tracking_uri):
+    from flair_mlflow.search.search import Search
+
+    config = ExperimentConfig.from_dict({**BASE, "scheduler": "asha"})
+    with pytest.raises(ConfigError, match="cannot be resumed yet") as refused:
+        Search(config, tracking_uri=tracking_uri, resume="0123").prepare()
+    assert refused.value.field == "resume"

@@ -162,6 +162,13 @@ def register_best(search_run_id: str | None = None, name: str | None = None, *, 
     client = writer.client
     best = read_best_configuration(client, search_run_id, best_params=best_params, config=config, objects=best_objects)
     model_id = kept_model_id(client, best.best_trial_run_id) if from_trial else None
+    reached = (
+        client.get_run(best.best_trial_run_id).data.tags.get(T.EPOCHS_REACHED_TAG) if best.best_trial_run_id else None
+    )
+    if reached and max_epochs is None and not from_trial and int(reached) != best.config.max_epochs:
+        changes["max_epochs"] = int(reached)  # a multi-fidelity search's best trial was scored at its rung's epochs
+    if best.config.scheduled and not from_trial:  # the configuration trains straight through, in one go
+        changes["scheduler"] = {"type": "none"}
     experiment = best.config.replaced(**changes) if changes else best.config
     with on_device(experiment.device):
         loaded, model = _prepare(experiment, best, corpus, from_trial)

@@ -175,6 +175,9 @@ class Search:
     def prepare(self) -> PreparedSearch:
         """Check everything and load the corpus; raises ConfigError and writes nothing."""
         writer, config, lr_source, previous = connect(self.tracking_uri), self.config, {}, None
+        if self.resume and config.scheduled:
+            problem = f"a search with scheduler {config.scheduler.type} cannot be resumed yet; start a new search"
+            raise ConfigError("resume", problem)
         if config.parallelism > 1:
             from .spark import check_parallel
 
@@ -187,9 +190,6 @@ class Search:
         baseline, baseline_name = constant_predictor(corpus, config.label_type)
         check = LearningCheck(baseline, baseline_name, config.max_epochs, config.label_type, len(corpus.train))
         recorded, space = record_experiment(config, self.corpus), hyperopt_space(config.search_space)
-        if self.resume and config.scheduled:
-            problem = f"a search with scheduler {config.scheduler.type} cannot be resumed yet; start a new search"
-            raise ConfigError("resume", problem)
         if self.resume:
             client = existing(writer, "resume")
             parent = get_search_run(client, str(self.resume), "resume")
