@@ -73,6 +73,20 @@ def _status_mb(field: str = "VmHWM:") -> float:
     return float("nan")
 
 
+def _timeline(store: str, result) -> list[tuple[float, float]]:
+    """(seconds since BENCH_STARTED, score) of each trial that trained all of max_epochs and was not pruned."""
+    import mlflow
+
+    client, top = mlflow.MlflowClient(store), result.config.max_epochs
+    timeline = []
+    for outcome in result.outcomes:
+        if outcome.status.value != "ok" or (outcome.epochs and outcome.epochs != top):
+            continue
+        ended = client.get_run(outcome.run_id).info.end_time / 1000 - STARTED
+        timeline.append((ended, outcome.final_score))
+    return sorted(timeline)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("experiment")
@@ -80,6 +94,7 @@ def main() -> None:
     parser.add_argument("--root", default=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     parser.add_argument("--resume", help="continue this search (its parent run id) in the store of FOLDER")
     parser.add_argument("--calls", action="store_true", help="also print each training call (start, end, RSS)")
+    parser.add_argument("--timeline", action="store_true", help="also print when each full-budget trial ended")
     parser.add_argument("--time-suggest", action="store_true", help="also print the seconds of each hyperopt suggest")
     options = parser.parse_args()
     sys.path.insert(0, options.root)
@@ -103,6 +118,7 @@ def main() -> None:
         "first_training": calls[0][0] if calls else None,
         **({"calls": calls} if options.calls else {}),
         **({"suggest_seconds": suggest} if suggest is not None else {}),
+        **({"timeline": _timeline(store, result)} if options.timeline else {}),
     }
     print(json.dumps(line), flush=True)
 

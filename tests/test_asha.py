@@ -109,6 +109,7 @@ def test_asha_search_promotes_trials_that_continue_their_training(write_config, 
     assert not (checkpoints / result.parent_run_id).exists()  # the finished search deleted them
     parent = client.get_run(result.parent_run_id)
     assert parent.data.metrics["checkpoint_peak_mb"] > 0
+    assert parent.data.params["scheduler"] == "asha(min_epochs=1,reduction_factor=2)"  # compared in the UI
     assert {m.step for m in client.get_metric_history(result.parent_run_id, "rung_trials")} == {1, 2, 4}
 
     # the promoted trial's epochs are what training it straight through gives, not a fresh model's after epoch 1

@@ -206,9 +206,8 @@ class RungExecutor(SequentialExecutor):
         self.checkpoint_peak_bytes = max(self.checkpoint_peak_bytes, held)
 
     def final_outcomes(self, settle: bool) -> list[TrialOutcome]:
-        """The trials; a finished search (``settle``) drops every checkpoint and logs the rungs to its parent."""
-        if settle and self.scheduler.promotion() is None:
-            shutil.rmtree(self.runner.checkpoints, ignore_errors=True)
+        """The trials; every checkpoint is dropped (a scheduled search is not resumed) and the rungs logged."""
+        shutil.rmtree(self.runner.checkpoints, ignore_errors=True)
         rungs = self.scheduler.summary()
         maximise = self.runner.config.optimization_value == "dev_score"
         writer, run_id = self.parent.writer, self.parent.run_id

@@ -63,7 +63,10 @@ class ParentRun:
         shown = recorded.config or config
         params = {name: getattr(shown, name) for name in SEARCH_PARAMS}
         pruning = ",".join(f"{k}={v}" for k, v in shown.pruning.model_dump().items()) if shown.pruning else "off"
-        params.update(corpus=shown.corpus.describe(), pruning=pruning)
+        scheduler = shown.scheduler.model_dump(exclude={"checkpoint_dir"}, exclude_none=True)
+        schedule = scheduler.pop("type")
+        schedule += f"({','.join(f'{k}={v}' for k, v in scheduler.items())})" if schedule != "none" else ""
+        params.update(corpus=shown.corpus.describe(), pruning=pruning, scheduler=schedule)
         params.update({"multi_label": shown.multi_label} if shown.task == "text_classification" else {})
         writer.log_params(run.run_id, {**params, **({"lr_from": lr_source["lr_from"]} if lr_source else {})})
         if config_path is not None and Path(config_path).is_file():
