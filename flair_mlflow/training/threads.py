@@ -113,3 +113,9 @@ class TrialThreads:
 
     def plugins(self) -> list[TrainerPlugin]:
         return [self.probe] if self.probe.chosen is None else []
+
+    def release(self) -> None:
+        """Take the probe off a finished trainer (Flair leaves plugins attached) so that a training too short to
+        decide hands its timings on to the trial's next one, which attaches it again."""
+        if self.probe.pluggable is not None:
+            self.probe.detach()

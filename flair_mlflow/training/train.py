@@ -34,7 +34,10 @@ def train_model(model: Any, corpus: Any, config: Any, params: dict[str, Any], ba
         "main_evaluation_metric": config.main_evaluation_metric,
         "epoch": start_epoch,
     }
-    return getattr(ModelTrainer(model, corpus), method)(str(base_path), **{**arguments, **ours})
+    try:
+        return getattr(ModelTrainer(model, corpus), method)(str(base_path), **{**arguments, **ours})
+    finally:
+        threads.release()
 
 
 def check_configuration(task: str, params: dict[str, Any], corpus: Any, label_type: str, factory: Any,
