@@ -79,7 +79,9 @@ def running(debug: bool, verbose: bool = True) -> Iterator[Callable[[str], None]
     """Around a command: each failure a user can act on is one line and an exit code; yields the command's printer."""
     from .search.interrupts import SearchInterrupted
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # our info lines; other libraries' only with --verbose (torch's exit-time stats leaked when Ctrl-C cut its import)
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s")
+    logging.getLogger("flair_mlflow").setLevel(logging.INFO)
     terminal = sys.stderr
     try:
         with contextlib.redirect_stderr(_Discard()) if not verbose else contextlib.nullcontext():
