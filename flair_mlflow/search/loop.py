@@ -17,7 +17,7 @@ from ..tracking.tags import VALS_TAG
 from ..training.models import plain_value
 from .hyperopt_internals import continued_rng, keyed_space, keyed_suggest, restored_trials, sampled_point, vals_json
 from .interrupts import Interrupted, SearchInterrupted, catch_signals
-from .outcome import TrialOutcome, TrialState, as_loss, best_outcome, trials_since_best
+from .outcome import TrialOutcome, TrialState, as_loss, best_outcome, rung_summary, trials_since_best
 
 
 class StopReason(str, enum.Enum):
@@ -172,6 +172,24 @@ class RungExecutor(SequentialExecutor):
         self.scheduler, self.space, self.vals, self.points = scheduler, space, {}, {}
         self.checkpoint_peak_bytes = 0
 
+    def restore(self, vals: Sequence[Mapping[str, list]]) -> None:
+        """A resumed search: the restored trials' points (``vals``, in their order) and the rungs they finished, so
+        promotions and new trials go on as if never interrupted; a failed rung is one after the last finished."""
+        maximise = self.runner.config.optimization_value == "dev_score"
+        for outcome, trial_vals in zip(self.outcomes, vals):
+            self.vals[outcome.number] = trial_vals
+            self.points[outcome.number] = sampled_point(self.space, trial_vals)
+            self.scheduler.new_trial(outcome.number)
+            rungs = self.scheduler.rungs_of(outcome.number)
+            finished = [rungs.index(e) for e in outcome.rung_scores if e in rungs]
+            for rung in finished:
+                self.scheduler.report(outcome.number, rung, as_loss(outcome.rung_scores[rungs[rung]], maximise))
+            failed_at = max(finished, default=-1) + 1
+            if not outcome.ok and failed_at < len(rungs):
+                self.scheduler.report(outcome.number, failed_at, math.inf)
+                outcome.rung_scores = {**outcome.rung_scores, rungs[failed_at]: math.nan}
+        self._drop_checkpoints()
+
     def run_job(self, job: Any, vals: Mapping[str, list] | None = None) -> TrialOutcome:
         if vals is not None:
             self.vals[job.number] = vals
@@ -182,6 +200,10 @@ class RungExecutor(SequentialExecutor):
         tags = {VALS_TAG: vals_json(vals)} if vals is not None else {}
         outcome = self.runner.run(job.number, self.points[job.number], tags, job, earlier and earlier.run_id)
         self.scheduler.report(job.number, job.rung, outcome.loss if outcome.ok else math.inf)
+        outcome.rung_scores = {
+            **(earlier.rung_scores if earlier else {}),
+            job.stop: outcome.final_score if outcome.ok else math.nan,
+        }
         self.outcomes = sorted([o for o in self.outcomes if o.number != job.number] + [outcome], key=lambda o: o.number)
         self.kept.prune(self.outcomes)
         self._drop_checkpoints()
@@ -206,13 +228,14 @@ class RungExecutor(SequentialExecutor):
         self.checkpoint_peak_bytes = max(self.checkpoint_peak_bytes, held)
 
     def final_outcomes(self, settle: bool) -> list[TrialOutcome]:
-        """The trials; every checkpoint is dropped (a scheduled search is not resumed) and the rungs logged."""
-        shutil.rmtree(self.runner.checkpoints, ignore_errors=True)
-        rungs = self.scheduler.summary()
+        """The trials, the rungs logged; the checkpoints are deleted, unless a signal or an error stopped the search
+        (``settle`` False): ``--resume`` continues its trials from them."""
+        if settle:
+            shutil.rmtree(self.runner.checkpoints, ignore_errors=True)
         maximise = self.runner.config.optimization_value == "dev_score"
         writer, run_id = self.parent.writer, self.parent.run_id
-        for epochs, (count, loss) in rungs.items():
-            best = {"rung_best_score": as_loss(loss, maximise)} if math.isfinite(loss) else {}
+        for epochs, (count, score) in rung_summary(self.outcomes, maximise).items():
+            best = {"rung_best_score": score} if math.isfinite(score) else {}
             writer.log_metrics(run_id, {"rung_trials": count, **best}, step=epochs)
         writer.log_metrics(run_id, {"checkpoint_peak_mb": self.checkpoint_peak_bytes / 2**20})
         return list(self.outcomes)

@@ -63,6 +63,7 @@ class TrialOutcome:
     model_id: str | None = None  # its trained model, kept as a logged model (keep_models)
     epochs: int = 0  # in a multi-fidelity search, the epochs of the highest rung it reached (ranked first)
     rung: int = 0
+    rung_scores: dict[int, float] = field(default_factory=dict)  # per rung it ran (its epochs): the score; NaN: failed
 
     @property
     def ok(self) -> bool:
@@ -122,6 +123,16 @@ def ranked(outcomes: Sequence[TrialOutcome]) -> list[TrialOutcome]:
 
 def best_outcome(outcomes: Sequence[TrialOutcome]) -> TrialOutcome | None:
     return next(iter(ranked(outcomes)), None)
+
+
+def rung_summary(outcomes: Sequence[TrialOutcome], maximise: bool) -> dict[int, tuple[int, float]]:
+    """A multi-fidelity search's rungs by their epochs: how many trials ran each, and the best score there."""
+    rungs: dict[int, list[float]] = {}
+    for outcome in outcomes:
+        for epochs, score in outcome.rung_scores.items():
+            rungs.setdefault(epochs, []).append(score)
+    pick = max if maximise else min
+    return {e: (len(s), pick([v for v in s if math.isfinite(v)], default=math.nan)) for e, s in sorted(rungs.items())}
 
 
 def trials_since_best(outcomes: Sequence[TrialOutcome]) -> int:

@@ -23,7 +23,7 @@ from ..tracking.store import adopt_or_create_run, say_where
 from ..tracking.writer import RunWriter
 from ..training.models import plain_value
 from .loop import StopReason
-from .outcome import TrialOutcome, TrialState, best_outcome
+from .outcome import TrialOutcome, TrialState, best_outcome, rung_summary
 from .recorded import RecordedExperiment
 from .resume import PreviousTrials, search_hashes
 from .rules import LearningCheck
@@ -63,10 +63,7 @@ class ParentRun:
         shown = recorded.config or config
         params = {name: getattr(shown, name) for name in SEARCH_PARAMS}
         pruning = ",".join(f"{k}={v}" for k, v in shown.pruning.model_dump().items()) if shown.pruning else "off"
-        scheduler = shown.scheduler.model_dump(exclude={"checkpoint_dir"}, exclude_none=True)
-        schedule = scheduler.pop("type")
-        schedule += f"({','.join(f'{k}={v}' for k, v in scheduler.items())})" if schedule != "none" else ""
-        params.update(corpus=shown.corpus.describe(), pruning=pruning, scheduler=schedule)
+        params.update(corpus=shown.corpus.describe(), pruning=pruning, scheduler=shown.scheduler.describe())
         params.update({"multi_label": shown.multi_label} if shown.task == "text_classification" else {})
         writer.log_params(run.run_id, {**params, **({"lr_from": lr_source["lr_from"]} if lr_source else {})})
         if config_path is not None and Path(config_path).is_file():
@@ -210,18 +207,10 @@ def plot_trials(outcomes: Sequence[TrialOutcome], objective: OptimizationValue, 
     FigureCanvasAgg(figure)
     axes = figure.add_subplot(1, 1, 1)
     maximise = objective is OptimizationValue.DEV_SCORE
-    complete = [o for o in outcomes if o.status is TrialState.COMPLETE and math.isfinite(o.final_score)]
-    best_so_far = list(accumulate([o.final_score for o in complete], max if maximise else min))
-    pruned = [o for o in outcomes if o.pruned and math.isfinite(o.final_score)]
-    if pruned:
-        axes.plot([o.number for o in pruned], [o.final_score for o in pruned], "v", color="grey", label="pruned")
-    numbers = [o.number for o in complete]
-    axes.plot(numbers, [o.final_score for o in complete], "o", label=f"trial {objective.config_name}")
-    axes.step(numbers, best_so_far, where="post", label="best so far")
-    failed = [o.number for o in outcomes if not o.ok]
-    if failed:
-        bottom = min((o.final_score for o in complete), default=0.0)
-        axes.plot(failed, [bottom] * len(failed), "x", color="red", label="failed")
+    if any(o.rung_scores for o in outcomes):
+        _plot_rungs(axes, outcomes, maximise)
+    else:
+        _plot_scores(axes, outcomes, maximise, objective.config_name)
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set(xlabel="trial", ylabel=objective.config_name, title="search progress")
     axes.grid(True, alpha=0.3)
@@ -229,3 +218,36 @@ def plot_trials(outcomes: Sequence[TrialOutcome], objective: OptimizationValue, 
     figure.tight_layout()
     figure.savefig(path)
     return path
+
+
+def _plot_scores(axes: Any, outcomes: Sequence[TrialOutcome], maximise: bool, score_name: str) -> None:
+    """Each trial's score, pruned and failed ones marked, and the best so far."""
+    complete = [o for o in outcomes if o.status is TrialState.COMPLETE and math.isfinite(o.final_score)]
+    best_so_far = list(accumulate([o.final_score for o in complete], max if maximise else min))
+    pruned = [o for o in outcomes if o.pruned and math.isfinite(o.final_score)]
+    if pruned:
+        axes.plot([o.number for o in pruned], [o.final_score for o in pruned], "v", color="grey", label="pruned")
+    numbers = [o.number for o in complete]
+    axes.plot(numbers, [o.final_score for o in complete], "o", label=f"trial {score_name}")
+    axes.step(numbers, best_so_far, where="post", label="best so far")
+    failed = [o.number for o in outcomes if not o.ok]
+    if failed:
+        bottom = min((o.final_score for o in complete), default=0.0)
+        axes.plot(failed, [bottom] * len(failed), "x", color="red", label="failed")
+
+
+def _plot_rungs(axes: Any, outcomes: Sequence[TrialOutcome], maximise: bool) -> None:
+    """A multi-fidelity search: each trial's score at every rung it ran, one series per rung saying how many trials
+    ran it and its best, and the best so far among the trials of the highest rung (the ones ranked first)."""
+    for epochs, (count, best) in rung_summary(outcomes, maximise).items():
+        points = [
+            (o.number, o.rung_scores[epochs]) for o in outcomes if math.isfinite(o.rung_scores.get(epochs, math.nan))
+        ]
+        label = f"{epochs} epoch{'s' if epochs > 1 else ''}: {count} trial{'s' if count > 1 else ''}, best {best:.4g}"
+        axes.plot([n for n, _ in points], [v for _, v in points], "o", label=label, alpha=0.8)
+    top = max(o.epochs for o in outcomes)
+    finished = [
+        o for o in outcomes if o.epochs == top and o.status is TrialState.COMPLETE and math.isfinite(o.final_score)
+    ]
+    best_so_far = list(accumulate([o.final_score for o in finished], max if maximise else min))
+    axes.step([o.number for o in finished], best_so_far, where="post", label=f"best so far at {top} epochs")

@@ -59,6 +59,10 @@ def check_same_search(parent: Any, config: ExperimentConfig) -> None:
         if parent.data.tags[tag] != value:
             problem = f"the {HASH_PARTS[tag]} differs from the one run '{run_id}' searched"
             raise ConfigError("resume", f"{problem}; compare with its experiment_resolved.yaml, or start a new search")
+    recorded = parent.data.params.get("scheduler", "none")  # the rungs its trials ran and its checkpoints hold
+    if recorded != config.scheduler.describe():
+        problem = f"is {config.scheduler.describe()}, but run '{run_id}' searched with {recorded}; resume it with that"
+        raise ConfigError("scheduler", problem)
 
 
 @dataclass
@@ -78,10 +82,12 @@ class PreviousTrials:
 
 
 def has_result(run: Any) -> bool:
-    """A trial's run that ended with what a search counts: a loss, or the error it failed with."""
+    """A trial's run that ended with what a search counts: a loss, or the error it failed with; a multi-fidelity
+    trial that a signal cut inside a promotion counts with the rungs it had finished (``rung_score``)."""
     if run.info.status == "FAILED":
         return T.ERROR_CLASS_TAG in run.data.tags
-    return run.info.status == "FINISHED" and "loss" in run.data.metrics
+    finished = run.info.status == "FINISHED" or "rung_score" in run.data.metrics
+    return finished and "loss" in run.data.metrics
 
 
 def restored_outcome(client: Any, run: Any, number: int, params: dict[str, Any],
@@ -90,6 +96,10 @@ def restored_outcome(client: Any, run: Any, number: int, params: dict[str, Any],
     data, info = run.data, run.info
     outcome = TrialOutcome(number=number, params=params, run_id=info.run_id)
     outcome.duration_s = ((info.end_time or 0) - (info.start_time or 0)) / 1000.0 if info.end_time else 0.0
+    if "rung_score" in data.metrics:  # each rung it finished: its epochs and score (the scheduler is rebuilt from them)
+        history = client.get_metric_history(info.run_id, "rung_score")
+        outcome.rung_scores = {m.step: m.value for m in sorted(history, key=lambda m: m.step)}
+        outcome.epochs, outcome.rung = max(outcome.rung_scores), int(data.tags.get(T.RUNG_TAG, 0))
     if info.status == "FAILED":
         outcome.status = TrialState.FAILED
         outcome.error = f"{data.tags.get(T.ERROR_CLASS_TAG, 'Error')}: {data.tags.get(T.ERROR_MESSAGE_TAG, '')}"

@@ -59,6 +59,10 @@ class SuccessiveHalving:
         bracket = self.bracket_of.setdefault(number, (number - 1) % len(self.brackets))
         return Job(number, 0, self.brackets[bracket].rungs[0], 0)
 
+    def rungs_of(self, number: int) -> tuple[int, ...]:
+        """The epochs at each rung of trial ``number``'s bracket."""
+        return self.brackets[self.bracket_of[number]].rungs
+
     def report(self, number: int, rung: int, loss: float) -> None:
         """Trial ``number`` ended rung ``rung`` with ``loss`` (NaN or inf: failed, never promoted)."""
         bracket = self.brackets[self.bracket_of[number]]
@@ -108,8 +112,3 @@ class SuccessiveHalving:
         else the lowest, so scores of different budgets are never mixed."""
         budgets = sorted({epochs for bracket in self.brackets for epochs in bracket.rungs})
         return next((e for e in reversed(budgets) if len(self.losses_at(e)) >= enough), budgets[0])
-
-    def summary(self) -> dict[int, tuple[int, float]]:
-        """Per rung's epochs: how many trials reached it and the best loss there."""
-        budgets = sorted({epochs for bracket in self.brackets for epochs in bracket.rungs})
-        return {e: (len(self.losses_at(e)), min(self.losses_at(e).values(), default=math.nan)) for e in budgets}

@@ -25,7 +25,7 @@ from ..training.train import check_configuration
 from .hyperopt_internals import restored_trials
 from .kept_models import KeptModels
 from .loop import RungExecutor, SequentialExecutor, run_trials, score_name
-from .outcome import TrialOutcome, TrialState, best_outcome
+from .outcome import TrialOutcome, TrialState, best_outcome, rung_summary
 from .parent import ParentRun
 from .recorded import RecordedExperiment, record_experiment
 from .resume import PreviousTrials, check_same_search, read_previous_trials
@@ -59,6 +59,12 @@ class SearchResult:
     @property
     def best_score(self) -> float:
         return self.best.final_score if self.best else math.nan
+
+    @property
+    def rungs(self) -> dict[int, tuple[int, float]]:
+        """A multi-fidelity search's rungs, by epochs: the trials that ran each and the best score there (else {})."""
+        maximise = self.config is None or self.config.optimization_value == "dev_score"
+        return rung_summary(self.outcomes, maximise)
 
     @property
     def failed(self) -> int:
@@ -175,9 +181,6 @@ class Search:
     def prepare(self) -> PreparedSearch:
         """Check everything and load the corpus; raises ConfigError and writes nothing."""
         writer, config, lr_source, previous = connect(self.tracking_uri), self.config, {}, None
-        if self.resume and config.scheduled:
-            problem = f"a search with scheduler {config.scheduler.type} cannot be resumed yet; start a new search"
-            raise ConfigError("resume", problem)
         if config.parallelism > 1:
             from .spark import check_parallel
 
@@ -232,6 +235,7 @@ class Search:
                 writer.set_tags(parent.run_id, {CHECKPOINTS_TAG: runner.checkpoints})
                 args = (runner, parent, trials, restored, self.progress, kept)
                 executor = RungExecutor(successive_halving(config), space, *args)
+                executor.restore(previous.vals if previous is not None else [])
         outcomes = run_trials(executor, parent, space, algorithm_suggest(config.algorithm), config, done=len(restored))
         name = score_name(config.objective, config.main_evaluation_metric)
         ids = (parent.run_id, parent.experiment_id)

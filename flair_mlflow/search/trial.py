@@ -115,7 +115,7 @@ class TrialRunner:
         outcome = TrialOutcome(number=number, params=trial_params(sampled, self.config.fixed), run_id=run_id)
         writer = RunWriter(self.tracking_uri) if self.parent_run_id else None
         if writer is not None and run_id is not None:
-            writer.client.update_run(run_id, "RUNNING")
+            writer.reopen(run_id)
         elif writer is not None:
             tags = {T.TRIAL_NUMBER_TAG: number, T.TASK_TAG: self.config.task, **tags}
             outcome.run_id = writer.create_child(self.experiment_id, self.parent_run_id, f"trial-{number:03d}", tags)

@@ -17,7 +17,7 @@ from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunT
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
 from ..errors import ConfigError
-from .tags import ERROR_CLASS_TAG, ERROR_MESSAGE_TAG, PARENT_RUN_ID_TAG, RUN_NAME_TAG
+from .tags import ERROR_CLASS_TAG, ERROR_MESSAGE_TAG, PARENT_RUN_ID_TAG, RUN_NAME_TAG, STATUS_TAG
 
 #: how long a command waits for another one creating the same sqlite store
 LOCK_TIMEOUT_S = 300
@@ -155,6 +155,12 @@ class RunWriter:
 
     def log_file(self, run_id: str, path: str | os.PathLike, artifact_path: str | None = None) -> None:
         self.client.log_artifact(run_id, str(path), artifact_path)
+
+    def reopen(self, run_id: str) -> None:
+        """A run that goes on (a promoted trial's next rung): RUNNING again, without the status tag a signal left."""
+        self.client.update_run(run_id, "RUNNING")
+        if STATUS_TAG in self.client.get_run(run_id).data.tags:
+            self.client.delete_tag(run_id, STATUS_TAG)
 
     def end(self, run_id: str, status: str = "FINISHED") -> None:
         self.client.set_terminated(run_id, status=status)
