@@ -208,7 +208,7 @@ def tune(config: str | None, sets: dict, tracking_uri: str | None, run_name: str
     scored = "its last epoch" if best.epochs_scored == 1 else f"the mean of its last {best.epochs_scored} epochs"
     click.echo(f"search run {result.parent_run_id}: {len(result.outcomes)} trials, {result.failed} failed")
     if result.rungs:
-        rungs = (f"{epochs} epochs: {count} trials, best {best:.4f}" for epochs, (count, best) in result.rungs.items())
+        rungs = (f"{epochs} epochs: {count} trials, best {top:.4f}" for epochs, (count, top) in result.rungs.items())
         click.echo(f"rungs: {'; '.join(rungs)}")
     click.echo(
         f"best trial {best.number} (run {best.run_id}): {result.score_name} {best.final_score:.4f} "

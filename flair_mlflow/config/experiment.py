@@ -207,6 +207,11 @@ class ExperimentConfig(_Settings):
             raise ConfigError("scheduler", f"{scheduler.type} runs trials one at a time for now; set parallelism: 1")
 
     @property
+    def maximise(self) -> bool:
+        """Whether a higher optimised value is better: a dev score, not a dev loss."""
+        return self.optimization_value == "dev_score"
+
+    @property
     def scheduled(self) -> bool:
         """Whether trials train in rungs (a multi-fidelity scheduler), not each for all of ``max_epochs``."""
         return self.scheduler.type != "none"

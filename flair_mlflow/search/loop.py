@@ -175,7 +175,7 @@ class RungExecutor(SequentialExecutor):
     def restore(self, vals: Sequence[Mapping[str, list]]) -> None:
         """A resumed search: the restored trials' points (``vals``, in their order) and the rungs they finished, so
         promotions and new trials go on as if never interrupted; a failed rung is one after the last finished."""
-        maximise = self.runner.config.optimization_value == "dev_score"
+        maximise = self.runner.config.maximise
         for outcome, trial_vals in zip(self.outcomes, vals):
             self.vals[outcome.number] = trial_vals
             self.points[outcome.number] = sampled_point(self.space, trial_vals)
@@ -232,7 +232,7 @@ class RungExecutor(SequentialExecutor):
         (``settle`` False): ``--resume`` continues its trials from them."""
         if settle:
             shutil.rmtree(self.runner.checkpoints, ignore_errors=True)
-        maximise = self.runner.config.optimization_value == "dev_score"
+        maximise = self.runner.config.maximise
         writer, run_id = self.parent.writer, self.parent.run_id
         for epochs, (count, score) in rung_summary(self.outcomes, maximise).items():
             best = {"rung_best_score": score} if math.isfinite(score) else {}

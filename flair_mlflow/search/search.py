@@ -63,7 +63,7 @@ class SearchResult:
     @property
     def rungs(self) -> dict[int, tuple[int, float]]:
         """A multi-fidelity search's rungs, by epochs: the trials that ran each and the best score there (else {})."""
-        maximise = self.config is None or self.config.optimization_value == "dev_score"
+        maximise = self.config is None or self.config.maximise
         return rung_summary(self.outcomes, maximise)
 
     @property
@@ -266,7 +266,7 @@ def _stopping_rule(config: ExperimentConfig, previous: PreviousTrials | None) ->
     """The median stopping rule, if the search prunes, knowing a resumed search's finished trials."""
     if config.pruning is None:
         return None
-    rule = MedianStoppingRule(maximise=config.optimization_value == "dev_score", **config.pruning.model_dump())
+    rule = MedianStoppingRule(maximise=config.maximise, **config.pruning.model_dump())
     for earlier in previous.outcomes if previous is not None else []:
         if earlier.status is TrialState.COMPLETE:
             rule.record(earlier.epoch_values)

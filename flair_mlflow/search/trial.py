@@ -176,7 +176,7 @@ class TrialRunner:
         top_rung = job is None or job.stop == config.max_epochs
         if job is not None:
             outcome.epochs, outcome.rung = job.stop, job.rung
-        maximise = config.optimization_value == "dev_score"
+        maximise = config.maximise
         labels = self.labels  # built before seeding: making it draws from the random generators
         with tempfile.TemporaryDirectory(prefix="flair-mlflow-trial-") as folder:
             for index in range(config.training_runs):
