@@ -34,6 +34,19 @@ def test_the_top_third_of_a_rung_is_promoted_highest_rung_first():
     assert asha.promotion().number == 4  # now the top 2 of 6 at rung 0: trial 4 (0.1) before trial 5 (0.2)
 
 
+def test_a_promotion_under_way_is_handed_to_no_second_worker():
+    asha = SuccessiveHalving(1, 2, 4, brackets=1, max_trials=4)
+    for number, loss in enumerate([0.5, 0.4, 0.9, 0.3], start=1):
+        asha.new_trial(number)
+        asha.report(number, 0, loss)
+    first = asha.promotion()
+    asha.start(first)  # trial 4 trains on, its rung 1 not yet reported
+    second = asha.promotion()
+    assert (first.number, second.number) == (4, 2)  # the next worker gets the next of the top half
+    asha.start(second)
+    assert asha.promotion() is None
+
+
 def test_a_trial_ranked_below_what_can_ever_be_promoted_loses_its_checkpoint():
     asha = SuccessiveHalving(1, 3, 9, brackets=1, max_trials=3)  # rung 0 gets 3 trials at most: 1 promoted
     for number, loss in enumerate([0.5, 0.4, 0.9], start=1):
@@ -89,7 +102,6 @@ BASE = {"task": "sequence_tagging", "corpus": "WNUT_17", "label_type": "ner", "m
         ({"scheduler": {"type": "asha", "min_epochs": 4}}, "scheduler.min_epochs"),
         ({"scheduler": {"type": "asha", "brackets": 2}}, "scheduler.brackets"),
         ({"scheduler": "asha", "pruning": True}, "pruning"),
-        ({"scheduler": "asha", "parallelism": 2}, "scheduler"),
         ({"scheduler": {"type": "asha", "reduction_factor": 1}}, "scheduler.reduction_factor"),
         ({"scheduler": {"type": "bohb"}}, "scheduler.type"),
     ],
@@ -98,6 +110,18 @@ def test_bad_scheduler_settings_are_refused_naming_the_field(settings, field):
     with pytest.raises(ConfigError) as refused:
         ExperimentConfig.from_dict({**BASE, **settings})
     assert refused.value.field == field
+
+
+def test_asha_on_a_spark_cluster_needs_a_checkpoint_folder_every_worker_shares(tmp_path):
+    from flair_mlflow.search.spark import check_parallel
+
+    remote = {**BASE, "parallelism": 2, "spark_master": "spark://spark-master.invalid:7077", "scheduler": "asha"}
+    with pytest.raises(ConfigError) as refused:
+        check_parallel(ExperimentConfig.from_dict(remote), "http://127.0.0.1:5000", None)
+    assert refused.value.field == "scheduler.checkpoint_dir" and "every worker" in str(refused.value)
+    shared = {**remote, "scheduler": {"type": "asha", "checkpoint_dir": str(tmp_path)}}
+    check_parallel(ExperimentConfig.from_dict(shared), "http://127.0.0.1:5000", None)  # accepted
+    check_parallel(ExperimentConfig.from_dict({**remote, "spark_master": "local[2]"}), "sqlite:///x.db", None)
 
 
 @pytest.mark.slow

@@ -185,3 +185,35 @@ def test_a_lost_spark_worker_fails_its_trial_and_the_search_goes_on(
     runless = [o for o in result.outcomes if not o.run_id]
     assert all(o.status == "fail" and "SparkTaskFailed" in o.error for o in runless)
     assert client.get_run(result.parent_run_id).data.metrics["failed_trials"] >= len(lost)
+
+
+@pytest.mark.slow
+def test_asha_on_spark_runs_jobs_side_by_side_and_promotions_continue_their_run(
+    flair_cache, mlflow_server, write_config, monkeypatch, tmp_path
+):
+    from flair_mlflow.tracking import tags as T
+
+    monkeypatch.setenv("SPARK_LOCAL_IP", "127.0.0.1")
+    config = write_config(WNUT_TINY, experiment="spark-asha", max_evals=4)
+    checkpoints = tmp_path / "checkpoints"
+    rungs = {"type": "asha", "min_epochs": 1, "reduction_factor": 2, "checkpoint_dir": str(checkpoints)}
+    overrides = {"parallelism": 2, "max_epochs": 4, "scheduler": rungs}
+    result = run_search(config, overrides=overrides, tracking_uri=mlflow_server, show_progress=False)
+    assert all(o.ok for o in result.outcomes), [o.error for o in result.outcomes]
+
+    client = mlflow.MlflowClient(mlflow_server)
+    runs = {o.number: client.get_run(o.run_id) for o in result.outcomes}
+    reached = {n: int(r.data.tags[T.EPOCHS_REACHED_TAG]) for n, r in runs.items()}
+    assert sorted(runs) == [1, 2, 3, 4] and set(reached.values()) <= {1, 2, 4}
+    assert result.best.epochs == 4 and sum(1 for e in reached.values() if e >= 2) >= 2  # the top half went on
+    first_rung_ends = {}
+    for number, run in runs.items():
+        assert run.info.status == "FINISHED"
+        steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, "run_1/dev_score"))
+        assert steps == list(range(1, reached[number] + 1))  # one run per trial, its epochs continuing on any worker
+        scores = client.get_metric_history(run.info.run_id, "rung_score")
+        first_rung_ends[number] = min(m.timestamp for m in scores if m.step == 1)
+    assert runs[2].info.start_time < first_rung_ends[1]  # two Spark jobs at once, not one after the other
+    assert not (checkpoints / result.parent_run_id).exists()
+    trials_at = {m.step: m.value for m in client.get_metric_history(result.parent_run_id, "rung_trials")}
+    assert trials_at[1] == 4 and trials_at[4] >= 1

@@ -203,8 +203,6 @@ class ExperimentConfig(_Settings):
             raise ConfigError("scheduler.min_epochs", f"must be below max_epochs ({self.max_epochs}), the top rung")
         if self.pruning is not None:
             raise ConfigError("pruning", f"cannot be combined with scheduler {scheduler.type}: both end trials early")
-        if self.parallelism > 1:
-            raise ConfigError("scheduler", f"{scheduler.type} runs trials one at a time for now; set parallelism: 1")
 
     @property
     def maximise(self) -> bool:

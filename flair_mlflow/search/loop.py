@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import enum
-import math
-import shutil
 import signal
 import time
 from typing import Any, Callable, Mapping, Sequence
 
 import hyperopt
-import numpy as np
 
 from ..config import ExperimentConfig, OptimizationValue
-from ..tracking.tags import VALS_TAG
 from ..training.models import plain_value
-from .hyperopt_internals import continued_rng, keyed_space, keyed_suggest, restored_trials, sampled_point, vals_json
+from .hyperopt_internals import continued_rng, keyed_space, keyed_suggest
 from .interrupts import Interrupted, SearchInterrupted, catch_signals
-from .outcome import TrialOutcome, TrialState, as_loss, best_outcome, rung_summary, trials_since_best
+from .outcome import TrialOutcome, TrialState, best_outcome, trials_since_best
 
 
 class StopReason(str, enum.Enum):
@@ -47,8 +43,8 @@ def run_trials(executor: Any, parent: Any, space: Mapping[str, Any], suggest: Ca
 
     restore_signals = catch_signals(executor.interrupt)
     try:
-        if getattr(executor, "scheduler", None) is not None:
-            run_rungs(executor, space, suggest, config, continued_rng(config.seed, done), done, started)
+        if getattr(executor, "scheduler", None) is not None:  # a multi-fidelity search (rungs.py)
+            executor.run_rungs(suggest, continued_rng(config.seed, done), started)
         else:
             hyperopt.fmin(
                 fn=executor.objective,
@@ -79,27 +75,6 @@ def run_trials(executor: Any, parent: Any, space: Mapping[str, Any], suggest: Ca
             reason = _why_it_ended(outcomes, any(stalled), ran_out)
         parent.finish(outcomes, reason)
     return outcomes
-
-
-def run_rungs(executor: Any, space: Mapping[str, Any], suggest: Callable, config: ExperimentConfig, rng: Any,
-              done: int, started: float) -> None:  # fmt: skip
-    """Asynchronous successive halving: a promotion whenever one is due, else the algorithm's next point, learnt from
-    one rung's scores (``executor.scheduler`` decides both); ends at ``max_evals`` points, none left to promote."""
-    scheduler, domain = executor.scheduler, hyperopt.Domain(lambda point: 0.0, dict(space))
-    rng, budget, sampled = rng or np.random.default_rng(), (config.time_budget_minutes or 0) * 60, done
-    enough = len(config.search_space) + 2  # BOHB's: one more result than dimensions, and one to spare
-    while not budget or time.time() - started < budget:
-        job = scheduler.promotion()
-        if job is not None:
-            executor.run_job(job)
-            continue
-        if sampled >= config.max_evals:
-            return
-        losses = scheduler.losses_at(scheduler.model_budget(enough))
-        learnt = [(n - 1, executor.vals[n], {"status": "ok", "loss": loss}) for n, loss in losses.items()]
-        doc = suggest([sampled], domain, restored_trials(space, learnt), int(rng.integers(2**31 - 1)))[0]
-        sampled += 1
-        executor.run_job(scheduler.new_trial(sampled), doc["misc"]["vals"])
 
 
 def _why_it_ended(outcomes: Sequence[TrialOutcome], stalled: bool, ran_out: bool) -> StopReason:
@@ -149,93 +124,19 @@ class SequentialExecutor:
         if self.runner.stopping_rule is not None and outcome.status is TrialState.COMPLETE:
             self.runner.stopping_rule.record(outcome.epoch_values)
         self.parent.after_trial(self.outcomes)
+        self.show(outcome)
+        return outcome.hyperopt_result()
+
+    def show(self, outcome: TrialOutcome) -> None:
+        """``outcome``'s line to ``progress``, with the best so far."""
         if self.progress is not None:
             config = self.runner.config
             shown = [name for name in outcome.params if name not in config.fixed]
             score = score_name(config.objective, config.main_evaluation_metric)
             self.progress(trial_line(outcome, best_outcome(self.outcomes), score, shown, config.max_evals))
-        return outcome.hyperopt_result()
 
     def outcomes_so_far(self, trials: Any) -> list[TrialOutcome]:
         return self.outcomes
 
     def final_outcomes(self, settle: bool) -> list[TrialOutcome]:
-        return list(self.outcomes)
-
-
-class RungExecutor(SequentialExecutor):
-    """A multi-fidelity search's trials, one rung at a time: each rung of a trial continues its run and its training
-    from the checkpoint the last rung left; checkpoints no promotion can need any more are deleted."""
-
-    def __init__(self, scheduler: Any, space: Mapping[str, Any], *args: Any) -> None:
-        super().__init__(*args)
-        self.scheduler, self.space, self.vals, self.points = scheduler, space, {}, {}
-        self.checkpoint_peak_bytes = 0
-
-    def restore(self, vals: Sequence[Mapping[str, list]]) -> None:
-        """A resumed search: the restored trials' points (``vals``, in their order) and the rungs they finished, so
-        promotions and new trials go on as if never interrupted; a failed rung is one after the last finished."""
-        maximise = self.runner.config.maximise
-        for outcome, trial_vals in zip(self.outcomes, vals):
-            self.vals[outcome.number] = trial_vals
-            self.points[outcome.number] = sampled_point(self.space, trial_vals)
-            self.scheduler.new_trial(outcome.number)
-            rungs = self.scheduler.rungs_of(outcome.number)
-            finished = [rungs.index(e) for e in outcome.rung_scores if e in rungs]
-            for rung in finished:
-                self.scheduler.report(outcome.number, rung, as_loss(outcome.rung_scores[rungs[rung]], maximise))
-            failed_at = max(finished, default=-1) + 1
-            if not outcome.ok and failed_at < len(rungs):
-                self.scheduler.report(outcome.number, failed_at, math.inf)
-                outcome.rung_scores = {**outcome.rung_scores, rungs[failed_at]: math.nan}
-        self._drop_checkpoints()
-
-    def run_job(self, job: Any, vals: Mapping[str, list] | None = None) -> TrialOutcome:
-        if vals is not None:
-            self.vals[job.number] = vals
-            self.points[job.number] = sampled_point(self.space, vals)
-        earlier = next((o for o in self.outcomes if o.number == job.number), None)
-        top = [o for o in self.outcomes if o.epochs == self.runner.config.max_epochs]
-        self.runner.keep_bar = self.kept.bar(top)
-        tags = {VALS_TAG: vals_json(vals)} if vals is not None else {}
-        outcome = self.runner.run(job.number, self.points[job.number], tags, job, earlier and earlier.run_id)
-        self.scheduler.report(job.number, job.rung, outcome.loss if outcome.ok else math.inf)
-        outcome.rung_scores = {
-            **(earlier.rung_scores if earlier else {}),
-            job.stop: outcome.final_score if outcome.ok else math.nan,
-        }
-        self.outcomes = sorted([o for o in self.outcomes if o.number != job.number] + [outcome], key=lambda o: o.number)
-        self.kept.prune(self.outcomes)
-        self._drop_checkpoints()
-        others = [o for o in self.outcomes if o is not outcome]
-        self.parent.after_trial([*others, outcome])
-        if self.progress is not None:
-            config = self.runner.config
-            shown = [name for name in outcome.params if name not in config.fixed]
-            score = score_name(config.objective, config.main_evaluation_metric)
-            self.progress(trial_line(outcome, best_outcome(self.outcomes), score, shown, config.max_evals))
-        return outcome
-
-    def _drop_checkpoints(self) -> None:
-        """Delete what no promotion can need; note the most disk the rest held."""
-        held = 0
-        for number in self.scheduler.bracket_of:
-            folder = self.runner.checkpoint_folder(number)
-            if folder.is_dir() and not self.scheduler.can_be_promoted(number):
-                shutil.rmtree(folder, ignore_errors=True)
-            elif folder.is_dir():
-                held += sum(f.stat().st_size for f in folder.iterdir())
-        self.checkpoint_peak_bytes = max(self.checkpoint_peak_bytes, held)
-
-    def final_outcomes(self, settle: bool) -> list[TrialOutcome]:
-        """The trials, the rungs logged; the checkpoints are deleted, unless a signal or an error stopped the search
-        (``settle`` False): ``--resume`` continues its trials from them."""
-        if settle:
-            shutil.rmtree(self.runner.checkpoints, ignore_errors=True)
-        maximise = self.runner.config.maximise
-        writer, run_id = self.parent.writer, self.parent.run_id
-        for epochs, (count, score) in rung_summary(self.outcomes, maximise).items():
-            best = {"rung_best_score": score} if math.isfinite(score) else {}
-            writer.log_metrics(run_id, {"rung_trials": count, **best}, step=epochs)
-        writer.log_metrics(run_id, {"checkpoint_peak_mb": self.checkpoint_peak_bytes / 2**20})
         return list(self.outcomes)

@@ -63,6 +63,11 @@ class SuccessiveHalving:
         """The epochs at each rung of trial ``number``'s bracket."""
         return self.brackets[self.bracket_of[number]].rungs
 
+    def start(self, job: Job) -> None:
+        """``job`` is under way: a promotion's trial is promoted now, so no other worker is handed it while it runs."""
+        if job.rung > 0:
+            self.brackets[self.bracket_of[job.number]].promoted[job.rung - 1].add(job.number)
+
     def report(self, number: int, rung: int, loss: float) -> None:
         """Trial ``number`` ended rung ``rung`` with ``loss`` (NaN or inf: failed, never promoted)."""
         bracket = self.brackets[self.bracket_of[number]]

@@ -24,12 +24,13 @@ from ..training.models import training_arguments, uses_fine_tuning
 from ..training.train import check_configuration
 from .hyperopt_internals import restored_trials
 from .kept_models import KeptModels
-from .loop import RungExecutor, SequentialExecutor, run_trials, score_name
+from .loop import SequentialExecutor, run_trials, score_name
 from .outcome import TrialOutcome, TrialState, best_outcome, rung_summary
 from .parent import ParentRun
 from .recorded import RecordedExperiment, record_experiment
 from .resume import PreviousTrials, check_same_search, read_previous_trials
 from .rules import FLAIR_MIN_LEARNING_RATE, LR_RANGE_FACTOR, MIN_LR_HEADROOM, LearningCheck, MedianStoppingRule
+from .rungs import RungExecutor
 from .schedulers import SuccessiveHalving
 from .space import algorithm_suggest, hyperopt_space
 from .trial import TrialRunner
@@ -223,19 +224,10 @@ class Search:
         )
         writer.log_inputs(parent.run_id, runner.dataset_inputs)
         restored, kept = previous.outcomes if previous is not None else [], KeptModels(writer, config.keep_models)
-        if config.parallelism > 1:
-            from .spark import SparkExecutor, spark_trials
-
-            executor: Any = SparkExecutor(spark_trials(config), runner, parent, space, self.progress is not None, kept)
-        else:
-            trials = previous.hyperopt_trials(space) if previous is not None else restored_trials(space, [])
-            executor = SequentialExecutor(runner, parent, trials, restored, self.progress, kept)
-            if config.scheduled:
-                runner.checkpoints = checkpoint_folder(config, parent.run_id)
-                writer.set_tags(parent.run_id, {CHECKPOINTS_TAG: runner.checkpoints})
-                args = (runner, parent, trials, restored, self.progress, kept)
-                executor = RungExecutor(successive_halving(config), space, *args)
-                executor.restore(previous.vals if previous is not None else [])
+        if config.scheduled:
+            runner.checkpoints = checkpoint_folder(config, parent.run_id)
+            writer.set_tags(parent.run_id, {CHECKPOINTS_TAG: runner.checkpoints})
+        executor = self._executor(config, runner, parent, space, previous, kept)
         outcomes = run_trials(executor, parent, space, algorithm_suggest(config.algorithm), config, done=len(restored))
         name = score_name(config.objective, config.main_evaluation_metric)
         ids = (parent.run_id, parent.experiment_id)
@@ -245,6 +237,23 @@ class Search:
             why = f" (last error: {one_line(errors[-1])})" if errors else ""
             raise SearchFailed(f"all {len(outcomes)} trials failed{why}; see the FAILED child runs of {parent.run_id}")
         return result
+
+    def _executor(self, config: ExperimentConfig, runner: TrialRunner, parent: ParentRun, space: dict[str, Any],
+                  previous: PreviousTrials | None, kept: KeptModels) -> Any:  # fmt: skip
+        """What runs the trials: here or on Spark, each trial whole or in rungs (a resumed search's rungs rebuilt)."""
+        restored = previous.outcomes if previous is not None else []
+        trials = previous.hyperopt_trials(space) if previous is not None else restored_trials(space, [])
+        if config.parallelism > 1:
+            from .spark import SparkExecutor, SparkRungExecutor, spark_session, spark_trials
+
+            if not config.scheduled:
+                return SparkExecutor(spark_trials(config), runner, parent, space, self.progress is not None, kept)
+        elif not config.scheduled:
+            return SequentialExecutor(runner, parent, trials, restored, self.progress, kept)
+        args = (successive_halving(config), space, runner, parent, trials, restored, self.progress, kept)
+        executor = SparkRungExecutor(spark_session(config), *args) if config.parallelism > 1 else RungExecutor(*args)
+        executor.restore(previous.vals if previous is not None else [])
+        return executor
 
 
 def successive_halving(config: ExperimentConfig) -> SuccessiveHalving:

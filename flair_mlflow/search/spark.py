@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import os
 import sys
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, Mapping
 from urllib.parse import urlparse
 
@@ -18,6 +20,8 @@ from .hyperopt_internals import every_trial, is_cancelled, is_lost, sampled_poin
 from .interrupts import SignalInterrupt
 from .outcome import TrialOutcome, TrialState
 from .resume import has_result, restored_outcome
+from .rungs import RungExecutor
+from .schedulers import Job
 from .trial import TrialRunner, trial_params
 
 
@@ -33,6 +37,9 @@ def check_parallel(config: ExperimentConfig, tracking_uri: str, resume: str | No
         unreachable = f"'{tracking_uri}' is a store on this machine, which Spark workers on other hosts cannot reach"
         advice = "run an MLflow tracking server and pass --tracking-uri http://<host>:<port>"
         raise ConfigError("tracking_uri", f"{unreachable}; {advice}")
+    if master and not master.startswith("local") and config.scheduled and not config.scheduler.checkpoint_dir:
+        problem = "a promotion continues on any Spark worker, from the checkpoint another one left"
+        raise ConfigError("scheduler.checkpoint_dir", f"{problem}; set it to a folder every worker shares (NFS, ...)")
     try:
         import hyperopt.spark  # noqa: F401
         import pyspark.sql  # noqa: F401
@@ -41,8 +48,14 @@ def check_parallel(config: ExperimentConfig, tracking_uri: str, resume: str | No
 
 
 def spark_trials(config: ExperimentConfig) -> Any:
-    """hyperopt's ``SparkTrials`` on the given master, or ``local[parallelism]`` whose workers run this Python."""
+    """hyperopt's ``SparkTrials`` on the Spark session of :func:`spark_session`."""
     from hyperopt import SparkTrials
+
+    return SparkTrials(parallelism=config.parallelism, spark_session=spark_session(config))
+
+
+def spark_session(config: ExperimentConfig) -> Any:
+    """A Spark session on the given master, or on ``local[parallelism]`` whose workers run this Python."""
     from pyspark.sql import SparkSession
 
     master = config.spark_master or f"local[{config.parallelism}]"
@@ -57,7 +70,7 @@ def spark_trials(config: ExperimentConfig) -> Any:
     finally:
         if unset:
             del os.environ["PYSPARK_PYTHON"]
-    return SparkTrials(parallelism=config.parallelism, spark_session=session)
+    return session
 
 
 def task_gpu(resources: Any = None) -> str | None:
@@ -75,9 +88,19 @@ def spark_objective(runner: TrialRunner, sampled: dict[str, Any]) -> dict[str, A
     """What hyperopt ships to Spark workers (with ``runner`` bound): one trial, its outcome sent back whole."""
     runner.task_gpu = task_gpu()
     outcome = runner.run_suggested(sampled)
+    return {**outcome.hyperopt_result(), "outcome": plain_outcome(outcome)}
+
+
+def plain_outcome(outcome: TrialOutcome) -> dict[str, Any]:
+    """``outcome`` as plain values, which travel back from a Spark task whatever its parameters hold."""
     plain = dataclasses.asdict(outcome)
     plain["params"] = {k: plain_value(v) for k, v in outcome.params.items()}
-    return {**outcome.hyperopt_result(), "outcome": plain}
+    return plain
+
+
+def outcome_of(plain: Mapping[str, Any]) -> TrialOutcome:
+    """The outcome :func:`plain_outcome` sent."""
+    return TrialOutcome(**{**plain, "status": TrialState(plain["status"])})
 
 
 class SparkExecutor:
@@ -144,7 +167,7 @@ def outcomes_of_trials(trials: Any) -> list[TrialOutcome]:
     for doc in every_trial(trials):
         result = doc.get("result") or {}
         if "outcome" in result:
-            outcomes.append(TrialOutcome(**{**result["outcome"], "status": TrialState(result["outcome"]["status"])}))
+            outcomes.append(outcome_of(result["outcome"]))
         elif is_lost(doc):
             error = f"SparkTaskFailed: {_task_error(doc)}"
             outcomes.append(TrialOutcome(doc["tid"] + 1, {}, TrialState.FAILED, error=error))
@@ -153,9 +176,80 @@ def outcomes_of_trials(trials: Any) -> list[TrialOutcome]:
 
 def _task_error(doc: dict[str, Any]) -> str:
     """One line on why Spark lost the task: the last line of the worker's traceback where SparkTrials kept one."""
-    kind, detail = trial_error(doc)
+    return _task_error_line(*trial_error(doc))
+
+
+def _task_error_line(kind: str, detail: str) -> str:
     lines = [line.strip() for line in detail.splitlines() if line.strip()]
     if lines:
         return " ".join(f"the Spark task running this trial failed: {lines[-1]}".split())[:1000]
     cause = "its Python worker exited, was killed or ran out of memory; the Spark driver's log has the cause"
     return f"the Spark task running this trial failed ({kind or 'an error'}): {cause}"
+
+
+def spark_rung(runner: TrialRunner, arguments: tuple) -> dict[str, Any]:
+    """What a Spark task runs for one job of a multi-fidelity search (``runner.run``'s arguments), sent back plain."""
+    runner.task_gpu = task_gpu()
+    return plain_outcome(runner.run(*arguments))
+
+
+class SparkRungExecutor(RungExecutor):
+    """A multi-fidelity search's jobs, new trials and promotions alike, ``parallelism`` at a time: each a Spark job
+    started from a driver thread. The rungs are kept on the driver, which gives the next job to the first free slot;
+    a promotion's checkpoint must be where the worker that continues it can read it (``check_parallel``)."""
+
+    def __init__(self, session: Any, *args: Any) -> None:
+        super().__init__(*args)
+        self.context, self.slots = session.sparkContext, self.runner.config.parallelism
+        self.group = f"flair-mlflow-{self.parent.run_id}"  # cancelled together by a signal
+        self.pool = ThreadPoolExecutor(self.slots, thread_name_prefix="flair-mlflow-job")
+        self.futures: dict[Future, Job] = {}
+
+    def start(self, job: Job, vals: Mapping[str, list] | None = None) -> None:
+        arguments = self.prepare(job, vals)
+        shipped = copy.copy(self.runner)  # with this job's keep_bar: the next job's changes the driver's
+        self.futures[self.pool.submit(self._on_spark, shipped, arguments)] = job
+
+    def _on_spark(self, runner: TrialRunner, arguments: tuple) -> dict[str, Any]:
+        job = arguments[3]
+        about = f"trial {job.number}, epochs {job.start + 1} to {job.stop}"
+        self.context.setJobGroup(self.group, about, interruptOnCancel=True)  # this thread's jobs
+        task = functools.partial(spark_rung, runner, arguments)
+        return self.context.parallelize([0], 1).mapPartitions(lambda _: [task()]).collect()[0]
+
+    def wait(self) -> None:
+        """Until a job ends, then its outcome counted; a signal here cancels every running job first."""
+        try:
+            done, _ = wait(self.futures, return_when=FIRST_COMPLETED)
+        except BaseException:
+            self.cancel()
+            raise
+        for future in done:
+            job = self.futures.pop(future)
+            self.finish(job, self._outcome(job, future))
+
+    def _outcome(self, job: Job, future: Future) -> TrialOutcome:
+        """The job's outcome; one whose Spark task failed (its worker lost) is a failed trial, its run ended so."""
+        if future.exception() is None:
+            return outcome_of(future.result())
+        error = _task_error_line("", str(future.exception()))
+        writer, earlier = self.parent.writer, next((o for o in self.outcomes if o.number == job.number), None)
+        run_id = earlier.run_id if earlier is not None else None
+        if run_id is None:
+            where = f"tags.`{TRIAL_NUMBER_TAG}` = '{job.number}' and attributes.status = 'RUNNING'"
+            runs = child_runs(writer.client, self.parent.experiment_id, self.parent.run_id, where)
+            run_id = runs[0].info.run_id if runs else None
+        if run_id is not None:
+            writer.fail(run_id, "SparkTaskFailed", error)
+        params = trial_params(self.points[job.number], self.runner.config.fixed)
+        return TrialOutcome(job.number, params, TrialState.FAILED, run_id, error=f"SparkTaskFailed: {error}")
+
+    def cancel(self) -> None:
+        """Cancel the running Spark jobs; their runs are left to the search's clean-up (``kill_running_trials``)."""
+        if self.futures:
+            self.context.cancelJobGroup(self.group)
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def final_outcomes(self, settle: bool) -> list[TrialOutcome]:
+        self.cancel()
+        return super().final_outcomes(settle)
