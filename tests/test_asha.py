@@ -102,6 +102,7 @@ BASE = {"task": "sequence_tagging", "corpus": "WNUT_17", "label_type": "ner", "m
         ({"scheduler": {"type": "asha", "min_epochs": 4}}, "scheduler.min_epochs"),
         ({"scheduler": {"type": "asha", "brackets": 2}}, "scheduler.brackets"),
         ({"scheduler": "asha", "pruning": True}, "pruning"),
+        ({"scheduler": "asha", "early_stop_trials": 5}, "early_stop_trials"),
         ({"scheduler": {"type": "asha", "reduction_factor": 1}}, "scheduler.reduction_factor"),
         ({"scheduler": {"type": "bohb"}}, "scheduler.type"),
     ],

@@ -203,6 +203,8 @@ class ExperimentConfig(_Settings):
             raise ConfigError("scheduler.min_epochs", f"must be below max_epochs ({self.max_epochs}), the top rung")
         if self.pruning is not None:
             raise ConfigError("pruning", f"cannot be combined with scheduler {scheduler.type}: both end trials early")
+        if self.early_stop_trials is not None:  # trials ending at different rungs give no "trials since the best"
+            raise ConfigError("early_stop_trials", f"cannot be combined with scheduler {scheduler.type}; use max_evals")
 
     @property
     def maximise(self) -> bool:
