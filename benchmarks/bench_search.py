@@ -7,7 +7,8 @@ wall, training, the package's own time, peak RSS; with ``--baseline``, the same 
 the package), ``overhead`` (a 500-trial search of 1-epoch trials: the package's time per trial outside
 training, early and late, hyperopt's own share, and how long ``--resume`` of it takes to start),
 ``memory`` (peak RSS after trial 10 and after trial 100 of one process), ``cache`` (a frozen transformer's
-vectors kept between trials, on and off), ``spark`` (parallelism 2 against 1 on trials of about a minute).
+vectors kept between trials, on and off), ``spark`` (parallelism 2 against 1 on trials of about a minute), ``spark-asha`` (an ASHA search on Spark, a job
+per rung, against ``--baseline``).
 Each arm runs alone in a fresh process (``search_arm.py``). Writes ``benchmarks/results/latest.md`` and
 ``.json``; a partial run (``--only``) replaces its rows and keeps the rest.
 """
@@ -202,10 +203,29 @@ def _run(command: list[str], env: dict[str, str]) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-ROWS = {"realistic": realistic, "spark": spark, "overhead": overhead, "memory": memory, "cache": cache}
+def spark_asha(env: dict[str, str], repeats: int, this: Path, baseline: Path | None) -> list[dict]:
+    """A multi-fidelity search on Spark, where every rung is a Spark job: what a job costs beyond its epochs (a new
+    Python worker imports Flair and loads the corpus) is paid per rung. This checkout against ``baseline``."""
+    experiment = HERE / "experiments" / "spark-asha.yaml"
+    arms = {"this": this, **({"baseline": baseline} if baseline else {})}
+    measured: dict[str, list[dict]] = {name: [] for name in arms}
+    for repeat in range(repeats):
+        for name in list(arms) if repeat % 2 == 0 else list(reversed(arms)):  # A B, then B A
+            measured[name].append(run_arm(experiment, arms[name], env))
+            print(f"  spark asha {name} #{repeat + 1}: {measured[name][-1]}", file=sys.stderr)
+    wall = {name: _median([m["wall"] for m in runs]) for name, runs in measured.items()}
+    result = f"this {wall['this']:.0f}s"
+    if baseline:
+        result += f" vs baseline {wall['baseline']:.0f}s: {wall['baseline'] / wall['this']:.2f}x the throughput"
+    measure = f"ASHA, 9 trials at rungs 1/3/9 (13 Spark jobs), WNUT-17 whole, parallelism 2 on local[2]; median of {repeats}, interleaved"
+    return [{"row": "spark asha", "measure": measure, "result": result, "raw": measured}]
+
+
+ROWS = {"realistic": realistic, "spark": spark, "spark-asha": spark_asha, "overhead": overhead, "memory": memory, "cache": cache}
 CURRENT = {
     "realistic search",
     "spark parallelism 2 vs 1",
+    "spark asha",
     "overhead of a 500-trial search",
     "memory over a 100-trial search",
     "embedding cache",
@@ -242,7 +262,7 @@ def main() -> None:
     env, started, rows = environment(), time.time(), []
     for name in options.only.split(","):
         function = ROWS[name.strip()]
-        takes_arms = name.strip() in ("realistic", "spark")
+        takes_arms = name.strip() in ("realistic", "spark", "spark-asha")
         rows += (
             function(env, options.repeats, options.this, options.baseline)
             if takes_arms

@@ -217,3 +217,18 @@ def test_asha_on_spark_runs_jobs_side_by_side_and_promotions_continue_their_run(
     assert not (checkpoints / result.parent_run_id).exists()
     trials_at = {m.step: m.value for m in client.get_metric_history(result.parent_run_id, "rung_trials")}
     assert trials_at[1] == 4 and trials_at[4] >= 1
+
+
+@pytest.mark.slow
+def test_spark_jobs_one_after_another_reuse_one_python_worker(write_config, monkeypatch):
+    """A rung job's Python worker goes back to PySpark's pool, so the next job finds Flair imported and the corpus
+    loaded; a job whose task leaves its input unread (as SparkTrials' do) gets a new process every time."""
+    from flair_mlflow.config import ExperimentConfig
+    from flair_mlflow.search.spark import one_task_job, spark_session
+
+    monkeypatch.setenv("SPARK_LOCAL_IP", "127.0.0.1")
+    config = ExperimentConfig.from_file(write_config(WNUT_TINY), {"parallelism": 2})
+    context = spark_session(config).sparkContext
+    assert len({one_task_job(context, os.getpid) for _ in range(3)}) == 1
+    unread = [context.parallelize([0], 1).mapPartitions(lambda _: [os.getpid()]).collect()[0] for _ in range(2)]
+    assert len(set(unread)) == 2  # PySpark still retires a worker whose input is left unread: the test can fail

@@ -8,7 +8,7 @@ import functools
 import os
 import sys
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 from urllib.parse import urlparse
 
 from ..config import ExperimentConfig
@@ -71,6 +71,13 @@ def spark_session(config: ExperimentConfig) -> Any:
         if unset:
             del os.environ["PYSPARK_PYTHON"]
     return session
+
+
+def one_task_job(context: Any, task: Callable[[], Any]) -> Any:
+    """``task()`` run as a Spark job of one task; its result. The task reads its one-row input to the end: only then
+    does PySpark hand its Python worker back to the pool, so the next job starts with Flair imported and the corpus
+    loaded (a task that leaves its input unread, as ``SparkTrials``' do, gets a fresh Python process every job)."""
+    return context.parallelize([0], 1).map(lambda _: task()).collect()[0]
 
 
 def task_gpu(resources: Any = None) -> str | None:
@@ -214,8 +221,7 @@ class SparkRungExecutor(RungExecutor):
         job = arguments[3]
         about = f"trial {job.number}, epochs {job.start + 1} to {job.stop}"
         self.context.setJobGroup(self.group, about, interruptOnCancel=True)  # this thread's jobs
-        task = functools.partial(spark_rung, runner, arguments)
-        return self.context.parallelize([0], 1).mapPartitions(lambda _: [task()]).collect()[0]
+        return one_task_job(self.context, functools.partial(spark_rung, runner, arguments))
 
     def wait(self) -> None:
         """Until a job ends, then its outcome counted; a signal here cancels every running job first."""
