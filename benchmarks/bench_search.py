@@ -221,7 +221,14 @@ def spark_asha(env: dict[str, str], repeats: int, this: Path, baseline: Path | N
     return [{"row": "spark asha", "measure": measure, "result": result, "raw": measured}]
 
 
-ROWS = {"realistic": realistic, "spark": spark, "spark-asha": spark_asha, "overhead": overhead, "memory": memory, "cache": cache}
+ROWS = {
+    "realistic": realistic,
+    "spark": spark,
+    "spark-asha": spark_asha,
+    "overhead": overhead,
+    "memory": memory,
+    "cache": cache,
+}
 CURRENT = {
     "realistic search",
     "spark parallelism 2 vs 1",

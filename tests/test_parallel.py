@@ -231,4 +231,4 @@ def test_spark_jobs_one_after_another_reuse_one_python_worker(write_config, monk
     context = spark_session(config).sparkContext
     assert len({one_task_job(context, os.getpid) for _ in range(3)}) == 1
     unread = [context.parallelize([0], 1).mapPartitions(lambda _: [os.getpid()]).collect()[0] for _ in range(2)]
-    assert len(set(unread)) == 2  # PySpark still retires a worker whose input is left unread: the test can fail
+    assert len(set(unread)) == 2  # the contrast docs/spark-and-deployment.md states of SparkTrials' jobs
