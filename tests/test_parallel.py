@@ -229,6 +229,7 @@ def test_spark_jobs_one_after_another_reuse_one_python_worker(write_config, monk
     monkeypatch.setenv("SPARK_LOCAL_IP", "127.0.0.1")
     config = ExperimentConfig.from_file(write_config(WNUT_TINY), {"parallelism": 2})
     context = spark_session(config).sparkContext
-    assert len({one_task_job(context, os.getpid) for _ in range(3)}) == 1
-    unread = [context.parallelize([0], 1).mapPartitions(lambda _: [os.getpid()]).collect()[0] for _ in range(2)]
-    assert len(set(unread)) == 2  # the contrast docs/spark-and-deployment.md states of SparkTrials' jobs
+    reused = {one_task_job(context, os.getpid) for _ in range(4)}
+    assert len(reused) <= 2  # at most a worker per slot of local[2]: the pool hands back the ones earlier jobs used
+    unread = {context.parallelize([0], 1).mapPartitions(lambda _: [os.getpid()]).collect()[0] for _ in range(4)}
+    assert len(unread) == 4  # the contrast docs/spark-and-deployment.md states of SparkTrials' jobs
