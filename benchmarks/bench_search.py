@@ -7,8 +7,8 @@ wall, training, the package's own time, peak RSS; with ``--baseline``, the same 
 the package), ``overhead`` (a 500-trial search of 1-epoch trials: the package's time per trial outside
 training, early and late, hyperopt's own share, and how long ``--resume`` of it takes to start),
 ``memory`` (peak RSS after trial 10 and after trial 100 of one process), ``cache`` (a frozen transformer's
-vectors kept between trials, on and off), ``spark`` (parallelism 2 against 1 on trials of about a minute), ``spark-asha`` (an ASHA search on Spark, a job
-per rung, against ``--baseline``).
+vectors kept between trials, on and off), ``spark`` (parallelism 2 against 1 on trials of about a minute),
+``spark-asha`` (an ASHA search on Spark, a job per rung, against ``--baseline``).
 Each arm runs alone in a fresh process (``search_arm.py``). Writes ``benchmarks/results/latest.md`` and
 ``.json``; a partial run (``--only``) replaces its rows and keeps the rest.
 """
@@ -63,16 +63,26 @@ def _median(values: list[float]) -> float:
     return statistics.median(values)
 
 
-def realistic(env: dict[str, str], repeats: int, this: Path, baseline: Path | None) -> list[dict]:
-    """The search a user runs, at a user's scale, this checkout against ``baseline`` (arms interleaved)."""
-    experiment = HERE / "experiments" / "realistic.yaml"
-    arms = {"this": this, **({"baseline": baseline} if baseline else {})}
+def _this_and_baseline(file: str, this: Path, baseline: Path | None) -> dict[str, tuple[Path, Path]]:
+    """One experiment of ``experiments/`` as arms: this checkout, and ``baseline`` where given."""
+    experiment = HERE / "experiments" / file
+    return {"this": (experiment, this), **({"baseline": (experiment, baseline)} if baseline else {})}
+
+
+def interleaved(label: str, arms: dict[str, tuple[Path, Path]], env: dict[str, str], repeats: int) -> dict:
+    """Each arm (its experiment file, the checkout it runs) ``repeats`` times, in turn: A B, then B A; the
+    measurements of each arm by name."""
     measured: dict[str, list[dict]] = {name: [] for name in arms}
     for repeat in range(repeats):
-        order = list(arms) if repeat % 2 == 0 else list(reversed(arms))  # A B, then B A
-        for name in order:
-            measured[name].append(run_arm(experiment, arms[name], env))
-            print(f"  realistic {name} #{repeat + 1}: {measured[name][-1]}", file=sys.stderr)
+        for name in list(arms) if repeat % 2 == 0 else list(reversed(arms)):
+            measured[name].append(run_arm(*arms[name], env))
+            print(f"  {label} {name} #{repeat + 1}: {measured[name][-1]}", file=sys.stderr)
+    return measured
+
+
+def realistic(env: dict[str, str], repeats: int, this: Path, baseline: Path | None) -> list[dict]:
+    """The search a user runs, at a user's scale, this checkout against ``baseline`` (arms interleaved)."""
+    measured = interleaved("realistic", _this_and_baseline("realistic.yaml", this, baseline), env, repeats)
     row = {
         name: {k: _median([m[k] for m in runs]) for k in ("wall", "training", "outside", "peak_rss_mb", "best")}
         for name, runs in measured.items()
@@ -105,11 +115,7 @@ def spark(env: dict[str, str], repeats: int, this: Path, baseline: Path | None) 
         arms = {"parallel": (parallel, this), "sequential": (sequential, this)}
         if baseline:
             arms["parallel, baseline"] = (parallel, baseline)
-        measured: dict[str, list[dict]] = {name: [] for name in arms}
-        for repeat in range(repeats):
-            for name in list(arms) if repeat % 2 == 0 else list(reversed(arms)):
-                measured[name].append(run_arm(arms[name][0], arms[name][1], env))
-                print(f"  spark {name} #{repeat + 1}: {measured[name][-1]}", file=sys.stderr)
+        measured = interleaved("spark", arms, env, repeats)
     wall = {name: _median([m["wall"] for m in runs]) for name, runs in measured.items()}
     per_trial = _median([m["training"] for m in measured["sequential"]]) / 4
     result = f"parallel {wall['parallel']:.0f}s vs sequential {wall['sequential']:.0f}s: {wall['sequential'] / wall['parallel']:.2f}x the throughput"
@@ -206,13 +212,7 @@ def _run(command: list[str], env: dict[str, str]) -> dict:
 def spark_asha(env: dict[str, str], repeats: int, this: Path, baseline: Path | None) -> list[dict]:
     """A multi-fidelity search on Spark, where every rung is a Spark job: what a job costs beyond its epochs (a new
     Python worker imports Flair and loads the corpus) is paid per rung. This checkout against ``baseline``."""
-    experiment = HERE / "experiments" / "spark-asha.yaml"
-    arms = {"this": this, **({"baseline": baseline} if baseline else {})}
-    measured: dict[str, list[dict]] = {name: [] for name in arms}
-    for repeat in range(repeats):
-        for name in list(arms) if repeat % 2 == 0 else list(reversed(arms)):  # A B, then B A
-            measured[name].append(run_arm(experiment, arms[name], env))
-            print(f"  spark asha {name} #{repeat + 1}: {measured[name][-1]}", file=sys.stderr)
+    measured = interleaved("spark asha", _this_and_baseline("spark-asha.yaml", this, baseline), env, repeats)
     wall = {name: _median([m["wall"] for m in runs]) for name, runs in measured.items()}
     result = f"this {wall['this']:.0f}s"
     if baseline:

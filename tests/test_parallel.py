@@ -220,7 +220,7 @@ def test_asha_on_spark_runs_jobs_side_by_side_and_promotions_continue_their_run(
 
 
 @pytest.mark.slow
-def test_spark_jobs_one_after_another_reuse_one_python_worker(write_config, monkeypatch):
+def test_spark_jobs_one_after_another_reuse_their_python_workers(write_config, monkeypatch):
     """A rung job's Python worker goes back to PySpark's pool, so the next job finds Flair imported and the corpus
     loaded; a job whose task leaves its input unread (as SparkTrials' do) gets a new process every time."""
     from flair_mlflow.config import ExperimentConfig
