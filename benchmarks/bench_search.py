@@ -210,29 +210,31 @@ def _run(command: list[str], env: dict[str, str]) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def spark_asha(env: dict[str, str], repeats: int, this: Path, baseline: Path | None) -> list[dict]:
-    """A multi-fidelity search on Spark, where every rung is a Spark job: what a job costs beyond its epochs (a new
-    Python worker imports Flair and loads the corpus) is paid per rung. This checkout against ``baseline``."""
-    measured = interleaved("spark asha", _this_and_baseline("spark-asha.yaml", this, baseline), env, repeats)
-    wall = {name: _median([m["wall"] for m in runs]) for name, runs in measured.items()}
-    result = f"this {wall['this']:.0f}s"
-    if baseline:
-        result += f" vs baseline {wall['baseline']:.0f}s: {wall['baseline'] / wall['this']:.2f}x the throughput"
-    measure = f"ASHA, 9 trials at rungs 1/3/9 (13 Spark jobs), WNUT-17 whole, parallelism 2 on local[2]; median of {repeats}, interleaved"
-    return [{"row": "spark asha", "measure": measure, "result": result, "raw": measured}]
-
-
-def spark_cache(env: dict[str, str], repeats: int, this: Path, baseline: Path | None) -> list[dict]:
-    """A plain search on Spark over a frozen transformer: a Python worker that runs trial after trial keeps the
-    corpus and the transformer's vectors (the embedding cache); a new worker per trial computes them again."""
-    measured = interleaved("spark cache", _this_and_baseline("spark-cache.yaml", this, baseline), env, repeats)
+def _against_baseline(row: str, file: str, measure: str, env: dict[str, str], repeats: int, this: Path,
+                      baseline: Path | None) -> list[dict]:  # fmt: skip
+    """One experiment's wall and best score, this checkout against ``baseline`` (arms interleaved): a row."""
+    measured = interleaved(row, _this_and_baseline(file, this, baseline), env, repeats)
     wall = {name: _median([m["wall"] for m in runs]) for name, runs in measured.items()}
     best = {name: _median([m["best"] for m in runs]) for name, runs in measured.items()}
     result = f"this {wall['this']:.0f}s (best {best['this']:.4f})"
     if baseline:
         result += f" vs baseline {wall['baseline']:.0f}s (best {best['baseline']:.4f}): {wall['baseline'] / wall['this']:.2f}x the throughput"
-    measure = f"12 trials x 3 epochs, TREC-6 whole, frozen MiniLM, rand, parallelism 2 on local[2]; median of {repeats}, interleaved"
-    return [{"row": "spark cache", "measure": measure, "result": result, "raw": measured}]
+    measure += f", parallelism 2 on local[2]; median of {repeats}, interleaved"
+    return [{"row": row, "measure": measure, "result": result, "raw": measured}]
+
+
+def spark_asha(env: dict[str, str], repeats: int, this: Path, baseline: Path | None) -> list[dict]:
+    """A multi-fidelity search on Spark, where every rung is a Spark job: what a job costs beyond its epochs (a new
+    Python worker imports Flair and loads the corpus) is paid per rung. This checkout against ``baseline``."""
+    measure = "ASHA, 9 trials at rungs 1/3/9 (13 Spark jobs), WNUT-17 whole"
+    return _against_baseline("spark asha", "spark-asha.yaml", measure, env, repeats, this, baseline)
+
+
+def spark_cache(env: dict[str, str], repeats: int, this: Path, baseline: Path | None) -> list[dict]:
+    """A plain search on Spark over a frozen transformer: a Python worker that runs trial after trial keeps the
+    corpus and the transformer's vectors (the embedding cache); a new worker per trial computes them again."""
+    measure = "12 trials x 3 epochs, TREC-6 whole, frozen MiniLM, rand"
+    return _against_baseline("spark cache", "spark-cache.yaml", measure, env, repeats, this, baseline)
 
 
 ROWS = {
