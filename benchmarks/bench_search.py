@@ -190,10 +190,7 @@ def cache(env: dict[str, str], repeats: int) -> list[dict]:
     with tempfile.TemporaryDirectory() as folder:
         off = Path(folder) / "off.yaml"
         off.write_text(on.read_text() + "embedding_cache_mb: 0\n")
-        measured: dict[str, list[dict]] = {"on": [], "off": []}
-        for repeat in range(repeats):
-            for name in ("on", "off") if repeat % 2 == 0 else ("off", "on"):
-                measured[name].append(run_arm(on if name == "on" else off, ROOT, env))
+        measured = interleaved("cache", {"on": (on, ROOT), "off": (off, ROOT)}, env, repeats)
     wall = {name: _median([m["training"] for m in runs]) for name, runs in measured.items()}
     same = {round(m["best"], 6) for runs in measured.values() for m in runs}
     result = f"training {wall['on']:.1f}s with the cache vs {wall['off']:.1f}s without: {wall['off'] / wall['on']:.2f}x"
