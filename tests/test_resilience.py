@@ -12,8 +12,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import mlflow
@@ -23,6 +25,7 @@ import yaml
 from flair_mlflow import ConfigError, run_search
 from flair_mlflow.search.outcome import TrialState
 from flair_mlflow.tracking.tags import VALS_TAG
+from flair_mlflow.tracking.writer import RunWriter, dataset_inputs
 
 from .conftest import WNUT_TINY
 from .servers import SERVER_ENV, free_port, server_command
@@ -462,3 +465,26 @@ def test_sigterm_during_a_parallel_search_kills_its_runs(tmp_path: Path, flair_c
     runs = _runs(uri)
     assert _parent(runs).info.status == "KILLED"
     assert children(runs) and "RUNNING" not in {t.info.status for t in children(runs)}
+
+
+def test_writers_logging_the_same_new_dataset_at_once_all_record_it(tmp_path: Path):
+    """MLflow looks a dataset up, then inserts it: runs logging the same new one at once race for the insert (two
+    searches on one PostgreSQL in CI: UniqueViolation on dataset_pk; on sqlite nine rounds of ten lost it without the
+    writer's second call). Three rounds of six writers released together, each a new corpus."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = RunWriter(uri).client
+    experiment = client.create_experiment("race")
+    for round_ in range(3):
+        runs = [client.create_run(experiment).info.run_id for _ in range(6)]
+        split = {"train": {"digest": f"digest-{round_}", "profile": {"sentences": 10}}}
+        inputs = dataset_inputs(f"corpus-{round_}", {"uri": str(tmp_path)}, split)
+        writers, together = [RunWriter(uri) for _ in runs], threading.Barrier(len(runs))
+        with ThreadPoolExecutor(len(runs)) as pool:
+            list(pool.map(_log_together, writers, runs, [inputs] * len(runs), [together] * len(runs)))  # re-raises
+        digests = {i.dataset.digest for run_id in runs for i in client.get_run(run_id).inputs.dataset_inputs}
+        assert digests == {f"digest-{round_}"} and all(client.get_run(r).inputs.dataset_inputs for r in runs)
+
+
+def _log_together(writer: RunWriter, run_id: str, inputs: list, together: threading.Barrier) -> None:
+    together.wait()
+    writer.log_inputs(run_id, inputs)

@@ -14,6 +14,7 @@ from typing import Any, Mapping
 import mlflow
 from filelock import FileLock, Timeout
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
 from ..errors import ConfigError
@@ -22,6 +23,10 @@ from .tags import ERROR_CLASS_TAG, ERROR_MESSAGE_TAG, PARENT_RUN_ID_TAG, RUN_NAM
 #: how long a command waits for another one creating the same sqlite store
 LOCK_TIMEOUT_S = 300
 CREATING_MARK = ".creating-"
+#: how sqlite, PostgreSQL and MySQL word a unique key violated
+DUPLICATE_KEY = re.compile(
+    r"UNIQUE constraint failed|UniqueViolation|duplicate key value|Duplicate entry", re.IGNORECASE
+)
 
 
 def redact_uri(text: Any) -> str:
@@ -147,8 +152,15 @@ class RunWriter:
         self.client.log_batch(run_id, tags=_tags(tags))
 
     def log_inputs(self, run_id: str, inputs: list[Any]) -> None:
-        """Dataset inputs (:func:`dataset_inputs`); MLflow keeps one record per name and digest."""
-        self.client.log_inputs(run_id, datasets=inputs)
+        """Dataset inputs (:func:`dataset_inputs`). MLflow keeps one record per name and digest, looked up and then
+        inserted: a process logging the same new dataset at that moment makes the insert a duplicate key, and a second
+        call finds the record the other one wrote."""
+        try:
+            self.client.log_inputs(run_id, datasets=inputs)
+        except MlflowException as error:
+            if not DUPLICATE_KEY.search(str(error)):
+                raise
+            self.client.log_inputs(run_id, datasets=inputs)
 
     def log_text(self, run_id: str, text: str, file_name: str) -> None:
         self.client.log_text(run_id, text, file_name)
