@@ -103,7 +103,7 @@ def test_learning_rate_range_never_raises_min_learning_rate():
 def test_states_speak_for_mlflow():
     assert TrialState.COMPLETE == "ok" and TrialState.FAILED == "fail"
     assert TrialState.PRUNED.run_status == "FINISHED" and TrialState.FAILED.run_status == "FAILED"
-    assert TrialState.CANCELLED.run_status == "KILLED" and TrialState.ABANDONED.run_status == "KILLED"
+    assert TrialState.KILLED.run_status == "KILLED" and TrialState.ABANDONED.run_status == "KILLED"
 
 
 def test_best_outcome_is_never_pruned_or_failed():

@@ -1,8 +1,8 @@
 """The private hyperopt knowledge in ``search/hyperopt_internals.py``, each piece against real hyperopt.
 
 These fail loudly when a hyperopt release changes what the adapter relies on: how many draws fmin
-takes from ``rstate`` per trial, where cancelled and failed trials are kept, how SparkTrials records
-a failure, and the trial-document layout a resumed search is rebuilt from. No Flair, no MLflow: fast.
+takes from ``rstate`` per trial and the trial-document layout a resumed search (and the driver's
+own loop of jobs) is rebuilt from. No Flair, no MLflow: fast.
 """
 
 from __future__ import annotations
@@ -12,21 +12,16 @@ from functools import partial
 
 import hyperopt
 import numpy as np
-import pytest
 from hyperopt import hp
 
 from flair_mlflow.search.hyperopt_internals import (
     TRIAL_KEY,
     continued_rng,
-    every_trial,
-    is_cancelled,
-    is_lost,
     keyed_space,
     keyed_suggest,
     restored_trials,
     sampled_point,
     split_key,
-    trial_error,
     vals_json,
 )
 
@@ -105,55 +100,13 @@ def test_restored_trials_make_a_resumed_fmin_sample_what_an_uninterrupted_one_do
 
 
 def test_restored_trials_keep_numbers_with_gaps_and_go_on_after_the_last():
-    """A parallel search resumed: trial 2 was cancelled, so ids 0, 2 and 3 are restored; the next is 4."""
+    """A parallel search resumed: trial 2 was killed, so ids 0, 2 and 3 are restored; the next is 4."""
     first = _keyed_search(hyperopt.Trials(), 4, np.random.default_rng(3))
     docs = [first.trials[i] for i in (0, 2, 3)]
     done = [(doc["tid"], _points(first)[doc["tid"]], doc["result"]) for doc in docs]
     seen: list = []
     _keyed_search(restored_trials(SPACE, done), 4, continued_rng(3, 3), seen)
     assert [tid for tid, _, _ in seen] == [4]
-
-
-def test_every_trial_keeps_the_failed_trials_that_trials_leaves_out():
-    def objective(point: dict) -> float:
-        if point["hidden_size"] == 32:
-            raise ValueError("no 32 today")
-        return _loss(point)
-
-    trials = hyperopt.Trials()
-    space = {**SPACE, "hidden_size": hp.choice("hidden_size", [16, 32])}
-    with pytest.raises(ValueError):
-        hyperopt.fmin(
-            objective,
-            space,
-            hyperopt.rand.suggest,
-            max_evals=20,
-            trials=trials,
-            rstate=np.random.default_rng(1),
-            show_progressbar=False,
-        )
-    failed = [doc for doc in every_trial(trials) if is_lost(doc)]
-    assert len(failed) == 1 and failed[0] not in trials.trials
-    assert [doc["tid"] for doc in every_trial(trials)] == list(range(len(every_trial(trials))))
-    assert trial_error(failed[0]) == ("ValueError", "no 32 today")
-
-
-def test_spark_trials_record_failures_and_cancellations_as_the_adapter_reads_them():
-    """SparkTrials' own write-back methods (private): the state and the ``misc.error`` pair."""
-    from hyperopt.spark import _SparkFMinState
-
-    lost, cancelled = ({"tid": tid, "state": hyperopt.JOB_STATE_RUNNING, "misc": {}} for tid in (0, 1))
-    error = RuntimeError("Python worker exited unexpectedly")
-    error._tb_str = "Traceback (most recent call last):\n  ...\nRuntimeError: Python worker exited unexpectedly\n"
-    _SparkFMinState._write_exception_back(_SparkFMinState, lost, error)
-    _SparkFMinState._write_cancellation_back(cancelled, KeyboardInterrupt())
-    assert is_lost(lost) and not is_cancelled(lost)
-    assert is_cancelled(cancelled) and not is_lost(cancelled)
-    kind, detail = trial_error(lost)
-    assert (
-        kind == "RuntimeError" and detail.strip().splitlines()[-1] == "RuntimeError: Python worker exited unexpectedly"
-    )
-    assert trial_error(cancelled)[0] == "KeyboardInterrupt"
 
 
 def test_vals_travel_as_plain_json_and_name_the_real_values():

@@ -7,7 +7,7 @@ from typing import Any, Callable, Mapping
 
 import hyperopt
 import numpy as np
-from hyperopt.base import JOB_STATE_CANCEL, JOB_STATE_DONE, JOB_STATE_ERROR
+from hyperopt.base import JOB_STATE_DONE
 from hyperopt.pyll import scope
 from hyperopt.utils import coarse_utcnow
 
@@ -86,24 +86,3 @@ def continued_rng(seed: int | None, done: int) -> np.random.Generator | None:
     for _ in range(done):
         rng.integers(2**31 - 1)
     return rng
-
-
-def every_trial(trials: Any) -> list[dict[str, Any]]:
-    """All trial documents in id order; ``Trials.trials`` leaves out the cancelled and failed ones."""
-    return sorted(trials._dynamic_trials, key=lambda doc: doc["tid"])
-
-
-def is_cancelled(doc: Mapping[str, Any]) -> bool:
-    """SparkTrials cancelled the trial (an early stop, a time budget, a signal) before it returned."""
-    return doc.get("state") == JOB_STATE_CANCEL
-
-
-def is_lost(doc: Mapping[str, Any]) -> bool:
-    """The trial's evaluation itself raised (in SparkTrials: its Spark task failed)."""
-    return doc.get("state") == JOB_STATE_ERROR
-
-
-def trial_error(doc: Mapping[str, Any]) -> tuple[str, str]:
-    """The failure SparkTrials kept for a trial, ``(str(type(error)), text)``: the class's bare name and text."""
-    kind, detail = (list(doc.get("misc", {}).get("error") or ()) + [None, None])[:2]
-    return str(kind or "").removeprefix("<class '").removesuffix("'>").rsplit(".", 1)[-1], str(detail or "")

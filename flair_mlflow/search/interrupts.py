@@ -24,12 +24,9 @@ class Interrupted(BaseException):
         super().__init__(f"interrupted by {signal_name(self.signum)}")
 
 
-class SignalInterrupt(Interrupted, KeyboardInterrupt):
-    """A signal as a KeyboardInterrupt, on which SparkTrials cancels its jobs (Flair trains in the workers there)."""
-
-
-class SearchInterrupted(SignalInterrupt):
-    """What a search raises once its runs are KILLED; ``exit_code`` is the shell's 128 + the signal's number."""
+class SearchInterrupted(Interrupted, KeyboardInterrupt):
+    """What a search raises once its runs are KILLED (a KeyboardInterrupt to its caller, as a Ctrl-C is);
+    ``exit_code`` is the shell's 128 + the signal's number."""
 
     def __init__(self, signum: int, parent_run_id: str | None) -> None:
         super().__init__(signum)

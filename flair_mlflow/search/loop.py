@@ -1,4 +1,5 @@
-"""The one trial loop, ``fmin`` over a sequential or Spark executor; whatever ends it, a ``finally`` ends the parent."""
+"""The one trial loop: ``fmin`` over a sequential search, else the driver's own (rungs.py); whatever ends it, a
+``finally`` ends the parent."""
 
 from __future__ import annotations
 
@@ -37,14 +38,17 @@ def run_trials(executor: Any, parent: Any, space: Mapping[str, Any], suggest: Ca
     stalled: list[bool] = []
     reason: StopReason | None = None
 
-    def early_stop(trials: Any, *state: Any) -> tuple[bool, list]:  # after each trial: no new best in ``patience``?
-        stalled.append(bool(patience) and trials_since_best(executor.outcomes_so_far(trials)) >= patience)
-        return stalled[-1], []
+    def no_new_best(outcomes: list[TrialOutcome]) -> bool:  # after each trial: none better in the last ``patience``?
+        stalled.append(bool(patience) and trials_since_best(outcomes) >= patience)
+        return stalled[-1]
+
+    def early_stop(trials: Any, *state: Any) -> tuple[bool, list]:
+        return no_new_best(executor.outcomes), []
 
     restore_signals = catch_signals(executor.interrupt)
     try:
-        if getattr(executor, "scheduler", None) is not None:  # a multi-fidelity search (rungs.py)
-            executor.run_rungs(suggest, continued_rng(config.seed, done), started)
+        if getattr(executor, "scheduler", None) is not None:  # jobs the driver starts itself (rungs.py)
+            executor.run_rungs(suggest, continued_rng(config.seed, done), started, no_new_best)
         else:
             hyperopt.fmin(
                 fn=executor.objective,
@@ -62,6 +66,7 @@ def run_trials(executor: Any, parent: Any, space: Mapping[str, Any], suggest: Ca
     except (KeyboardInterrupt, Interrupted) as error:
         reason = StopReason.INTERRUPTED
         restore_signals()  # a second signal during the clean-up acts at once
+        executor.cancel()  # jobs on Spark first: none may end its run after the parent killed it
         parent.kill_running_trials()
         raise SearchInterrupted(getattr(error, "signum", signal.SIGINT), parent.run_id) from None
     except BaseException:
@@ -135,8 +140,8 @@ class SequentialExecutor:
             score = score_name(config.objective, config.main_evaluation_metric)
             self.progress(trial_line(outcome, best_outcome(self.outcomes), score, shown, config.max_evals))
 
-    def outcomes_so_far(self, trials: Any) -> list[TrialOutcome]:
-        return self.outcomes
+    def cancel(self) -> None:
+        """Stop what runs elsewhere: nothing here, where the one trial under way is this process's own."""
 
     def final_outcomes(self, settle: bool) -> list[TrialOutcome]:
         return list(self.outcomes)

@@ -19,7 +19,6 @@ class TrialState(str, enum.Enum):
     PRUNED = "pruned"
     FAILED = "fail"
     KILLED = "killed"  # a signal interrupted it
-    CANCELLED = "cancelled"  # SparkTrials cancelled it as the search stopped early
     ABANDONED = "abandoned"  # found RUNNING on resume: the process that ran it was killed
 
     def __str__(self) -> str:

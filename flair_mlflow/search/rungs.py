@@ -1,4 +1,5 @@
-"""A multi-fidelity search's driver: asynchronous successive halving, one loop for this process and for Spark."""
+"""The driver of a search that runs its own jobs: asynchronous successive halving, one loop for this process and for
+Spark (a parallel search without a scheduler is one rung of ``max_epochs``: whole trials, no checkpoints)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from .schedulers import Job
 class RungExecutor(SequentialExecutor):
     """A multi-fidelity search's trials, one rung at a time: each rung of a trial continues its run and its training
     from the checkpoint the last rung left; checkpoints no promotion can need any more are deleted. Here one job runs
-    at a time, in this process; ``SparkRungExecutor`` runs ``slots`` of them side by side."""
+    at a time, in this process; ``SparkExecutor`` runs ``slots`` of them side by side. Without a scheduler (a plain
+    search on Spark) a job is a whole trial, trained and logged as a sequential search's."""
 
     slots = 1
 
@@ -29,6 +31,7 @@ class RungExecutor(SequentialExecutor):
         self.scheduler, self.space, self.vals, self.points = scheduler, space, {}, {}
         self.running: dict[int, Job] = {}  # by trial number
         self.checkpoint_peak_bytes = 0
+        self.in_rungs = self.runner.config.scheduled  # else: no rung records, no checkpoints
 
     def restore(self, vals: Sequence[Mapping[str, list]]) -> None:
         """A resumed search: the restored trials' points (``vals``, in their order) and the rungs they finished, so
@@ -48,15 +51,17 @@ class RungExecutor(SequentialExecutor):
                 outcome.rung_scores = {**outcome.rung_scores, rungs[failed_at]: math.nan}
         self._drop_checkpoints()
 
-    def run_rungs(self, suggest: Callable, rng: Any, started: float) -> None:
+    def run_rungs(self, suggest: Callable, rng: Any, started: float, stalled: Callable[[list], bool]) -> None:
         """Whenever a slot is free: a promotion if one is due, else the algorithm's next point, learnt from one rung's
-        scores (the scheduler decides both); ends at ``max_evals`` points, none left to promote or running."""
+        scores (the scheduler decides both); ends at ``max_evals`` points, none left to promote or running. Once the
+        time budget is spent or ``stalled(outcomes)`` (no new best for a while), no job starts; those under way end."""
         config, scheduler = self.runner.config, self.scheduler
         domain, budget = hyperopt.Domain(lambda point: 0.0, dict(self.space)), (config.time_budget_minutes or 0) * 60
         enough = len(config.search_space) + 2  # BOHB's: one more result than dimensions, and one to spare
-        sampled, rng = len(self.vals), rng or np.random.default_rng()
+        sampled, rng, stopped = len(self.vals), rng or np.random.default_rng(), False
         while True:
-            in_time = not budget or time.time() - started < budget
+            stopped = stopped or stalled(self.outcomes)
+            in_time = not stopped and (not budget or time.time() - started < budget)
             job = scheduler.promotion() if in_time and len(self.running) < self.slots else None
             if job is not None:
                 self.start(job)
@@ -87,20 +92,21 @@ class RungExecutor(SequentialExecutor):
         self.scheduler.start(job)
         self.running[job.number] = job
         earlier = next((o for o in self.outcomes if o.number == job.number), None)
-        top = [o for o in self.outcomes if o.epochs == self.runner.config.max_epochs]
+        top = [o for o in self.outcomes if not self.in_rungs or o.epochs == self.runner.config.max_epochs]
         self.runner.keep_bar = self.kept.bar(top)
         tags = {VALS_TAG: vals_json(vals)} if vals is not None else {}
-        return job.number, self.points[job.number], tags, job, earlier and earlier.run_id
+        return job.number, self.points[job.number], tags, job if self.in_rungs else None, earlier and earlier.run_id
 
     def finish(self, job: Job, outcome: TrialOutcome) -> None:
         """A job ended: its rung reported to the scheduler, its outcome to the parent and the console."""
         del self.running[job.number]
         self.scheduler.report(job.number, job.rung, outcome.loss if outcome.ok else math.inf)
         earlier = next((o for o in self.outcomes if o.number == job.number), None)
-        outcome.rung_scores = {
-            **(earlier.rung_scores if earlier else {}),
-            job.stop: outcome.final_score if outcome.ok else math.nan,
-        }
+        if self.in_rungs:
+            outcome.rung_scores = {
+                **(earlier.rung_scores if earlier else {}),
+                job.stop: outcome.final_score if outcome.ok else math.nan,
+            }
         self.outcomes = sorted([o for o in self.outcomes if o.number != job.number] + [outcome], key=lambda o: o.number)
         self.kept.prune(self.outcomes)
         self._drop_checkpoints()
@@ -111,7 +117,7 @@ class RungExecutor(SequentialExecutor):
     def _drop_checkpoints(self) -> None:
         """Delete what no promotion can need (a running job's is needed); note the most disk the rest held."""
         held = 0
-        for number in self.scheduler.bracket_of:
+        for number in self.scheduler.bracket_of if self.in_rungs else ():
             folder = self.runner.checkpoint_folder(number)
             if not folder.is_dir():
                 continue
@@ -124,6 +130,8 @@ class RungExecutor(SequentialExecutor):
     def final_outcomes(self, settle: bool) -> list[TrialOutcome]:
         """The trials, the rungs logged; the checkpoints are deleted, unless a signal or an error stopped the search
         (``settle`` False): ``--resume`` continues its trials from them."""
+        if not self.in_rungs:
+            return list(self.outcomes)
         if settle:
             shutil.rmtree(self.runner.checkpoints, ignore_errors=True)
         maximise = self.runner.config.maximise

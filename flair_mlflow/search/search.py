@@ -240,27 +240,30 @@ class Search:
 
     def _executor(self, config: ExperimentConfig, runner: TrialRunner, parent: ParentRun, space: dict[str, Any],
                   previous: PreviousTrials | None, kept: KeptModels) -> Any:  # fmt: skip
-        """What runs the trials: here or on Spark, each trial whole or in rungs (a resumed search's rungs rebuilt)."""
+        """What runs the trials: ``fmin`` here, or the driver's own loop of jobs (on Spark, or a scheduler's rungs;
+        a resumed search's rungs rebuilt)."""
         restored = previous.outcomes if previous is not None else []
         trials = previous.hyperopt_trials(space) if previous is not None else restored_trials(space, [])
-        if config.parallelism > 1:
-            from .spark import SparkExecutor, SparkRungExecutor, spark_session, spark_trials
-
-            if not config.scheduled:
-                return SparkExecutor(spark_trials(config), runner, parent, space, self.progress is not None, kept)
-        elif not config.scheduled:
+        if config.parallelism == 1 and not config.scheduled:
             return SequentialExecutor(runner, parent, trials, restored, self.progress, kept)
         args = (successive_halving(config), space, runner, parent, trials, restored, self.progress, kept)
-        executor = SparkRungExecutor(spark_session(config), *args) if config.parallelism > 1 else RungExecutor(*args)
+        if config.parallelism > 1:
+            from .spark import SparkExecutor, spark_session
+
+            executor: RungExecutor = SparkExecutor(spark_session(config), *args)
+        else:
+            executor = RungExecutor(*args)
         executor.restore(previous.vals if previous is not None else [])
         return executor
 
 
 def successive_halving(config: ExperimentConfig) -> SuccessiveHalving:
-    """The scheduler ``config.scheduler`` names: ASHA is one bracket; HyperBand all it can have, or ``brackets``."""
+    """The scheduler ``config.scheduler`` names: ASHA is one bracket; HyperBand all it can have, or ``brackets``;
+    without one, a single rung of ``max_epochs`` (every trial whole, the algorithm learning from all of them)."""
     scheduler = config.scheduler
-    brackets = 1 if scheduler.type == "asha" else scheduler.brackets or config.max_epochs
-    rungs = (scheduler.min_epochs, scheduler.reduction_factor, config.max_epochs)
+    brackets = 1 if scheduler.type in ("asha", "none") else scheduler.brackets or config.max_epochs
+    first = scheduler.min_epochs if config.scheduled else config.max_epochs
+    rungs = (first, scheduler.reduction_factor, config.max_epochs)
     return SuccessiveHalving(*rungs, brackets, config.max_evals)
 
 

@@ -1,4 +1,5 @@
-"""Trials side by side through hyperopt's ``SparkTrials``, each writing its run from its worker as a sequential one."""
+"""A search's jobs side by side on Spark, each writing its run from its worker as a sequential search would; the
+driver keeps the trials, and each job's task reads its input so the next job reuses its Python worker."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import dataclasses
 import functools
 import os
 import sys
+import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, Callable, Mapping
 from urllib.parse import urlparse
@@ -14,15 +16,15 @@ from urllib.parse import urlparse
 from ..config import ExperimentConfig
 from ..errors import ConfigError
 from ..tracking.search_runs import child_runs
-from ..tracking.tags import STATUS_TAG, TRIAL_NUMBER_TAG
+from ..tracking.tags import TRIAL_NUMBER_TAG
 from ..training.models import plain_value
-from .hyperopt_internals import every_trial, is_cancelled, is_lost, sampled_point, trial_error
-from .interrupts import SignalInterrupt
 from .outcome import TrialOutcome, TrialState
-from .resume import has_result, restored_outcome
 from .rungs import RungExecutor
 from .schedulers import Job
 from .trial import TrialRunner, trial_params
+
+#: how long a signal's clean-up waits for the cancelled Spark tasks to end (local mode: a few seconds)
+CANCEL_WAIT_S = 60
 
 
 def check_parallel(config: ExperimentConfig, tracking_uri: str, resume: str | None) -> None:
@@ -41,17 +43,9 @@ def check_parallel(config: ExperimentConfig, tracking_uri: str, resume: str | No
         problem = "a promotion continues on any Spark worker, from the checkpoint another one left"
         raise ConfigError("scheduler.checkpoint_dir", f"{problem}; set it to a folder every worker shares (NFS, ...)")
     try:
-        import hyperopt.spark  # noqa: F401
         import pyspark.sql  # noqa: F401
     except ImportError:
         raise ConfigError("parallelism", "parallel trials need pyspark: pip install 'flair-mlflow[spark]'") from None
-
-
-def spark_trials(config: ExperimentConfig) -> Any:
-    """hyperopt's ``SparkTrials`` on the Spark session of :func:`spark_session`."""
-    from hyperopt import SparkTrials
-
-    return SparkTrials(parallelism=config.parallelism, spark_session=spark_session(config))
 
 
 def spark_session(config: ExperimentConfig) -> Any:
@@ -76,7 +70,7 @@ def spark_session(config: ExperimentConfig) -> Any:
 def one_task_job(context: Any, task: Callable[[], Any]) -> Any:
     """``task()`` run as a Spark job of one task; its result. The task reads its one-row input to the end: only then
     does PySpark hand its Python worker back to the pool, so the next job starts with Flair imported and the corpus
-    loaded (a task that leaves its input unread, as ``SparkTrials``' do, gets a fresh Python process every job)."""
+    loaded (a task that leaves its input unread, as hyperopt's ``SparkTrials``' do, gets a new Python process each job)."""
     return context.parallelize([0], 1).map(lambda _: task()).collect()[0]
 
 
@@ -91,13 +85,6 @@ def task_gpu(resources: Any = None) -> str | None:
     return str(gpus.addresses[0]) if gpus is not None and gpus.addresses else None
 
 
-def spark_objective(runner: TrialRunner, sampled: dict[str, Any]) -> dict[str, Any]:
-    """What hyperopt ships to Spark workers (with ``runner`` bound): one trial, its outcome sent back whole."""
-    runner.task_gpu = task_gpu()
-    outcome = runner.run_suggested(sampled)
-    return {**outcome.hyperopt_result(), "outcome": plain_outcome(outcome)}
-
-
 def plain_outcome(outcome: TrialOutcome) -> dict[str, Any]:
     """``outcome`` as plain values, which travel back from a Spark task whatever its parameters hold."""
     plain = dataclasses.asdict(outcome)
@@ -110,100 +97,26 @@ def outcome_of(plain: Mapping[str, Any]) -> TrialOutcome:
     return TrialOutcome(**{**plain, "status": TrialState(plain["status"])})
 
 
-class SparkExecutor:
-    """Trials side by side as Spark tasks; the run tree and parent reports are a sequential search's."""
-
-    interrupt = SignalInterrupt  # SparkTrials cancels its Spark jobs on a KeyboardInterrupt
-
-    def __init__(self, trials: Any, runner: TrialRunner, parent: Any, space: Mapping[str, Any], show_progress: bool,
-                 kept: Any) -> None:  # fmt: skip
-        self.trials, self.parent, self.space, self.fixed = trials, parent, space, runner.config.fixed
-        self.objective = functools.partial(spark_objective, runner)
-        self.show_progressbar, self.kept = show_progress, kept
-
-    def outcomes_so_far(self, trials: Any) -> list[TrialOutcome]:
-        """The outcomes returned so far; a task cannot know the others, so each logs its model and extras go here."""
-        outcomes = outcomes_of_trials(trials)
-        self.kept.prune(outcomes)
-        return outcomes
-
-    def final_outcomes(self, settle: bool) -> list[TrialOutcome]:
-        """Every trial's outcome; with ``settle`` (not after a signal) also those whose result never came back."""
-        outcomes = self._settle(outcomes_of_trials(self.trials)) if settle else outcomes_of_trials(self.trials)
-        self.kept.prune(outcomes)
-        for index in range(len(outcomes)):
-            self.parent.log_score(outcomes[: index + 1])
-        return outcomes
-
-    def _settle(self, outcomes: list[TrialOutcome]) -> list[TrialOutcome]:
-        """Trials whose result never reached the driver: a run with metrics is the outcome, others end KILLED/FAILED."""
-        writer = self.parent.writer
-        by_number = {outcome.number: outcome for outcome in outcomes}
-        runs = child_runs(writer.client, self.parent.experiment_id, self.parent.run_id)
-        settled: set[str] = set()
-        for doc in every_trial(self.trials):
-            if not (is_cancelled(doc) or is_lost(doc)) or "outcome" in (doc.get("result") or {}):
-                continue
-            number = doc["tid"] + 1
-            attempts = [r for r in runs if r.data.tags.get(TRIAL_NUMBER_TAG) == str(number)]
-            attempts.sort(key=lambda r: r.info.start_time or 0)
-            if not attempts:
-                continue  # cut off before the trial created its run; a lost one's outcome says so
-            run = attempts[-1]
-            settled.add(run.info.run_id)
-            params = trial_params(sampled_point(self.space, doc["misc"]["vals"]), self.fixed)
-            if has_result(run):
-                by_number[number] = restored_outcome(writer.client, run, number, params, None)
-            elif is_cancelled(doc):
-                writer.close(run.info.run_id, "KILLED", {STATUS_TAG: TrialState.CANCELLED})
-            else:
-                error = _task_error(doc)
-                writer.fail(run.info.run_id, "SparkTaskFailed", error)
-                by_number[number] = TrialOutcome(
-                    number, params, TrialState.FAILED, run.info.run_id, error=f"SparkTaskFailed: {error}"
-                )
-        for run in runs:
-            if run.info.status == "RUNNING" and run.info.run_id not in settled:
-                writer.close(run.info.run_id, "KILLED", {STATUS_TAG: TrialState.CANCELLED})
-        return sorted(by_number.values(), key=lambda o: o.number)
-
-
-def outcomes_of_trials(trials: Any) -> list[TrialOutcome]:
-    """In trial-id order, the outcomes returned and a failed one per lost Spark task (cancelled ones have none)."""
-    outcomes: list[TrialOutcome] = []
-    for doc in every_trial(trials):
-        result = doc.get("result") or {}
-        if "outcome" in result:
-            outcomes.append(outcome_of(result["outcome"]))
-        elif is_lost(doc):
-            error = f"SparkTaskFailed: {_task_error(doc)}"
-            outcomes.append(TrialOutcome(doc["tid"] + 1, {}, TrialState.FAILED, error=error))
-    return outcomes
-
-
-def _task_error(doc: dict[str, Any]) -> str:
-    """One line on why Spark lost the task: the last line of the worker's traceback where SparkTrials kept one."""
-    return _task_error_line(*trial_error(doc))
-
-
-def _task_error_line(kind: str, detail: str) -> str:
+def task_error(detail: str) -> str:
+    """One line on why Spark lost a job's task: the last line of the error its job raised on the driver."""
     lines = [line.strip() for line in detail.splitlines() if line.strip()]
     if lines:
         return " ".join(f"the Spark task running this trial failed: {lines[-1]}".split())[:1000]
     cause = "its Python worker exited, was killed or ran out of memory; the Spark driver's log has the cause"
-    return f"the Spark task running this trial failed ({kind or 'an error'}): {cause}"
+    return f"the Spark task running this trial failed: {cause}"
 
 
-def spark_rung(runner: TrialRunner, arguments: tuple) -> dict[str, Any]:
-    """What a Spark task runs for one job of a multi-fidelity search (``runner.run``'s arguments), sent back plain."""
+def spark_job(runner: TrialRunner, arguments: tuple) -> dict[str, Any]:
+    """What a Spark task runs for one job, a whole trial or a rung of one (``runner.run``'s arguments), sent back plain."""
     runner.task_gpu = task_gpu()
     return plain_outcome(runner.run(*arguments))
 
 
-class SparkRungExecutor(RungExecutor):
-    """A multi-fidelity search's jobs, new trials and promotions alike, ``parallelism`` at a time: each a Spark job
-    started from a driver thread. The rungs are kept on the driver, which gives the next job to the first free slot;
-    a promotion's checkpoint must be where the worker that continues it can read it (``check_parallel``)."""
+class SparkExecutor(RungExecutor):
+    """A search's jobs (whole trials; or new trials' first rungs and promotions) ``parallelism`` at a time: each a Spark
+    job started from a driver thread. The trials and rungs are kept on the driver, which gives the next job to the
+    first free slot; a promotion's checkpoint must be where the worker that continues it can read it
+    (``check_parallel``)."""
 
     def __init__(self, session: Any, *args: Any) -> None:
         super().__init__(*args)
@@ -215,13 +128,12 @@ class SparkRungExecutor(RungExecutor):
     def start(self, job: Job, vals: Mapping[str, list] | None = None) -> None:
         arguments = self.prepare(job, vals)
         shipped = copy.copy(self.runner)  # with this job's keep_bar: the next job's changes the driver's
-        self.futures[self.pool.submit(self._on_spark, shipped, arguments)] = job
+        self.futures[self.pool.submit(self._on_spark, shipped, job, arguments)] = job
 
-    def _on_spark(self, runner: TrialRunner, arguments: tuple) -> dict[str, Any]:
-        job = arguments[3]
+    def _on_spark(self, runner: TrialRunner, job: Job, arguments: tuple) -> dict[str, Any]:
         about = f"trial {job.number}, epochs {job.start + 1} to {job.stop}"
         self.context.setJobGroup(self.group, about, interruptOnCancel=True)  # this thread's jobs
-        return one_task_job(self.context, functools.partial(spark_rung, runner, arguments))
+        return one_task_job(self.context, functools.partial(spark_job, runner, arguments))
 
     def wait(self) -> None:
         """Until a job ends, then its outcome counted; a signal here cancels every running job first."""
@@ -238,7 +150,7 @@ class SparkRungExecutor(RungExecutor):
         """The job's outcome; one whose Spark task failed (its worker lost) is a failed trial, its run ended so."""
         if future.exception() is None:
             return outcome_of(future.result())
-        error = _task_error_line("", str(future.exception()))
+        error = task_error(str(future.exception()))
         writer, earlier = self.parent.writer, next((o for o in self.outcomes if o.number == job.number), None)
         run_id = earlier.run_id if earlier is not None else None
         if run_id is None:
@@ -251,11 +163,28 @@ class SparkRungExecutor(RungExecutor):
         return TrialOutcome(job.number, params, TrialState.FAILED, run_id, error=f"SparkTaskFailed: {error}")
 
     def cancel(self) -> None:
-        """Cancel the running Spark jobs; their runs are left to the search's clean-up (``kill_running_trials``)."""
-        if self.futures:
-            self.context.cancelJobGroup(self.group)
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        """Cancel the running Spark jobs and wait (at most ``CANCEL_WAIT_S``) until their tasks have ended, so that no
+        worker creates or ends a run after the search's clean-up (``kill_running_trials``) has swept them: Spark fails a
+        cancelled job at once, while its Python worker runs on until it is killed."""
+        self.pool.shutdown(wait=False, cancel_futures=True)  # no job waiting for a thread starts
+        tracker, stages, deadline = self.context.statusTracker(), set(), time.monotonic() + CANCEL_WAIT_S
+        while any(not future.done() for future in self.futures) and time.monotonic() < deadline:
+            stages |= self._active_stages(tracker)
+            self.context.cancelJobGroup(self.group)  # again: a thread may have submitted its job after the last call
+            wait(self.futures, timeout=0.5)
+        while time.monotonic() < deadline and any(
+            info is not None and info.numActiveTasks for info in map(tracker.getStageInfo, stages)
+        ):
+            time.sleep(0.2)
+
+    def _active_stages(self, tracker: Any) -> set[int]:
+        """The stages of this search's jobs that Spark still runs (Spark's status tracker)."""
+        running = set(tracker.getJobIdsForGroup(self.group)) & set(tracker.getActiveJobsIds())
+        return {stage for job in running if (info := tracker.getJobInfo(job)) is not None for stage in info.stageIds}
 
     def final_outcomes(self, settle: bool) -> list[TrialOutcome]:
+        """With every job ended: a run still RUNNING is a task attempt Spark lost and retried (``spark.task.maxFailures``
+        on a cluster), or one an error left: it ends KILLED."""
         self.cancel()
+        self.parent.kill_running_trials()
         return super().final_outcomes(settle)
