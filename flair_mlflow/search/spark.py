@@ -136,12 +136,8 @@ class SparkExecutor(RungExecutor):
         return one_task_job(self.context, functools.partial(spark_job, runner, arguments))
 
     def wait(self) -> None:
-        """Until a job ends, then its outcome counted; a signal here cancels every running job first."""
-        try:
-            done, _ = wait(self.futures, return_when=FIRST_COMPLETED)
-        except BaseException:
-            self.cancel()
-            raise
+        """Until a job ends, then its outcome counted (a signal here is the search loop's: it cancels the jobs)."""
+        done, _ = wait(self.futures, return_when=FIRST_COMPLETED)
         for future in done:
             job = self.futures.pop(future)
             self.finish(job, self._outcome(job, future))
