@@ -21,6 +21,8 @@ from pathlib import Path
 import yaml
 from bench_search import HERE, RESULTS, ROOT, environment, run_arm
 
+from flair_mlflow.config.experiment import MAX_EVALS
+
 CORPORA = {  # the realistic row's search, and TREC-6 on a frozen transformer, both over 9 epochs
     "wnut": ("realistic.yaml", {"max_epochs": 9}),
     "trec": ("cache.yaml", {"max_epochs": 9, "algorithm": "tpe", "search_space": {
@@ -60,7 +62,7 @@ def main() -> None:
     env, budget, rows = environment(), options.minutes * 60, []
     for corpus in options.corpora.split(","):
         file, changes = CORPORA[corpus]
-        base = {**yaml.safe_load((HERE / "experiments" / file).read_text()), **changes, "max_evals": 1000}
+        base = {**yaml.safe_load((HERE / "experiments" / file).read_text()), **changes, "max_evals": MAX_EVALS}
         for seed in (int(s) for s in options.seeds.split(",")):
             names = list(ARMS)[(seed - 1) % 3 :] + list(ARMS)[: (seed - 1) % 3]  # the order a seed's arms run in
             timelines = {}
