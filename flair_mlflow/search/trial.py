@@ -114,8 +114,9 @@ class TrialRunner:
         started = time.time()
         outcome = TrialOutcome(number=number, params=trial_params(sampled, self.config.fixed), run_id=run_id)
         writer = RunWriter(self.tracking_uri) if self.parent_run_id else None
+        cut_off = False  # a rung a signal cut off, run again: its run has some of the epochs already
         if writer is not None and run_id is not None:
-            writer.reopen(run_id)
+            cut_off = writer.reopen(run_id)
         elif writer is not None:
             tags = {T.TRIAL_NUMBER_TAG: number, T.TASK_TAG: self.config.task, **tags}
             outcome.run_id = writer.create_child(self.experiment_id, self.parent_run_id, f"trial-{number:03d}", tags)
@@ -127,7 +128,7 @@ class TrialRunner:
         try:
             monitored = writer is not None and self.config.log_system_metrics
             with on_device(device), threads, system_metrics(outcome.run_id, writer and writer.tracking_uri, monitored):
-                self._training_runs(outcome, writer, unsent, threads, job)
+                self._training_runs(outcome, writer, unsent, threads, job, cut_off)
             if not math.isfinite(outcome.final_score):
                 raise FloatingPointError(f"the {self.config.optimization_value} is not a number (NaN)")
         except ConfigError:
@@ -169,9 +170,10 @@ class TrialRunner:
         return state
 
     def _training_runs(self, outcome: TrialOutcome, writer: RunWriter | None, unsent: dict,
-                       threads: TrialThreads, job: Job | None) -> None:  # fmt: skip
+                       threads: TrialThreads, job: Job | None, cut_off: bool = False) -> None:  # fmt: skip
         """Train into ``outcome``, seeded by trial and run; scores wait in ``unsent``; a model that may rank is kept;
-        ``job``: train one rung, from the checkpoint of the last (a missing one: from the start, said in the log)."""
+        ``job``: train one rung, from the checkpoint of the last (a missing one: from the start, said in the log);
+        ``cut_off``: the rung ran before, so the epochs its run has already are not logged twice."""
         config, test_scores, kept_loss = self.config, [], math.inf
         top_rung = job is None or job.stop == config.max_epochs
         if job is not None:
@@ -188,7 +190,8 @@ class TrialRunner:
                     config.task, outcome.params, config.label_type, labels, self.factory, config.multi_label
                 )
                 self.cache.before_training_run(model, self.corpus, self.factory)
-                logger = MLflowLoggerPlugin(outcome.run_id, f"{run_name}/", False, writer, enabled=writer is not None)
+                logged = writer.last_step(outcome.run_id, f"{run_name}/train_loss") if cut_off and state else 0
+                logger = MLflowLoggerPlugin(outcome.run_id, f"{run_name}/", False, writer, writer is not None, logged)
                 stopper = MedianStoppingPlugin(self.stopping_rule, config.max_epochs) if self.stopping_rule else None
                 frozen = FrozenEmbeddingsInEval(list(self.factory.frozen.values()))
                 plugins = [logger, frozen, *([stopper] if stopper else [])]

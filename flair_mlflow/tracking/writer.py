@@ -168,11 +168,18 @@ class RunWriter:
     def log_file(self, run_id: str, path: str | os.PathLike, artifact_path: str | None = None) -> None:
         self.client.log_artifact(run_id, str(path), artifact_path)
 
-    def reopen(self, run_id: str) -> None:
-        """A run that goes on (a promoted trial's next rung): RUNNING again, without the status tag a signal left."""
+    def reopen(self, run_id: str) -> bool:
+        """A run that goes on (a promoted trial's next rung): RUNNING again, without the status tag a signal left;
+        True where it had one (a resumed search's rung, cut off once)."""
         self.client.update_run(run_id, "RUNNING")
-        if STATUS_TAG in self.client.get_run(run_id).data.tags:
+        cut_off = STATUS_TAG in self.client.get_run(run_id).data.tags
+        if cut_off:
             self.client.delete_tag(run_id, STATUS_TAG)
+        return cut_off
+
+    def last_step(self, run_id: str, key: str) -> int:
+        """The highest step the run has a value of ``key`` at; 0 where it has none."""
+        return max((m.step for m in self.client.get_metric_history(run_id, key)), default=0)
 
     def end(self, run_id: str, status: str = "FINISHED") -> None:
         self.client.set_terminated(run_id, status=status)

@@ -22,13 +22,15 @@ LOGGED_ARGUMENTS = (  # the training arguments a run of its own records as param
 
 class MLflowLoggerPlugin(TrainerPlugin):
     """Logs a training's epoch metrics to MLflow, batched: to ``run_id`` from any process, else to the active run
-    (one started and ended if none); ``prefix`` keeps training runs apart in a run, ``history`` every epoch's values."""
+    (one started and ended if none); ``prefix`` keeps training runs apart in a run, ``history`` every epoch's values;
+    epochs up to ``logged_through`` are not sent: the run has them (a rung cut off once, continued from the same
+    checkpoint, random state included, computes them again)."""
 
     def __init__(self, run_id: str | None = None, prefix: str = "", log_params: bool = True,
-                 writer: RunWriter | None = None, enabled: bool = True) -> None:  # fmt: skip
+                 writer: RunWriter | None = None, enabled: bool = True, logged_through: int = 0) -> None:  # fmt: skip
         super().__init__()
         self.run_id, self.prefix, self.log_params = run_id, prefix, log_params
-        self.writer, self.enabled = writer, enabled
+        self.writer, self.enabled, self.logged_through = writer, enabled, logged_through
         self.history: dict[str, list[float]] = {name: [] for name in EPOCH_METRICS.values()}
         self._buffer: MetricBuffer | None = None
         self._started_run = False
@@ -58,13 +60,13 @@ class MLflowLoggerPlugin(TrainerPlugin):
             value = None
         if value is not None:
             self.history[EPOCH_METRICS[name]].append(value)
-            if self._buffer is not None:
+            if self._buffer is not None and record.global_step > self.logged_through:
                 self._buffer.add(f"{self.prefix}{EPOCH_METRICS[name]}", value, record.global_step)
 
     @TrainerPlugin.hook
     def after_evaluation(self, epoch: int, **kw: Any) -> None:
         if self._buffer is not None:
-            if self._learning_rate is not None:
+            if self._learning_rate is not None and epoch > self.logged_through:
                 self._buffer.add(f"{self.prefix}learning_rate", self._learning_rate, epoch)
             self._buffer.flush()
 
