@@ -170,7 +170,7 @@ class TrialRunner:
         return state
 
     def _training_runs(self, outcome: TrialOutcome, writer: RunWriter | None, unsent: dict,
-                       threads: TrialThreads, job: Job | None, cut_off: bool = False) -> None:  # fmt: skip
+                       threads: TrialThreads, job: Job | None, cut_off: bool) -> None:  # fmt: skip
         """Train into ``outcome``, seeded by trial and run; scores wait in ``unsent``; a model that may rank is kept;
         ``job``: train one rung, from the checkpoint of the last (a missing one: from the start, said in the log);
         ``cut_off``: the rung ran before, so the epochs its run has already are not logged twice."""
