@@ -95,7 +95,7 @@ class SchedulerConfig(_Settings):
 
     type: Literal["none", "asha", "hyperband"] = "none"
     min_epochs: int = Field(1, ge=1)  # the first rung's epochs
-    reduction_factor: int = Field(3, ge=2)  # the top 1/reduction_factor of a rung are promoted
+    reduction_factor: int = Field(3, ge=2)  # the top 1/reduction_factor of a rung (at least one) go on
     brackets: int | None = Field(None, ge=1)
     checkpoint_dir: str | None = None  # where paused trials' state waits (default: a folder in the system temp)
 

@@ -116,12 +116,12 @@ class RungExecutor(SequentialExecutor):
 
     def _drop_checkpoints(self) -> None:
         """Delete what no promotion can need (a running job's is needed); note the most disk the rest held."""
-        held = 0
+        held, needed = 0, self.scheduler.awaiting_promotion() if self.in_rungs else set()
         for number in self.scheduler.bracket_of if self.in_rungs else ():
             folder = self.runner.checkpoint_folder(number)
             if not folder.is_dir():
                 continue
-            if number not in self.running and not self.scheduler.can_be_promoted(number):
+            if number not in self.running and number not in needed:
                 shutil.rmtree(folder, ignore_errors=True)
             else:
                 held += sum(f.stat().st_size for f in folder.iterdir())

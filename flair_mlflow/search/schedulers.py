@@ -18,12 +18,13 @@ def rung_epochs(min_epochs: int, reduction_factor: int, max_epochs: int) -> tupl
 
 @dataclass
 class Bracket:
-    """One bracket's rungs: each rung's losses by trial number, and the trials already promoted from it."""
+    """One bracket's rungs: each rung's losses by trial number, the trials already promoted from it, and how many new
+    trials can ever start in it."""
 
     rungs: tuple[int, ...]
+    arrivals: int
     losses: list[dict[int, float]] = field(default_factory=list)
     promoted: list[set[int]] = field(default_factory=list)
-    capacity: list[int] = field(default_factory=list)  # the most trials that can ever reach each rung
 
     def __post_init__(self) -> None:
         self.losses = [{} for _ in self.rungs]
@@ -41,19 +42,15 @@ class Job:
 
 
 class SuccessiveHalving:
-    """Which trial trains next: the best unpromoted trial in the top ``1/reduction_factor`` of a rung, the highest rung
-    first; else a new trial, in brackets taken in turn. One bracket is ASHA; several are HyperBand's."""
+    """Which trial trains next: the best unpromoted trial in the top ``1/reduction_factor`` of a rung (at least its best),
+    the highest rung first; else a new trial, in brackets taken in turn. One bracket is ASHA; several are HyperBand's."""
 
     def __init__(self, min_epochs: int, reduction_factor: int, max_epochs: int, brackets: int, max_trials: int) -> None:
         self.reduction_factor = reduction_factor
         all_rungs = rung_epochs(min_epochs, reduction_factor, max_epochs)
-        self.brackets = [Bracket(all_rungs[s:]) for s in range(min(brackets, len(all_rungs)))]
+        count = min(brackets, len(all_rungs))  # new trials go round the brackets
+        self.brackets = [Bracket(all_rungs[s:], len(range(s, max_trials, count))) for s in range(count)]
         self.bracket_of: dict[int, int] = {}
-        for index, bracket in enumerate(self.brackets):  # new trials go round the brackets
-            arriving = len(range(index, max_trials, len(self.brackets)))
-            for _ in bracket.rungs:
-                bracket.capacity.append(arriving)
-                arriving //= reduction_factor
 
     def new_trial(self, number: int) -> Job:
         bracket = self.bracket_of.setdefault(number, (number - 1) % len(self.brackets))
@@ -88,21 +85,31 @@ class SuccessiveHalving:
                     break
         return best[1] if best else None
 
+    def slots(self, reported: int) -> int:
+        """How many of a rung's best go on once ``reported`` trials ended it: the top ``1/reduction_factor``, and at
+        least the best one, so the first trial runs straight to the top rung (Optuna's SuccessiveHalvingPruner and
+        Ray Tune's ASHA let the first trials through alike) instead of waiting for ``reduction_factor`` others."""
+        return max(1, reported // self.reduction_factor) if reported else 0
+
     def _promotable(self, bracket: Bracket, rung: int) -> int | None:
         losses = bracket.losses[rung]
         top = sorted((loss, n) for n, loss in losses.items() if math.isfinite(loss))
-        top = top[: len(losses) // self.reduction_factor]
+        top = top[: self.slots(len(losses))]
         return next((n for _, n in top if n not in bracket.promoted[rung]), None)
 
-    def can_be_promoted(self, number: int) -> bool:
-        """Whether trial ``number`` may still train on: a later promotion needs its checkpoint, else it can go."""
-        bracket = self.brackets[self.bracket_of[number]]
-        rung = max(r for r, losses in enumerate(bracket.losses) if number in losses)
-        if rung == len(bracket.rungs) - 1 or number in bracket.promoted[rung]:
-            return False
-        loss = bracket.losses[rung][number]
-        ahead = sum(1 for other in bracket.losses[rung].values() if other < loss)
-        return math.isfinite(loss) and ahead < bracket.capacity[rung] // self.reduction_factor
+    def awaiting_promotion(self) -> set[int]:
+        """The trials a later promotion may still need the checkpoint of; every other trial's can go."""
+        waiting: set[int] = set()
+        for bracket in self.brackets:
+            most = bracket.arrivals  # the most trials that can ever end this rung, from what has happened so far
+            for rung in range(len(bracket.rungs) - 1):
+                losses, promoted = bracket.losses[rung], bracket.promoted[rung]
+                ranked, slots = sorted(loss for loss in losses.values() if math.isfinite(loss)), self.slots(most)
+                cut = -math.inf if not slots else ranked[slots - 1] if slots <= len(ranked) else math.inf
+                rising = {n for n, loss in losses.items() if n not in promoted and math.isfinite(loss) and loss <= cut}
+                waiting |= rising
+                most = len(promoted) + len(rising) + max(0, most - len(losses))
+        return waiting
 
     def losses_at(self, epochs: int) -> dict[int, float]:
         """Every trial's loss at the rung ending after ``epochs``, over all brackets."""
