@@ -1,8 +1,9 @@
 """Multi-fidelity search against plain TPE and TPE with the median rule, each given the same wall-clock budget.
 
-    python benchmarks/bench_asha.py [--seeds 1,2,3] [--minutes 4] [--corpora wnut,trec] [--out asha.md]
+    python benchmarks/bench_asha.py [--seeds 1,2,3] [--minutes 4] [--corpora wnut,trec] [--arms tpe,asha(tpe)]
+        [--out asha.md]
 
-Per corpus and seed, the three arms run one after another (their order rotating with the seed), each alone in a
+Per corpus and seed, the arms (all three, or ``--arms``; plain TPE always) run one after another (their order rotating with the seed), each alone in a
 fresh process (``search_arm.py --timeline``) with ``time_budget_minutes`` and more trials than fit. A result counts
 when a trial trained all of ``max_epochs`` (and was not pruned) before the budget ran out: the best dev score by
 then, and the time each arm needed to reach the best score plain TPE found. Prints a markdown table and writes
@@ -57,14 +58,19 @@ def main() -> None:
     parser.add_argument("--seeds", default="1,2,3")
     parser.add_argument("--minutes", type=float, default=4.0)
     parser.add_argument("--corpora", default="wnut,trec")
+    parser.add_argument("--arms", default=",".join(ARMS), help="which arms beside plain TPE, the yardstick")
     parser.add_argument("--out", default="asha.md", help="the table's file under benchmarks/results/")
     options = parser.parse_args()
+    arms = {"tpe", *options.arms.split(",")}
+    if arms - set(ARMS):
+        parser.error(f"--arms: no arm {', '.join(sorted(arms - set(ARMS)))}; the arms are {', '.join(ARMS)}")
     env, budget, rows = environment(), options.minutes * 60, []
     for corpus in options.corpora.split(","):
         file, changes = CORPORA[corpus]
         base = {**yaml.safe_load((HERE / "experiments" / file).read_text()), **changes, "max_evals": MAX_EVALS}
         for seed in (int(s) for s in options.seeds.split(",")):
             names = list(ARMS)[(seed - 1) % 3 :] + list(ARMS)[: (seed - 1) % 3]  # the order a seed's arms run in
+            names = [name for name in names if name in arms]
             timelines = {}
             for name in names:
                 settings = {**base, **ARMS[name], "seed": seed, "time_budget_minutes": options.minutes}
@@ -90,7 +96,7 @@ def main() -> None:
             f"| {corpus} | {seed} | {name} | {best:.4f} | {gain:+.4f} | {count} | {_seconds(reach)} | {_times(ratio)} |"
         )
     for corpus in options.corpora.split(","):
-        for name in ARMS:
+        for name in (name for name in ARMS if name in arms):
             mine = [r for r in rows if r[0] == corpus and r[2] == name]
             gain, ratio = statistics.median(r[4] for r in mine), statistics.median(r[7] for r in mine)
             table.append(f"| {corpus} | median | {name} | | {gain:+.4f} | | | {_times(ratio)} |")
