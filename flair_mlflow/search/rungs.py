@@ -116,8 +116,10 @@ class RungExecutor(SequentialExecutor):
 
     def _drop_checkpoints(self) -> None:
         """Delete what no promotion can need (a running job's is needed); note the most disk the rest held."""
-        held, needed = 0, self.scheduler.awaiting_promotion() if self.in_rungs else set()
-        for number in self.scheduler.bracket_of if self.in_rungs else ():
+        if not self.in_rungs:
+            return
+        held, needed = 0, self.scheduler.awaiting_promotion()
+        for number in self.scheduler.bracket_of:
             folder = self.runner.checkpoint_folder(number)
             if not folder.is_dir():
                 continue

@@ -91,10 +91,13 @@ class SuccessiveHalving:
         Ray Tune's ASHA let the first trials through alike) instead of waiting for ``reduction_factor`` others."""
         return max(1, reported // self.reduction_factor) if reported else 0
 
+    @staticmethod
+    def _ranked(losses: dict[int, float]) -> list[tuple[float, int]]:
+        """A rung's trials best first, ties by trial number, failed ones left out: the order promotions take."""
+        return sorted((loss, n) for n, loss in losses.items() if math.isfinite(loss))
+
     def _promotable(self, bracket: Bracket, rung: int) -> int | None:
-        losses = bracket.losses[rung]
-        top = sorted((loss, n) for n, loss in losses.items() if math.isfinite(loss))
-        top = top[: self.slots(len(losses))]
+        top = self._ranked(bracket.losses[rung])[: self.slots(len(bracket.losses[rung]))]
         return next((n for _, n in top if n not in bracket.promoted[rung]), None)
 
     def awaiting_promotion(self) -> set[int]:
@@ -104,9 +107,8 @@ class SuccessiveHalving:
             most = bracket.arrivals  # the most trials that can ever end this rung, from what has happened so far
             for rung in range(len(bracket.rungs) - 1):
                 losses, promoted = bracket.losses[rung], bracket.promoted[rung]
-                ranked, slots = sorted(loss for loss in losses.values() if math.isfinite(loss)), self.slots(most)
-                cut = -math.inf if not slots else ranked[slots - 1] if slots <= len(ranked) else math.inf
-                rising = {n for n, loss in losses.items() if n not in promoted and math.isfinite(loss) and loss <= cut}
+                # trials ending the rung only push others down _ranked: none outside today's top can ever go on
+                rising = {n for _, n in self._ranked(losses)[: self.slots(most)] if n not in promoted}
                 waiting |= rising
                 most = len(promoted) + len(rising) + max(0, most - len(losses))
         return waiting
