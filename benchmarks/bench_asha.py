@@ -3,11 +3,11 @@
     python benchmarks/bench_asha.py [--seeds 1,2,3] [--minutes 4] [--corpora wnut,trec] [--arms tpe,asha(tpe)]
         [--out asha.md]
 
-Per corpus and seed, the arms (all three, or ``--arms``; plain TPE always) run one after another (their order rotating with the seed), each alone in a
-fresh process (``search_arm.py --timeline``) with ``time_budget_minutes`` and more trials than fit. A result counts
-when a trial trained all of ``max_epochs`` (and was not pruned) before the budget ran out: the best dev score by
-then, and the time each arm needed to reach the best score plain TPE found. Prints a markdown table and writes
-it to ``benchmarks/results/asha.md`` (or ``--out``).
+Per corpus and seed, the arms (all three, or ``--arms``; plain TPE always) run one after another (their order
+rotating with the seed), each alone in a fresh process (``search_arm.py --timeline``) with ``time_budget_minutes``
+and more trials than fit. A result counts when a trial trained all of ``max_epochs`` (and was not pruned) before
+the budget ran out: the best dev score by then, and the time each arm needed to reach the best score plain TPE
+found. Prints a markdown table and writes it to ``benchmarks/results/asha.md`` (or ``--out``).
 """
 
 from __future__ import annotations
@@ -35,6 +35,12 @@ ARMS = {
     "tpe+median": {"pruning": {"warmup_epochs": 2, "startup_trials": 3}},
     "asha(tpe)": {"scheduler": {"type": "asha", "min_epochs": 1, "reduction_factor": 3}},
 }
+
+
+def corpus_settings(corpus: str) -> dict:
+    """``corpus``'s search as an experiment file's settings, without the arm's."""
+    file, changes = CORPORA[corpus]
+    return {**yaml.safe_load((HERE / "experiments" / file).read_text()), **changes}
 
 
 def best_by(timeline: list, seconds: float) -> float:
@@ -66,8 +72,7 @@ def main() -> None:
         parser.error(f"--arms: no arm {', '.join(sorted(arms - set(ARMS)))}; the arms are {', '.join(ARMS)}")
     env, budget, rows = environment(), options.minutes * 60, []
     for corpus in options.corpora.split(","):
-        file, changes = CORPORA[corpus]
-        base = {**yaml.safe_load((HERE / "experiments" / file).read_text()), **changes, "max_evals": MAX_EVALS}
+        base = {**corpus_settings(corpus), "max_evals": MAX_EVALS}
         for seed in (int(s) for s in options.seeds.split(",")):
             names = list(ARMS)[(seed - 1) % 3 :] + list(ARMS)[: (seed - 1) % 3]  # the order a seed's arms run in
             names = [name for name in names if name in arms]

@@ -17,9 +17,8 @@ import tempfile
 from pathlib import Path
 
 import mlflow
-import yaml
-from bench_asha import CORPORA
-from bench_search import HERE, ROOT, environment
+from bench_asha import CORPORA, corpus_settings
+from bench_search import ROOT, environment
 from scipy.stats import spearmanr
 
 
@@ -34,8 +33,7 @@ def main() -> None:
     from flair_mlflow import run_search
     from flair_mlflow.config import ExperimentConfig
 
-    file, changes = CORPORA[options.corpus]
-    settings = {**yaml.safe_load((HERE / "experiments" / file).read_text()), **changes}
+    settings = corpus_settings(options.corpus)
     settings.update(algorithm="rand", max_evals=options.trials, seed=options.seed, experiment="rung-ranks")
     with tempfile.TemporaryDirectory(prefix="rung-ranks-") as folder:
         uri = f"sqlite:///{Path(folder) / 'mlflow.db'}"
